@@ -1,0 +1,321 @@
+//! Block pool with reference counts and content-addressed prefix caching.
+//!
+//! A block is in exactly one of three states:
+//! - **free**: on the free list, no content worth keeping;
+//! - **in use**: `ref_count > 0`, listed in one or more sequences' block tables;
+//! - **cached**: `ref_count == 0` but full and hashed, so a later sequence with
+//!   the same prefix can take it back; kept in LRU order and evicted (oldest
+//!   first) only when the free list is empty.
+//!
+//! A full block's hash covers its parent's hash and its own token ids, so equal
+//! hashes mean equal whole prefixes (vLLM's scheme). Only full blocks are shared,
+//! and a sequence only writes past its shared prefix, so shared blocks are
+//! read-only. The invariant checked by [`BlockManager::check_idle`]: with no live
+//! sequence, every block is free or cached-and-unreferenced.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+
+/// Index of a block in the KV store.
+pub type BlockId = u32;
+
+#[derive(Debug, Clone, Default)]
+struct BlockMeta {
+    ref_count: u32,
+    hash: Option<u64>,
+    last_used: u64,
+}
+
+/// Cache counters, cumulative since start except the gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvStats {
+    pub total_blocks: usize,
+    /// Blocks referenced by at least one live sequence.
+    pub used_blocks: usize,
+    /// Blocks holding a cached prefix nobody references (reclaimable).
+    pub cached_blocks: usize,
+    pub free_blocks: usize,
+    /// Full prompt blocks looked up in the prefix cache.
+    pub prefix_queries: u64,
+    /// Of those, found.
+    pub prefix_hits: u64,
+    pub evictions: u64,
+}
+
+impl KvStats {
+    pub fn hit_rate(&self) -> f64 {
+        if self.prefix_queries == 0 { 0.0 } else { self.prefix_hits as f64 / self.prefix_queries as f64 }
+    }
+    pub fn usage(&self) -> f64 {
+        if self.total_blocks == 0 { 0.0 } else { self.used_blocks as f64 / self.total_blocks as f64 }
+    }
+}
+
+/// Hash of a full block: its parent's hash chained with its token ids.
+///
+/// SipHash with fixed keys (std's `DefaultHasher::new`) is stable within and
+/// across processes of the same build, which routers comparing hashes rely on.
+pub fn block_hash(parent: Option<u64>, tokens: &[u32]) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    parent.hash(&mut h);
+    tokens.hash(&mut h);
+    h.finish()
+}
+
+/// Hashes of every full block of `tokens`, each chained to the previous one.
+pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<u64> {
+    let mut out = Vec::with_capacity(tokens.len() / block_size);
+    let mut parent = None;
+    for chunk in tokens.chunks_exact(block_size) {
+        let h = block_hash(parent, chunk);
+        out.push(h);
+        parent = Some(h);
+    }
+    out
+}
+
+/// Owns block bookkeeping; never touches KV data.
+pub struct BlockManager {
+    block_size: usize,
+    blocks: Vec<BlockMeta>,
+    free: Vec<BlockId>,
+    cached: HashMap<u64, BlockId>,
+    /// Unreferenced cached blocks by (last use, id): the first is evicted first.
+    evictable: BTreeSet<(u64, BlockId)>,
+    tick: u64,
+    prefix_caching: bool,
+    prefix_queries: u64,
+    prefix_hits: u64,
+    evictions: u64,
+}
+
+impl BlockManager {
+    pub fn new(num_blocks: usize, block_size: usize, prefix_caching: bool) -> Self {
+        Self {
+            block_size,
+            blocks: vec![BlockMeta::default(); num_blocks],
+            // Reverse so blocks are handed out from 0 upward.
+            free: (0..num_blocks as BlockId).rev().collect(),
+            cached: HashMap::new(),
+            evictable: BTreeSet::new(),
+            tick: 0,
+            prefix_caching,
+            prefix_queries: 0,
+            prefix_hits: 0,
+            evictions: 0,
+        }
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Blocks that an allocation can obtain right now (free plus evictable).
+    pub fn num_available(&self) -> usize {
+        self.free.len() + self.evictable.len()
+    }
+
+    /// Blocks needed to hold `tokens` tokens.
+    pub fn blocks_for(&self, tokens: usize) -> usize {
+        tokens.div_ceil(self.block_size)
+    }
+
+    fn touch(&mut self) -> u64 {
+        self.tick += 1;
+        self.tick
+    }
+
+    /// Takes a block for new content, evicting the least recently used cached block if needed.
+    pub fn allocate(&mut self) -> Option<BlockId> {
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                let (_, id) = self.evictable.pop_first()?;
+                if let Some(h) = self.blocks[id as usize].hash.take() {
+                    self.cached.remove(&h);
+                }
+                self.evictions += 1;
+                id
+            }
+        };
+        let t = self.touch();
+        let meta = &mut self.blocks[id as usize];
+        debug_assert_eq!(meta.ref_count, 0);
+        meta.ref_count = 1;
+        meta.hash = None;
+        meta.last_used = t;
+        Some(id)
+    }
+
+    /// Takes a reference on every leading block whose hash is cached, stopping at the first miss.
+    pub fn acquire_prefix(&mut self, hashes: &[u64]) -> Vec<BlockId> {
+        if !self.prefix_caching {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for h in hashes {
+            let Some(&id) = self.cached.get(h) else { break };
+            let t = self.touch();
+            let meta = &mut self.blocks[id as usize];
+            if meta.ref_count == 0 {
+                self.evictable.remove(&(meta.last_used, id));
+            }
+            meta.ref_count += 1;
+            meta.last_used = t;
+            out.push(id);
+        }
+        out
+    }
+
+    /// Counts a prefix lookup that led to an admission: `queries` full blocks asked, `hits` found.
+    pub fn record_prefix_lookup(&mut self, queries: usize, hits: usize) {
+        self.prefix_queries += queries as u64;
+        self.prefix_hits += hits as u64;
+    }
+
+    /// Length (in blocks) of the leading run of `hashes` that is cached, without taking it.
+    pub fn cached_prefix_len(&self, hashes: &[u64]) -> usize {
+        if !self.prefix_caching {
+            return 0;
+        }
+        hashes.iter().take_while(|h| self.cached.contains_key(h)).count()
+    }
+
+    /// Records that `id` is full and holds the block with `hash`, so later prefixes can reuse it.
+    /// If another block already holds that content, this one stays private.
+    pub fn register_full(&mut self, id: BlockId, hash: u64) {
+        if !self.prefix_caching || self.blocks[id as usize].hash.is_some() {
+            return;
+        }
+        if let std::collections::hash_map::Entry::Vacant(e) = self.cached.entry(hash) {
+            e.insert(id);
+            self.blocks[id as usize].hash = Some(hash);
+        }
+    }
+
+    /// Drops one reference; an unreferenced block becomes cached (if hashed) or free.
+    pub fn release(&mut self, id: BlockId) {
+        let t = self.touch();
+        let meta = &mut self.blocks[id as usize];
+        assert!(meta.ref_count > 0, "double release of block {id}");
+        meta.ref_count -= 1;
+        if meta.ref_count == 0 {
+            meta.last_used = t;
+            if meta.hash.is_some() {
+                self.evictable.insert((t, id));
+            } else {
+                self.free.push(id);
+            }
+        }
+    }
+
+    /// Releases a whole block table. Blocks are released from the tail so the
+    /// deepest prefix blocks become the first evicted and the shared heads stay longest.
+    pub fn release_all(&mut self, table: &mut Vec<BlockId>) {
+        while let Some(id) = table.pop() {
+            self.release(id);
+        }
+    }
+
+    pub fn stats(&self) -> KvStats {
+        let used = self.blocks.iter().filter(|b| b.ref_count > 0).count();
+        KvStats {
+            total_blocks: self.blocks.len(),
+            used_blocks: used,
+            cached_blocks: self.evictable.len(),
+            free_blocks: self.free.len(),
+            prefix_queries: self.prefix_queries,
+            prefix_hits: self.prefix_hits,
+            evictions: self.evictions,
+        }
+    }
+
+    /// Checks the idle invariant: no block referenced, and every block is either
+    /// on the free list or cached-and-evictable, exactly once.
+    pub fn check_idle(&self) -> Result<(), String> {
+        let mut seen = vec![0u8; self.blocks.len()];
+        for &id in &self.free {
+            seen[id as usize] += 1;
+        }
+        for &(_, id) in &self.evictable {
+            seen[id as usize] += 1;
+        }
+        for (i, b) in self.blocks.iter().enumerate() {
+            if b.ref_count != 0 {
+                return Err(format!("block {i} still has {} references", b.ref_count));
+            }
+            if seen[i] != 1 {
+                return Err(format!("block {i} is listed {} times as free or cached", seen[i]));
+            }
+        }
+        if self.cached.len() != self.evictable.len() {
+            return Err(format!(
+                "{} hashed blocks but {} evictable",
+                self.cached.len(),
+                self.evictable.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_reuse_and_lru_eviction() {
+        let mut m = BlockManager::new(4, 2, true);
+        let toks = [1, 2, 3, 4, 5];
+        let hashes = prefix_hashes(&toks, 2);
+        assert_eq!(hashes.len(), 2);
+        let mut table: Vec<_> = (0..3).map(|_| m.allocate().unwrap()).collect();
+        m.register_full(table[0], hashes[0]);
+        m.register_full(table[1], hashes[1]);
+        m.release_all(&mut table);
+        m.check_idle().unwrap();
+        assert_eq!(m.stats().cached_blocks, 2);
+
+        // Same prefix: both blocks come back.
+        let got = m.acquire_prefix(&hashes);
+        assert_eq!(got.len(), 2);
+        let mut t2 = got;
+        m.release_all(&mut t2);
+
+        // Exhaust free blocks: cached ones are evicted, deepest (released first) first.
+        let a: Vec<_> = (0..3).map(|_| m.allocate().unwrap()).collect();
+        assert_eq!(m.stats().evictions, 1);
+        assert_eq!(m.cached_prefix_len(&hashes), 1, "head block survives the first eviction");
+        assert!(m.allocate().is_some());
+        assert!(m.allocate().is_none());
+        assert_eq!(m.cached_prefix_len(&hashes), 0);
+        let _ = a;
+    }
+
+    #[test]
+    fn hash_chains_parent() {
+        let a = prefix_hashes(&[1, 2, 3, 4], 2);
+        let b = prefix_hashes(&[9, 9, 3, 4], 2);
+        assert_ne!(a[1], b[1], "same tokens after a different prefix must not match");
+        assert_eq!(a, prefix_hashes(&[1, 2, 3, 4, 7], 2));
+    }
+
+    #[test]
+    fn duplicate_content_stays_private() {
+        let mut m = BlockManager::new(2, 2, true);
+        let h = block_hash(None, &[1, 2]);
+        let x = m.allocate().unwrap();
+        let y = m.allocate().unwrap();
+        m.register_full(x, h);
+        m.register_full(y, h);
+        m.release(x);
+        m.release(y);
+        m.check_idle().unwrap();
+        assert_eq!(m.stats().cached_blocks, 1);
+        assert_eq!(m.stats().free_blocks, 1);
+    }
+}

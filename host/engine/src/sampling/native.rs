@@ -1,0 +1,256 @@
+//! The native sampler: OpenAI/vLLM sampling parameters applied in Rust.
+//!
+//! Order, as in vLLM: logit bias, penalties, then greedy argmax or
+//! temperature, top-k, min-p, top-p and a draw from the session's own RNG.
+//! One RNG per sequence seeded from the request makes the output depend only
+//! on the request, never on what else shares the batch.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::{Accept, History, SamplerError, SamplingParams, SequenceSampler};
+
+/// Native implementation of [`SequenceSampler`].
+pub struct NativeSampler {
+    params: SamplingParams,
+    rng: StdRng,
+    /// Occurrences of each token in the output so far.
+    counts: HashMap<u32, u32>,
+    /// Distinct prompt tokens, computed on first use (repetition penalty).
+    prompt_set: Option<Vec<u32>>,
+}
+
+impl NativeSampler {
+    pub fn new(params: SamplingParams) -> Self {
+        let seed = params.seed.unwrap_or_else(rand::random);
+        Self { params, rng: StdRng::seed_from_u64(seed), counts: HashMap::new(), prompt_set: None }
+    }
+
+    fn apply_penalties(&mut self, logits: &mut [f32], history: History<'_>) {
+        let p = &self.params;
+        for (&tok, &bias) in &p.logit_bias {
+            if let Some(l) = logits.get_mut(tok as usize) {
+                *l += bias;
+            }
+        }
+        if p.repetition_penalty != 1.0 {
+            let set = self.prompt_set.get_or_insert_with(|| {
+                let mut v = history.prompt.to_vec();
+                v.sort_unstable();
+                v.dedup();
+                v
+            });
+            let rp = p.repetition_penalty;
+            let penalize = |l: &mut f32| *l = if *l > 0.0 { *l / rp } else { *l * rp };
+            for &t in set.iter() {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    penalize(l);
+                }
+            }
+            for &t in self.counts.keys() {
+                if set.binary_search(&t).is_err()
+                    && let Some(l) = logits.get_mut(t as usize)
+                {
+                    penalize(l);
+                }
+            }
+        }
+        if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
+            for (&t, &c) in &self.counts {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l -= p.presence_penalty + p.frequency_penalty * c as f32;
+                }
+            }
+        }
+    }
+}
+
+/// Index of the largest value; ties go to the lowest index.
+pub fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    let mut bv = f32::NEG_INFINITY;
+    for (i, &v) in row.iter().enumerate() {
+        if v > bv {
+            bv = v;
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Indices of the `k` largest entries, descending (ties by lower id).
+fn top_k_desc(row: &[f32], k: usize) -> Vec<u32> {
+    let mut idx: Vec<u32> = (0..row.len() as u32).collect();
+    let cmp = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
+    if k < idx.len() {
+        idx.select_nth_unstable_by(k - 1, cmp);
+        idx.truncate(k);
+    }
+    idx.sort_unstable_by(cmp);
+    idx
+}
+
+/// Samples from `row` (already divided by temperature) with top-k/min-p/top-p.
+/// `u` is a uniform draw in [0, 1).
+pub fn sample_filtered(row: &[f32], top_k: usize, top_p: f32, min_p: f32, u: f32) -> u32 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return argmax(row);
+    }
+    let weight = |l: f32| (l - max).exp();
+    // min-p keeps tokens whose probability is at least min_p times the best one's,
+    // i.e. whose logit is at least max + ln(min_p).
+    let floor = if min_p > 0.0 { max + min_p.ln() } else { f32::NEG_INFINITY };
+    let k = if top_k == 0 { row.len() } else { top_k.min(row.len()) };
+
+    if top_p >= 1.0 && k == row.len() {
+        // No ordering needed: one pass over the kept tokens.
+        let total: f32 = row.iter().filter(|&&l| l >= floor).map(|&l| weight(l)).sum();
+        let mut target = u * total;
+        let mut last = 0;
+        for (i, &l) in row.iter().enumerate() {
+            if l < floor {
+                continue;
+            }
+            last = i;
+            target -= weight(l);
+            if target < 0.0 {
+                return i as u32;
+            }
+        }
+        return last as u32;
+    }
+
+    // Sorted candidates are needed; grow the window until it covers top_p of the mass.
+    let total_all: f32 = row.iter().filter(|&&l| l >= floor).map(|&l| weight(l)).sum();
+    let mut window = 64.min(k);
+    let cands = loop {
+        let c = top_k_desc(row, window);
+        let mass: f32 = c.iter().map(|&i| row[i as usize]).filter(|&l| l >= floor).map(weight).sum();
+        // The kept set is the top-k (or all) tokens; top-p applies within it.
+        let kept_total = if k == row.len() { total_all } else { f32::INFINITY };
+        if window >= k || mass >= top_p * kept_total {
+            break c;
+        }
+        window = (window * 8).min(k);
+    };
+    let kept: Vec<(u32, f32)> = cands
+        .into_iter()
+        .map(|i| (i, row[i as usize]))
+        .filter(|&(_, l)| l >= floor)
+        .map(|(i, l)| (i, weight(l)))
+        .collect();
+    let kept_total: f32 = if k == row.len() { total_all } else { kept.iter().map(|x| x.1).sum() };
+    // Smallest prefix whose mass reaches top_p of the kept mass (always at least one token).
+    let mut cum = 0.0;
+    let mut cut = kept.len();
+    for (n, &(_, w)) in kept.iter().enumerate() {
+        cum += w;
+        if cum >= top_p * kept_total {
+            cut = n + 1;
+            break;
+        }
+    }
+    let kept = &kept[..cut.max(1)];
+    let mass: f32 = kept.iter().map(|x| x.1).sum();
+    let mut target = u * mass;
+    for &(i, w) in kept {
+        target -= w;
+        if target < 0.0 {
+            return i;
+        }
+    }
+    kept[kept.len() - 1].0
+}
+
+impl SequenceSampler for NativeSampler {
+    fn sample(&mut self, logits: &mut [f32], history: History<'_>) -> Result<u32, SamplerError> {
+        self.apply_penalties(logits, history);
+        let p = &self.params;
+        if p.temperature < 1e-5 {
+            return Ok(argmax(logits));
+        }
+        let inv_t = 1.0 / p.temperature;
+        if inv_t != 1.0 {
+            logits.iter_mut().for_each(|l| *l *= inv_t);
+        }
+        let u: f32 = self.rng.random();
+        Ok(sample_filtered(logits, p.top_k, p.top_p, p.min_p, u))
+    }
+
+    fn accept(&mut self, token: u32) -> Result<Accept, SamplerError> {
+        *self.counts.entry(token).or_default() += 1;
+        Ok(Accept::Continue)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hist<'a>(p: &'a [u32], o: &'a [u32]) -> History<'a> {
+        History { prompt: p, output: o }
+    }
+
+    #[test]
+    fn greedy_is_argmax_with_bias() {
+        let mut s = NativeSampler::new(SamplingParams {
+            logit_bias: [(2, 10.0)].into_iter().collect(),
+            ..SamplingParams::greedy()
+        });
+        let mut l = vec![1.0, 5.0, 0.0, 2.0];
+        assert_eq!(s.sample(&mut l, hist(&[], &[])).unwrap(), 2);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_min_p_filters() {
+        let row = [0.1, 3.0, 2.9, -1.0];
+        for u in [0.0, 0.5, 0.999] {
+            assert_eq!(sample_filtered(&row, 1, 1.0, 0.0, u), 1);
+            // min_p 0.99 keeps only tokens within ln(0.99) of the max.
+            assert_eq!(sample_filtered(&row, 0, 1.0, 0.99, u), 1);
+        }
+        // top_p small keeps only the best token.
+        assert_eq!(sample_filtered(&row, 0, 0.01, 0.0, 0.99), 1);
+    }
+
+    #[test]
+    fn same_seed_same_tokens() {
+        let row: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 / 30.0).collect();
+        let run = |seed| {
+            let mut s = NativeSampler::new(SamplingParams { seed: Some(seed), top_p: 0.9, ..Default::default() });
+            (0..20)
+                .map(|_| {
+                    let t = s.sample(&mut row.clone(), hist(&[], &[])).unwrap();
+                    s.accept(t).unwrap();
+                    t
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn penalties_push_down_repeats() {
+        let mut s = NativeSampler::new(SamplingParams {
+            frequency_penalty: 2.0,
+            ..SamplingParams::greedy()
+        });
+        s.accept(0).unwrap();
+        s.accept(0).unwrap();
+        let mut l = vec![3.0, 0.5];
+        assert_eq!(s.sample(&mut l, hist(&[], &[0, 0])).unwrap(), 1);
+    }
+
+    #[test]
+    fn sampling_distribution_follows_probabilities() {
+        // p = softmax([ln 3, 0]) = [0.75, 0.25]
+        let row = [3f32.ln(), 0.0];
+        let n = 4000;
+        let hits = (0..n).filter(|i| sample_filtered(&row, 0, 1.0, 0.0, (*i as f32 + 0.5) / n as f32) == 0).count();
+        assert!((hits as f32 / n as f32 - 0.75).abs() < 0.01, "{hits}");
+    }
+}

@@ -62,6 +62,7 @@ pub struct ModelInfo {
 
 enum Command {
     Add { id: u64, req: Request, tx: tokio::sync::mpsc::UnboundedSender<Event> },
+    CheckIdle(mpsc::Sender<std::result::Result<(), String>>),
 }
 
 /// The stream of events of one request. Dropping it cancels the request.
@@ -183,6 +184,14 @@ impl EngineHandle {
         }
         req.params.validate().map_err(EngineError::InvalidRequest)?;
         Ok(())
+    }
+
+    /// Asks the engine thread to verify the KV invariant that holds when no
+    /// request is live: every block is free or cached-and-unreferenced.
+    pub fn check_idle(&self) -> std::result::Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.tx.send(Command::CheckIdle(tx)).map_err(|_| "engine is shut down".to_string())?;
+        rx.recv().map_err(|_| "engine is shut down".to_string())?
     }
 
     /// Queues a request and returns its event stream.

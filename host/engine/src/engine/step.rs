@@ -91,6 +91,15 @@ impl StepLoop {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Add { id, req, tx } => self.add(id, req, tx),
+            Command::CheckIdle(reply) => {
+                let live = self.live.len();
+                let r = if live > 0 {
+                    Err(format!("{live} sequences are live"))
+                } else {
+                    self.sched.block_manager().check_idle()
+                };
+                let _ = reply.send(r);
+            }
         }
     }
 

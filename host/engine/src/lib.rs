@@ -21,6 +21,6 @@ pub use engine::{Engine, EngineConfig, EngineHandle, EngineMetrics, Event, Finis
 pub use error::EngineError;
 pub use kv::KvCapacity;
 pub use model::fetch::{DefaultModel, ensure_default_model};
-pub use model::{LoadedModel, Quantize, TokenizerSpec};
+pub use model::{LoadOptions, LoadedModel, Quantize, TokenizerSpec};
 pub use sampling::SamplingParams;
 pub use scheduler::SchedulerConfig;

@@ -58,6 +58,8 @@ pub struct ModelInfo {
     pub block_size: usize,
     /// Bytes of the projection weights streamed each step.
     pub weight_bytes: usize,
+    /// Bytes of dense f32 copies kept for batched steps.
+    pub dense_bytes: usize,
 }
 
 enum Command {
@@ -132,6 +134,7 @@ impl Engine {
             num_blocks,
             block_size: cfg.block_size,
             weight_bytes: llama.weights().matmul_bytes(),
+            dense_bytes: llama.weights().dense_bytes(),
         });
         let kv = KvStore::new(mc.num_layers, num_blocks, cfg.block_size, mc.kv_dim());
         let blocks = BlockManager::new(num_blocks, cfg.block_size, cfg.prefix_caching);

@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use super::batch::ForwardBatch;
+use super::kernels::dot;
 
 /// Shapes the kernel needs.
 #[derive(Debug, Clone, Copy)]
@@ -17,23 +18,6 @@ pub struct AttnShape {
     pub num_kv_heads: usize,
     pub head_dim: usize,
     pub block_size: usize,
-}
-
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let mut s: f32 = acc.iter().sum();
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
-    }
-    s
 }
 
 #[inline]

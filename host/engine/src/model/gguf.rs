@@ -14,7 +14,7 @@ use candle_core::quantized::QTensor;
 use candle_core::Device;
 
 use super::config::LlamaConfig;
-use super::linear::{Linear, Quantize};
+use super::linear::{Linear, LoadOptions};
 use super::llama::{LayerWeights, LlamaWeights};
 use super::tokenizer_spec::{GgufTokenizer, TokenizerSpec};
 use super::LoadedModel;
@@ -22,7 +22,7 @@ use crate::error::{EngineError, Result};
 
 const SUPPORTED: &[&str] = &["llama", "qwen2", "smollm"];
 
-pub(super) fn load(path: &Path, quantize: Quantize) -> Result<LoadedModel> {
+pub(super) fn load(path: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     let file = File::open(path).map_err(|e| EngineError::load(path, e))?;
     let file_len = file.metadata().map_err(|e| EngineError::load(path, e))?.len();
     let mut reader = BufReader::new(file);
@@ -85,7 +85,7 @@ pub(super) fn load(path: &Path, quantize: Quantize) -> Result<LoadedModel> {
     };
     cfg.validate().map_err(|e| EngineError::load(path, e))?;
 
-    let mut loader = TensorLoader { content: &content, reader: &mut reader, path, quantize };
+    let mut loader = TensorLoader { content: &content, reader: &mut reader, path, opts };
     let weights = build_weights(&cfg, &mut loader)?;
     let tokenizer = gguf_tokenizer(md);
     let chat_template = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
@@ -114,7 +114,7 @@ struct TensorLoader<'a, R> {
     content: &'a Content,
     reader: &'a mut R,
     path: &'a Path,
-    quantize: Quantize,
+    opts: LoadOptions,
 }
 
 impl<R: std::io::Read + std::io::Seek> TensorLoader<'_, R> {
@@ -144,7 +144,7 @@ impl<R: std::io::Read + std::io::Seek> TensorLoader<'_, R> {
         } else {
             None
         };
-        Linear::from_qtensor(q, self.quantize)?.with_bias(bias)
+        Linear::from_qtensor(q, self.opts)?.with_bias(bias)
     }
 
     fn vector(&mut self, name: &str, len: usize) -> Result<candle_core::Tensor> {
@@ -163,7 +163,7 @@ fn build_weights<R: std::io::Read + std::io::Seek>(
     let lm_head = if l.has("output.weight") {
         l.linear("output", cfg.vocab_size, h)?
     } else {
-        Linear::from_qtensor(embd_q, l.quantize)?
+        Linear::from_qtensor(embd_q, l.opts)?
     };
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {

@@ -11,7 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use super::config::LlamaConfig;
-use super::linear::{Linear, Quantize};
+use super::linear::{Linear, LoadOptions};
 use super::llama::{LayerWeights, LlamaWeights};
 use super::tokenizer_spec::TokenizerSpec;
 use super::LoadedModel;
@@ -51,7 +51,7 @@ fn default_ctx() -> usize {
     4096
 }
 
-pub(super) fn load(dir: &Path, quantize: Quantize) -> Result<LoadedModel> {
+pub(super) fn load(dir: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     let cfg_path = dir.join("config.json");
     let text = std::fs::read_to_string(&cfg_path).map_err(|e| EngineError::load(&cfg_path, e))?;
     let hf: HfConfig = serde_json::from_str(&text).map_err(|e| EngineError::load(&cfg_path, e))?;
@@ -92,7 +92,7 @@ pub(super) fn load(dir: &Path, quantize: Quantize) -> Result<LoadedModel> {
             .map_err(|e| EngineError::load(f, format!("not a readable safetensors file: {e}")))?;
         tensors.extend(t);
     }
-    let mut st = Store { tensors, dir, quantize };
+    let mut st = Store { tensors, dir, opts };
     let weights = build_weights(&cfg, hf.tie_word_embeddings, &mut st)?;
 
     let tokenizer = std::fs::read_to_string(dir.join("tokenizer.json"))
@@ -123,7 +123,7 @@ pub(super) fn load(dir: &Path, quantize: Quantize) -> Result<LoadedModel> {
 struct Store<'a> {
     tensors: HashMap<String, Tensor>,
     dir: &'a Path,
-    quantize: Quantize,
+    opts: LoadOptions,
 }
 
 impl Store<'_> {
@@ -146,7 +146,7 @@ impl Store<'_> {
         let bias_name = format!("{name}.bias");
         let bias =
             if self.tensors.contains_key(&bias_name) { Some(self.take(&bias_name, &[out])?) } else { None };
-        Linear::from_dense(w, self.quantize)?.with_bias(bias)
+        Linear::from_dense(w, self.opts)?.with_bias(bias)
     }
 }
 
@@ -156,7 +156,7 @@ fn build_weights(cfg: &LlamaConfig, tied: bool, st: &mut Store<'_>) -> Result<Ll
     let lm_head = if !tied && st.tensors.contains_key("lm_head.weight") {
         st.linear("lm_head", cfg.vocab_size, h)?
     } else {
-        Linear::from_dense(embed.clone(), st.quantize)?
+        Linear::from_dense(embed.clone(), st.opts)?
     };
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {

@@ -56,6 +56,21 @@ impl LlamaWeights {
             .sum();
         layer + self.lm_head.weight_bytes()
     }
+
+    /// Bytes of the dense f32 batch copies kept beside quantized weights.
+    pub fn dense_bytes(&self) -> usize {
+        let layer: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
+                    .iter()
+                    .map(|w| w.dense_bytes())
+                    .sum::<usize>()
+            })
+            .sum();
+        layer + self.lm_head.dense_bytes()
+    }
 }
 
 /// A ready-to-run model: config, weights and RoPE tables.

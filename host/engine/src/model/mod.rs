@@ -11,6 +11,7 @@ pub mod config;
 pub mod fetch;
 mod gguf;
 mod hf;
+pub mod kernels;
 pub mod linear;
 pub mod llama;
 pub mod rope;
@@ -20,7 +21,7 @@ use std::path::Path;
 
 pub use batch::ForwardBatch;
 pub use config::LlamaConfig;
-pub use linear::Quantize;
+pub use linear::{LoadOptions, Quantize};
 pub use llama::{LlamaModel, LlamaWeights};
 pub use tokenizer_spec::{GgufTokenizer, TokenizerSpec};
 
@@ -51,11 +52,11 @@ impl std::fmt::Debug for LoadedModel {
 }
 
 /// Loads a GGUF file or a Hugging Face directory.
-pub fn load(path: &Path, quantize: Quantize) -> Result<LoadedModel> {
+pub fn load(path: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     if path.is_dir() {
-        hf::load(path, quantize)
+        hf::load(path, opts)
     } else if path.exists() {
-        gguf::load(path, quantize)
+        gguf::load(path, opts)
     } else {
         Err(EngineError::load(path, "no such file or directory"))
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use weft_engine::{EngineConfig, EngineHandle, Event, FinishReason, LoadedModel, Quantize, Request, TokenizerSpec, Usage};
+use weft_engine::{EngineConfig, EngineHandle, Event, FinishReason, LoadedModel, Request, TokenizerSpec, Usage};
 
 /// The cached default model, fetched by the same code `weft serve` uses.
 pub fn default_model() -> PathBuf {
@@ -16,7 +16,7 @@ pub fn default_model() -> PathBuf {
 }
 
 pub fn load_default() -> LoadedModel {
-    weft_engine::model::load(&default_model(), Quantize::None).expect("default model loads")
+    weft_engine::model::load(&default_model(), weft_engine::LoadOptions::default()).expect("default model loads")
 }
 
 /// Token ids of whitespace-separated words, looked up in the GGUF vocabulary

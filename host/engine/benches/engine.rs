@@ -1,0 +1,200 @@
+//! `cargo bench -p weft-engine --bench engine [-- --json] [--quick]`
+//!
+//! Engine throughput on the default model, with candle-transformers'
+//! `quantized_llama` at batch 1 on the same GGUF as the baseline, measured in
+//! the same process. Prints figures; asserts nothing.
+
+use std::io::Seek;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use candle_transformers::models::quantized_llama::ModelWeights;
+use serde_json::json;
+use weft_engine::{
+    Engine, EngineConfig, EngineHandle, Event, KvCapacity, Quantize, Request, SamplingParams, SchedulerConfig,
+};
+
+fn prompt(n: usize, seed: u32) -> Vec<u32> {
+    (0..n as u32).map(|i| 1000 + (i.wrapping_mul(7919).wrapping_add(seed * 104_729)) % 30_000).collect()
+}
+
+fn req(p: Vec<u32>, max_tokens: usize) -> Request {
+    let mut r = Request::new(p, max_tokens).with_params(SamplingParams::greedy());
+    r.ignore_eos = true;
+    r
+}
+
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok()))
+        .map(|pages| pages * 4096)
+        .unwrap_or(0)
+}
+
+/// Time to first token and prefill rate for one prompt of `n` tokens.
+fn prefill(h: &EngineHandle, n: usize) -> (f64, f64) {
+    let t0 = Instant::now();
+    let mut s = h.submit(req(prompt(n, 99), 1)).unwrap();
+    while let Some(ev) = s.blocking_next() {
+        if matches!(ev, Event::Token { .. }) {
+            break;
+        }
+    }
+    let ttft = t0.elapsed().as_secs_f64();
+    (ttft, n as f64 / ttft)
+}
+
+struct Decode {
+    tokens_per_sec: f64,
+    ttft_p50: f64,
+    peak_blocks: usize,
+}
+
+/// `c` concurrent greedy requests with 32-token prompts; decode rate measured
+/// from the moment every request has its first token.
+fn decode(h: &EngineHandle, c: usize, n_gen: usize) -> Decode {
+    let t0 = Instant::now();
+    let streams: Vec<_> = (0..c).map(|i| h.submit(req(prompt(32, i as u32), n_gen)).unwrap()).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut times = Vec::new();
+                while let Some(ev) = s.blocking_next() {
+                    match ev {
+                        Event::Token { .. } => times.push(Instant::now()),
+                        _ => break,
+                    }
+                }
+                tx.send(times).unwrap();
+            })
+        })
+        .collect();
+    drop(tx);
+    let mut peak = 0;
+    let mut all = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(t) => all.push(t),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+        peak = peak.max(h.metrics().kv.used_blocks);
+    }
+    for j in handles {
+        j.join().unwrap();
+    }
+    let start = all.iter().map(|t| t[0]).max().unwrap();
+    let end = all.iter().map(|t| *t.last().unwrap()).max().unwrap();
+    let after: usize = all.iter().map(|t| t.iter().filter(|&&x| x > start).count()).sum();
+    let mut ttfts: Vec<f64> = all.iter().map(|t| (t[0] - t0).as_secs_f64()).collect();
+    ttfts.sort_by(f64::total_cmp);
+    Decode {
+        tokens_per_sec: after as f64 / (end - start).as_secs_f64(),
+        ttft_p50: ttfts[ttfts.len() / 2],
+        peak_blocks: peak,
+    }
+}
+
+fn candle_baseline(path: &std::path::Path, n_gen: usize) -> f64 {
+    let mut f = std::fs::File::open(path).unwrap();
+    let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
+    f.rewind().unwrap();
+    let mut m = ModelWeights::from_gguf(ct, &mut f, &Device::Cpu).unwrap();
+    let p = prompt(32, 0);
+    let x = Tensor::new(p.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let logits = m.forward(&x, 0).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+    let mut tok = weft_engine::sampling::native::argmax(&logits);
+    let mut pos = p.len();
+    let t0 = Instant::now();
+    for _ in 0..n_gen {
+        let x = Tensor::new(&[tok], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+        let logits = m.forward(&x, pos).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+        tok = weft_engine::sampling::native::argmax(&logits);
+        pos += 1;
+    }
+    n_gen as f64 / t0.elapsed().as_secs_f64()
+}
+
+fn engine(path: &std::path::Path, q: Quantize) -> EngineHandle {
+    let model = weft_engine::model::load(path, weft_engine::LoadOptions::quantized(q)).unwrap();
+    Engine::start(
+        model,
+        EngineConfig {
+            kv_capacity: KvCapacity::Bytes(1 << 30),
+            scheduler: SchedulerConfig { max_batched_tokens: 512, max_num_seqs: 64, watermark_blocks: 1 },
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let as_json = args.iter().any(|a| a == "--json");
+    let quick = args.iter().any(|a| a == "--quick");
+    let n_gen = if quick { 32 } else { 128 };
+    let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
+
+    let mut report = serde_json::Map::new();
+    let baseline = candle_baseline(&path, n_gen);
+    report.insert("candle_quantized_llama_batch1_decode_tok_s".into(), json!(baseline));
+
+    for (label, q) in [("q4_1", Quantize::None), ("q8_0", Quantize::Q8_0)] {
+        let h = engine(&path, q);
+        let mut r = serde_json::Map::new();
+        r.insert("weight_bytes".into(), json!(h.model().weight_bytes));
+        let _ = prefill(&h, 64); // warm up
+        let (ttft, rate) = prefill(&h, 512);
+        r.insert("prefill_512_tok_s".into(), json!(rate));
+        r.insert("ttft_512_s".into(), json!(ttft));
+        for c in [1, 8, 32] {
+            let d = decode(&h, c, n_gen);
+            r.insert(format!("decode_c{c}_tok_s"), json!(d.tokens_per_sec));
+            r.insert(format!("decode_c{c}_ttft_p50_s"), json!(d.ttft_p50));
+            r.insert(format!("decode_c{c}_peak_kv_blocks"), json!(d.peak_blocks));
+        }
+        let c1 = r["decode_c1_tok_s"].as_f64().unwrap();
+        let c32 = r["decode_c32_tok_s"].as_f64().unwrap();
+        r.insert("c32_over_c1".into(), json!(c32 / c1));
+        r.insert("c1_over_candle".into(), json!(c1 / baseline));
+        if label == "q4_1" {
+            // Memory over 1000+ steps: RSS before and after a long run.
+            let before = rss_bytes();
+            let steps0 = h.metrics().steps;
+            let _ = decode(&h, 4, if quick { 300 } else { 1000 });
+            r.insert("steps_in_memory_run".into(), json!(h.metrics().steps - steps0));
+            r.insert("rss_growth_bytes_over_run".into(), json!(rss_bytes() as i64 - before as i64));
+        }
+        h.check_idle().unwrap();
+        report.insert(label.into(), serde_json::Value::Object(r));
+    }
+
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        return;
+    }
+    println!("weft bench engine  (default model, greedy, 32-token prompts, {n_gen} generated tokens)");
+    println!("  candle quantized_llama batch-1 decode: {baseline:8.1} tok/s");
+    for label in ["q4_1", "q8_0"] {
+        let r = report[label].as_object().unwrap();
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        println!("  [{label}] weights {:.1} MB", f("weight_bytes") / 1e6);
+        println!("    prefill 512 tokens: {:8.1} tok/s  (TTFT {:.3} s)", f("prefill_512_tok_s"), f("ttft_512_s"));
+        for c in [1, 8, 32] {
+            println!(
+                "    decode c={c:<2}: {:8.1} tok/s   TTFT p50 {:.3} s   peak KV blocks {}",
+                f(&format!("decode_c{c}_tok_s")),
+                f(&format!("decode_c{c}_ttft_p50_s")),
+                f(&format!("decode_c{c}_peak_kv_blocks"))
+            );
+        }
+        println!("    c32/c1 = {:.2}x   c1/candle = {:.2}x", f("c32_over_c1"), f("c1_over_candle"));
+        if let Some(g) = r.get("rss_growth_bytes_over_run") {
+            println!("    RSS growth over {} steps: {} KB", r["steps_in_memory_run"], g.as_i64().unwrap() / 1024);
+        }
+    }
+}

@@ -168,19 +168,19 @@ fn build_weights<R: std::io::Read + std::io::Seek>(
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
         let p = format!("blk.{i}");
-        layers.push(LayerWeights {
-            attn_norm: l.vector(&format!("{p}.attn_norm.weight"), h)?,
-            q: l.linear(&format!("{p}.attn_q"), q_dim, h)?,
-            k: l.linear(&format!("{p}.attn_k"), kv, h)?,
-            v: l.linear(&format!("{p}.attn_v"), kv, h)?,
-            o: l.linear(&format!("{p}.attn_output"), h, q_dim)?,
-            ffn_norm: l.vector(&format!("{p}.ffn_norm.weight"), h)?,
-            gate: l.linear(&format!("{p}.ffn_gate"), cfg.intermediate_size, h)?,
-            up: l.linear(&format!("{p}.ffn_up"), cfg.intermediate_size, h)?,
-            down: l.linear(&format!("{p}.ffn_down"), h, cfg.intermediate_size)?,
-        });
+        layers.push(LayerWeights::new(
+            &l.vector(&format!("{p}.attn_norm.weight"), h)?,
+            l.linear(&format!("{p}.attn_q"), q_dim, h)?,
+            l.linear(&format!("{p}.attn_k"), kv, h)?,
+            l.linear(&format!("{p}.attn_v"), kv, h)?,
+            l.linear(&format!("{p}.attn_output"), h, q_dim)?,
+            &l.vector(&format!("{p}.ffn_norm.weight"), h)?,
+            l.linear(&format!("{p}.ffn_gate"), cfg.intermediate_size, h)?,
+            l.linear(&format!("{p}.ffn_up"), cfg.intermediate_size, h)?,
+            l.linear(&format!("{p}.ffn_down"), h, cfg.intermediate_size)?,
+        )?);
     }
-    Ok(LlamaWeights { embed, layers, norm: l.vector("output_norm.weight", h)?, lm_head })
+    LlamaWeights::new(&embed, layers, &l.vector("output_norm.weight", h)?, lm_head)
 }
 
 fn gguf_tokenizer(md: &HashMap<String, Value>) -> Option<TokenizerSpec> {

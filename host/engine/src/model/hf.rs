@@ -161,17 +161,18 @@ fn build_weights(cfg: &LlamaConfig, tied: bool, st: &mut Store<'_>) -> Result<Ll
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
         let p = format!("model.layers.{i}");
-        layers.push(LayerWeights {
-            attn_norm: st.take(&format!("{p}.input_layernorm.weight"), &[h])?,
-            q: st.linear(&format!("{p}.self_attn.q_proj"), q_dim, h)?,
-            k: st.linear(&format!("{p}.self_attn.k_proj"), kv, h)?,
-            v: st.linear(&format!("{p}.self_attn.v_proj"), kv, h)?,
-            o: st.linear(&format!("{p}.self_attn.o_proj"), h, q_dim)?,
-            ffn_norm: st.take(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
-            gate: st.linear(&format!("{p}.mlp.gate_proj"), cfg.intermediate_size, h)?,
-            up: st.linear(&format!("{p}.mlp.up_proj"), cfg.intermediate_size, h)?,
-            down: st.linear(&format!("{p}.mlp.down_proj"), h, cfg.intermediate_size)?,
-        });
+        layers.push(LayerWeights::new(
+            &st.take(&format!("{p}.input_layernorm.weight"), &[h])?,
+            st.linear(&format!("{p}.self_attn.q_proj"), q_dim, h)?,
+            st.linear(&format!("{p}.self_attn.k_proj"), kv, h)?,
+            st.linear(&format!("{p}.self_attn.v_proj"), kv, h)?,
+            st.linear(&format!("{p}.self_attn.o_proj"), h, q_dim)?,
+            &st.take(&format!("{p}.post_attention_layernorm.weight"), &[h])?,
+            st.linear(&format!("{p}.mlp.gate_proj"), cfg.intermediate_size, h)?,
+            st.linear(&format!("{p}.mlp.up_proj"), cfg.intermediate_size, h)?,
+            st.linear(&format!("{p}.mlp.down_proj"), h, cfg.intermediate_size)?,
+        )?);
     }
-    Ok(LlamaWeights { embed, layers, norm: st.take("model.norm.weight", &[h])?, lm_head })
+    let norm = st.take("model.norm.weight", &[h])?;
+    LlamaWeights::new(&embed, layers, &norm, lm_head)
 }

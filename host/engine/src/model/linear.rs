@@ -1,22 +1,21 @@
-//! A projection `y = x W^T (+ b)` whose weight is either quantized (GGUF block
-//! formats, or INT8 produced at load) or dense f32.
+//! A projection `y = x W^T (+ b)` over row-major f32 slices, whose weight runs
+//! on the fastest kernel its format allows.
 //!
-//! Quantization at load happens here so every loader offers it the same way:
-//! `Quantize::Q8_0` turns dense f32/f16/bf16 weights into Q8_0 blocks and
-//! re-quantizes GGUF tensors of other formats.
+//! - Q4_0, Q4_1 and Q8_0 (and anything under `quantize = "q8_0"`) are repacked
+//!   losslessly for our tiled int8 GEMM ([`super::kernels::q8gemm`]).
+//! - Other formats (K-quants, dense f32) use candle's matmul. candle's quantized
+//!   CPU matmul is one GEMV per row and does not speed up with batch size, so a
+//!   quantized weight may also keep a dense f32 copy ([`LoadOptions::dense_batch`])
+//!   used for steps with many rows (`examples/mm_probe.rs` measures the crossover).
 //!
-//! candle's quantized CPU matmul is a GEMV per row: it runs at the same
-//! ~20-50 GFLOP/s whatever the number of rows, while f32 GEMM reaches
-//! 100-170 GFLOP/s on batches (see `examples/mm_probe.rs`). So a quantized
-//! weight may also keep a dense f32 copy ([`LoadOptions::dense_batch`]): steps
-//! with at least [`DENSE_MIN_ROWS`] rows (prefill chunks, wide decode batches)
-//! use it, single-sequence decode keeps streaming the compact blocks.
+//! Projections that read the same input (Q/K/V, gate/up) are fused with
+//! [`Linear::concat`] so a step quantizes the input once and runs one GEMM.
 
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
-use candle_core::{Module, Tensor};
+use candle_core::{Device, Module, Tensor};
 use std::sync::Arc;
 
-use super::kernels::q8gemm::Q8Weights;
+use super::kernels::q8gemm::{self, Q8Weights};
 use crate::error::{EngineError, Result};
 
 /// Post-training weight quantization applied while loading.
@@ -25,7 +24,7 @@ pub enum Quantize {
     /// Keep weights in the format they were stored in.
     #[default]
     None,
-    /// INT8 blocks of 32 with one f16 scale (GGML Q8_0).
+    /// INT8 blocks of 32 with one scale (GGML Q8_0).
     Q8_0,
 }
 
@@ -46,8 +45,8 @@ impl std::str::FromStr for Quantize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
     pub quantize: Quantize,
-    /// Keep a dense f32 copy of quantized weights for batched steps (faster
-    /// prefill and wide decode, at 4 bytes per parameter of extra memory).
+    /// For formats our int8 kernel cannot take (K-quants), keep a dense f32 copy
+    /// for batched steps: faster prefill, at 4 bytes per parameter.
     pub dense_batch: bool,
 }
 
@@ -63,9 +62,7 @@ impl LoadOptions {
     }
 }
 
-/// Rows from which the dense copy beats candle's quantized kernel, by format
-/// (measured with `examples/mm_probe.rs`: f32 GEMM passes Q4_1 GEMV at ~4 rows
-/// and Q8_0 at ~16).
+/// Rows from which f32 GEMM beats candle's quantized GEMV-per-row, by format.
 fn dense_min_rows(dtype: GgmlDType) -> usize {
     match dtype {
         GgmlDType::Q8_0 | GgmlDType::Q8_1 => 16,
@@ -74,129 +71,169 @@ fn dense_min_rows(dtype: GgmlDType) -> usize {
     }
 }
 
-/// The kernel a weight runs on.
 #[derive(Debug, Clone)]
 enum Kernel {
-    /// Our tiled int8 GEMM (Q4_0, Q4_1, Q8_0 repacked losslessly; f32 quantized on request).
     Int8(Q8Weights),
-    /// candle's matmul: dense f32, or quantized formats our kernel does not take (K-quants).
-    Candle(QMatMul),
+    Candle { w: QMatMul, dense: Option<Tensor>, dense_min_rows: usize },
+    /// Parts that could not be merged into one matrix, run one after the other.
+    Concat(Vec<Linear>),
 }
 
 /// One weight matrix plus optional bias.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Kernel,
-    /// Dense f32 copy stored transposed (`[in, out]`, contiguous) so GEMM reads it row-major.
-    dense: Option<Tensor>,
-    dense_min_rows: usize,
-    bias: Option<Tensor>,
-    bytes: usize,
+    kernel: Kernel,
+    bias: Option<Vec<f32>>,
+    in_features: usize,
     out_features: usize,
+    bytes: usize,
 }
 
 impl Linear {
     /// From a GGUF tensor, optionally re-quantized.
     pub fn from_qtensor(q: QTensor, opts: LoadOptions) -> Result<Self> {
-        let out_features = q.shape().dims()[0];
+        let (out_features, in_features) = q.shape().dims2()?;
         let q = match opts.quantize {
-            Quantize::Q8_0 if q.dtype() != GgmlDType::Q8_0 && q.shape().dims()[1] % 32 == 0 => {
-                let dense = q.dequantize(&candle_core::Device::Cpu)?;
-                QTensor::quantize(&dense, GgmlDType::Q8_0)?
+            Quantize::Q8_0 if !matches!(q.dtype(), GgmlDType::Q8_0 | GgmlDType::Q4_0 | GgmlDType::Q4_1)
+                && in_features % 32 == 0 =>
+            {
+                QTensor::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
             }
             _ => q,
         };
-        let q_dtype = q.dtype();
         if let Some(w) = Q8Weights::from_qtensor(&q) {
-            return Ok(Self {
-                bytes: w.bytes(),
-                weight: Kernel::Int8(w),
+            return Ok(Self::int8(w));
+        }
+        let dtype = q.dtype();
+        let bytes = match dtype {
+            GgmlDType::F16 | GgmlDType::BF16 => out_features * in_features * 4,
+            _ => q.storage_size_in_bytes(),
+        };
+        let kernel = match dtype {
+            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => Kernel::Candle {
+                w: QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
                 dense: None,
                 dense_min_rows: usize::MAX,
-                bias: None,
-                out_features,
-            });
-        }
-        let bytes = q.storage_size_in_bytes();
-        let (weight, dense) = match q.dtype() {
-            // candle dequantizes float formats to a dense f32 matmul.
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 => {
-                (Kernel::Candle(QMatMul::Tensor(q.dequantize(&candle_core::Device::Cpu)?)), None)
-            }
+            },
             _ => {
-                let dense = if opts.dense_batch {
-                    Some(q.dequantize(&candle_core::Device::Cpu)?.t()?.contiguous()?)
-                } else {
-                    None
-                };
-                (Kernel::Candle(QMatMul::from_arc(Arc::new(q))?), dense)
+                let dense = if opts.dense_batch { Some(q.dequantize(&Device::Cpu)?.t()?.contiguous()?) } else { None };
+                Kernel::Candle { w: QMatMul::from_arc(Arc::new(q))?, dense, dense_min_rows: dense_min_rows(dtype) }
             }
         };
-        let dense_min_rows = dense_min_rows(q_dtype);
-        Ok(Self { weight, dense, dense_min_rows, bias: None, bytes, out_features })
+        Ok(Self { kernel, bias: None, in_features, out_features, bytes })
     }
 
     /// From a dense `[out, in]` tensor of any float dtype.
     pub fn from_dense(w: Tensor, opts: LoadOptions) -> Result<Self> {
         let w = w.to_dtype(candle_core::DType::F32)?;
         let (out_features, in_features) = w.dims2()?;
-        match opts.quantize {
-            Quantize::Q8_0 if in_features % 32 == 0 => {
-                let q = QTensor::quantize(&w, GgmlDType::Q8_0)?;
-                let mut l = Self::from_qtensor(q, LoadOptions { quantize: Quantize::None, dense_batch: false })?;
-                if opts.dense_batch {
-                    l.dense = Some(w.t()?.contiguous()?);
-                }
-                Ok(l)
+        if opts.quantize == Quantize::Q8_0 {
+            let flat = w.flatten_all()?.to_vec1::<f32>()?;
+            if let Some(q) = Q8Weights::quantize(&flat, out_features, in_features) {
+                return Ok(Self::int8(q));
             }
-            _ => Ok(Self {
-                bytes: out_features * in_features * 4,
-                weight: Kernel::Candle(QMatMul::Tensor(w)),
-                dense: None,
-                dense_min_rows: usize::MAX,
-                bias: None,
-                out_features,
-            }),
         }
+        Ok(Self {
+            kernel: Kernel::Candle { w: QMatMul::Tensor(w), dense: None, dense_min_rows: usize::MAX },
+            bias: None,
+            in_features,
+            out_features,
+            bytes: out_features * in_features * 4,
+        })
+    }
+
+    fn int8(w: Q8Weights) -> Self {
+        Self { bytes: w.bytes(), in_features: w.cols(), out_features: w.rows(), kernel: Kernel::Int8(w), bias: None }
     }
 
     /// Attaches a bias (Qwen2-style attention projections).
     pub fn with_bias(mut self, bias: Option<Tensor>) -> Result<Self> {
-        self.bias = bias.map(|b| b.to_dtype(candle_core::DType::F32)).transpose()?;
+        self.bias = bias.map(|b| b.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()).transpose()?;
         Ok(self)
     }
 
-    /// `x: [n, in] -> [n, out]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = match &self.dense {
-            Some(d) if x.dim(0)? >= self.dense_min_rows => x.matmul(d)?,
-            _ => match &self.weight {
-                Kernel::Candle(w) => w.forward(x)?,
-                Kernel::Int8(w) => {
-                    let (m, _) = x.dims2()?;
-                    let xs = x.flatten_all()?.to_vec1::<f32>()?;
-                    let y = super::kernels::q8gemm::matmul(w, &xs, m);
-                    Tensor::from_vec(y, (m, w.rows()), x.device())?
-                }
-            },
+    /// Stacks projections of the same input into one: output columns are the
+    /// parts' outputs side by side.
+    pub fn concat(parts: Vec<Linear>) -> Result<Self> {
+        let in_features = parts[0].in_features;
+        if parts.iter().any(|p| p.in_features != in_features) {
+            return Err(EngineError::Forward("fused projections disagree on input width".into()));
+        }
+        let out_features = parts.iter().map(|p| p.out_features).sum();
+        let bytes = parts.iter().map(|p| p.bytes).sum();
+        let bias = if parts.iter().any(|p| p.bias.is_some()) {
+            Some(parts.iter().flat_map(|p| p.bias.clone().unwrap_or_else(|| vec![0.0; p.out_features])).collect())
+        } else {
+            None
         };
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        let int8: Vec<&Q8Weights> = parts
+            .iter()
+            .filter_map(|p| match &p.kernel {
+                Kernel::Int8(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        let kernel = match (int8.len() == parts.len()).then(|| Q8Weights::concat(&int8)).flatten() {
+            Some(w) => Kernel::Int8(w),
+            None => Kernel::Concat(parts.into_iter().map(|mut p| {
+                p.bias = None;
+                p
+            }).collect()),
+        };
+        Ok(Self { kernel, bias, in_features, out_features, bytes })
     }
 
-    /// Bytes of the weight in its stored (possibly quantized) format.
+    /// `x: [m, in]` row-major → `[m, out]`.
+    pub fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
+        let mut y = match &self.kernel {
+            Kernel::Int8(w) => q8gemm::matmul(w, x, m),
+            Kernel::Candle { w, dense, dense_min_rows } => {
+                let xt = Tensor::from_slice(x, (m, self.in_features), &Device::Cpu)?;
+                let y = match dense {
+                    Some(d) if m >= *dense_min_rows => xt.matmul(d)?,
+                    _ => w.forward(&xt)?,
+                };
+                y.flatten_all()?.to_vec1::<f32>()?
+            }
+            Kernel::Concat(parts) => {
+                let outs = parts.iter().map(|p| p.forward(x, m)).collect::<Result<Vec<_>>>()?;
+                let mut y = Vec::with_capacity(m * self.out_features);
+                for r in 0..m {
+                    for (p, o) in parts.iter().zip(&outs) {
+                        y.extend_from_slice(&o[r * p.out_features..(r + 1) * p.out_features]);
+                    }
+                }
+                y
+            }
+        };
+        if let Some(b) = &self.bias {
+            for row in y.chunks_exact_mut(self.out_features) {
+                row.iter_mut().zip(b).for_each(|(v, b)| *v += b);
+            }
+        }
+        Ok(y)
+    }
+
+    /// Bytes of the weight as held for the matmul (repacked int8 counts its scales).
     pub fn weight_bytes(&self) -> usize {
         self.bytes
     }
 
-    /// Bytes of the dense batch copy, if kept.
+    /// Bytes of dense f32 batch copies, if kept.
     pub fn dense_bytes(&self) -> usize {
-        self.dense.as_ref().map_or(0, |d| d.elem_count() * 4)
+        match &self.kernel {
+            Kernel::Candle { dense: Some(d), .. } => d.elem_count() * 4,
+            Kernel::Concat(parts) => parts.iter().map(|p| p.dense_bytes()).sum(),
+            _ => 0,
+        }
     }
 
     pub fn out_features(&self) -> usize {
         self.out_features
+    }
+
+    /// True when the int8 kernel serves this projection.
+    pub fn is_int8(&self) -> bool {
+        matches!(self.kernel, Kernel::Int8(_))
     }
 }

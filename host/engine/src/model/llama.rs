@@ -2,11 +2,13 @@
 //!
 //! All tokens of a step (decode tokens and prefill chunks of many sequences)
 //! go through every projection and MLP as one `[tokens, hidden]` matrix
-//! product; only attention is per sequence, over its own paged blocks
-//! ([`super::attention`]). Final norm and LM head run only on the rows that
-//! need a next token.
+//! product, with Q/K/V and gate/up fused so each input is quantized once; only
+//! attention is per sequence, over its own paged blocks ([`super::attention`]).
+//! Final norm and LM head run only on the rows that need a next token.
+//! Activations are plain row-major `Vec<f32>`: no tensor allocation or thread
+//! pool hand-off between the small element-wise steps.
 
-use candle_core::{D, Device, Tensor};
+use candle_core::Tensor;
 use rayon::prelude::*;
 
 use super::attention::{AttnShape, paged_attention};
@@ -20,57 +22,96 @@ use crate::kv::KvStore;
 /// Weights of one decoder layer.
 #[derive(Debug, Clone)]
 pub struct LayerWeights {
-    pub attn_norm: Tensor,
-    pub q: Linear,
-    pub k: Linear,
-    pub v: Linear,
-    pub o: Linear,
-    pub ffn_norm: Tensor,
-    pub gate: Linear,
-    pub up: Linear,
-    pub down: Linear,
+    attn_norm: Vec<f32>,
+    /// Q, K and V stacked: output `[q_dim + 2·kv_dim]`.
+    qkv: Linear,
+    o: Linear,
+    ffn_norm: Vec<f32>,
+    /// Gate and up stacked: output `[2·intermediate]`.
+    gate_up: Linear,
+    down: Linear,
+}
+
+fn vec1(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+}
+
+impl LayerWeights {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        attn_norm: &Tensor,
+        q: Linear,
+        k: Linear,
+        v: Linear,
+        o: Linear,
+        ffn_norm: &Tensor,
+        gate: Linear,
+        up: Linear,
+        down: Linear,
+    ) -> Result<Self> {
+        Ok(Self {
+            attn_norm: vec1(attn_norm)?,
+            qkv: Linear::concat(vec![q, k, v])?,
+            o,
+            ffn_norm: vec1(ffn_norm)?,
+            gate_up: Linear::concat(vec![gate, up])?,
+            down,
+        })
+    }
+
+    fn projections(&self) -> [&Linear; 4] {
+        [&self.qkv, &self.o, &self.gate_up, &self.down]
+    }
 }
 
 /// All weights of the model.
 #[derive(Debug, Clone)]
 pub struct LlamaWeights {
-    /// `[vocab, hidden]`, dequantized to f32 for row lookups.
-    pub embed: Tensor,
-    pub layers: Vec<LayerWeights>,
-    pub norm: Tensor,
-    pub lm_head: Linear,
+    /// `[vocab, hidden]` in f32, for row lookups.
+    embed: Vec<f32>,
+    layers: Vec<LayerWeights>,
+    norm: Vec<f32>,
+    lm_head: Linear,
 }
 
 impl LlamaWeights {
-    /// Bytes of the weights the forward pass streams per step (embedding table excluded).
+    pub fn new(embed: &Tensor, layers: Vec<LayerWeights>, norm: &Tensor, lm_head: Linear) -> Result<Self> {
+        Ok(Self { embed: vec1(embed)?, layers, norm: vec1(norm)?, lm_head })
+    }
+
+    /// Bytes of the projection weights streamed per step (embedding table excluded).
     pub fn matmul_bytes(&self) -> usize {
-        let layer: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
-                    .iter()
-                    .map(|w| w.weight_bytes())
-                    .sum::<usize>()
-            })
-            .sum();
+        let layer: usize =
+            self.layers.iter().flat_map(|l| l.projections()).map(|w| w.weight_bytes()).sum();
         layer + self.lm_head.weight_bytes()
     }
 
     /// Bytes of the dense f32 batch copies kept beside quantized weights.
     pub fn dense_bytes(&self) -> usize {
-        let layer: usize = self
-            .layers
-            .iter()
-            .map(|l| {
-                [&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down]
-                    .iter()
-                    .map(|w| w.dense_bytes())
-                    .sum::<usize>()
-            })
-            .sum();
+        let layer: usize = self.layers.iter().flat_map(|l| l.projections()).map(|w| w.dense_bytes()).sum();
         layer + self.lm_head.dense_bytes()
     }
+
+    /// True when every projection runs on the int8 kernel.
+    pub fn all_int8(&self) -> bool {
+        self.layers.iter().flat_map(|l| l.projections()).all(|w| w.is_int8()) && self.lm_head.is_int8()
+    }
+}
+
+/// RMSNorm of each row of `x` into `out`.
+fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let h = w.len();
+    for (xr, or) in x.chunks_exact(h).zip(out.chunks_exact_mut(h)) {
+        let ss = super::kernels::dot(xr, xr);
+        let inv = 1.0 / (ss / h as f32 + eps).sqrt();
+        for ((o, v), g) in or.iter_mut().zip(xr).zip(w) {
+            *o = v * inv * g;
+        }
+    }
+}
+
+fn add_into(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
 }
 
 /// A ready-to-run model: config, weights and RoPE tables.
@@ -103,61 +144,67 @@ impl LlamaModel {
         if n == 0 {
             return Ok(Vec::new());
         }
+        let h = cfg.hidden_size;
+        let (q_dim, kv_dim, ffn) = (cfg.num_heads * cfg.head_dim, cfg.kv_dim(), cfg.intermediate_size);
+        let qkv_w = q_dim + 2 * kv_dim;
         let rows = batch.row_positions();
+        let bs = kv.block_size();
         let slots: Vec<usize> = rows
             .iter()
-            .map(|&(s, p)| {
-                let t = &batch.seqs[s].block_table;
-                t[p / kv.block_size()] as usize * kv.block_size() + p % kv.block_size()
-            })
+            .map(|&(s, p)| batch.seqs[s].block_table[p / bs] as usize * bs + p % bs)
             .collect();
         let eps = cfg.rms_norm_eps as f32;
-        let (q_dim, kv_dim) = (cfg.num_heads * cfg.head_dim, cfg.kv_dim());
-        let shape = AttnShape {
-            num_heads: cfg.num_heads,
-            num_kv_heads: cfg.num_kv_heads,
-            head_dim: cfg.head_dim,
-            block_size: kv.block_size(),
-        };
-        let ids = Tensor::new(batch.tokens.as_slice(), &Device::Cpu)?;
-        let mut x = self.w.embed.index_select(&ids, 0)?;
+        let shape = AttnShape { num_heads: cfg.num_heads, num_kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim, block_size: bs };
+
+        let mut x = Vec::with_capacity(n * h);
+        for &t in &batch.tokens {
+            x.extend_from_slice(&self.w.embed[t as usize * h..(t as usize + 1) * h]);
+        }
+        let mut xn = vec![0f32; n * h];
+        let mut q = vec![0f32; n * q_dim];
         let mut attn = vec![0f32; n * q_dim];
+        let mut act = vec![0f32; n * ffn];
 
         for (li, layer) in self.w.layers.iter().enumerate() {
-            let xn = candle_nn::ops::rms_norm(&x, &layer.attn_norm, eps)?;
-            let mut q = layer.q.forward(&xn)?.flatten_all()?.to_vec1::<f32>()?;
-            let mut k = layer.k.forward(&xn)?.flatten_all()?.to_vec1::<f32>()?;
-            let v = layer.v.forward(&xn)?.flatten_all()?.to_vec1::<f32>()?;
-            q.par_chunks_mut(q_dim).zip(k.par_chunks_mut(kv_dim)).enumerate().for_each(
-                |(r, (qr, kr))| {
-                    self.rope.apply(qr, rows[r].1);
-                    self.rope.apply(kr, rows[r].1);
+            rms_norm(&x, &layer.attn_norm, eps, &mut xn);
+            let mut qkv = layer.qkv.forward(&xn, n)?;
+            qkv.par_chunks_mut(qkv_w).zip(q.par_chunks_mut(q_dim)).enumerate().with_min_len(16).for_each(
+                |(r, (row, qr))| {
+                    let pos = rows[r].1;
+                    self.rope.apply(&mut row[..q_dim + kv_dim], pos);
+                    qr.copy_from_slice(&row[..q_dim]);
                 },
             );
             for (r, &slot) in slots.iter().enumerate() {
-                kv.write(li, slot, &k[r * kv_dim..(r + 1) * kv_dim], &v[r * kv_dim..(r + 1) * kv_dim]);
+                let row = &qkv[r * qkv_w..(r + 1) * qkv_w];
+                kv.write(li, slot, &row[q_dim..q_dim + kv_dim], &row[q_dim + kv_dim..]);
             }
             let (kc, vc) = kv.layer(li);
             paged_attention(&q, kc, vc, batch, &rows, shape, &mut attn);
-            let a = Tensor::from_slice(&attn, (n, q_dim), &Device::Cpu)?;
-            x = (x + layer.o.forward(&a)?)?;
+            add_into(&mut x, &layer.o.forward(&attn, n)?);
 
-            let xn = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&xn)?)?;
-            let u = layer.up.forward(&xn)?;
-            x = (x + layer.down.forward(&(g * u)?)?)?;
+            rms_norm(&x, &layer.ffn_norm, eps, &mut xn);
+            let gu = layer.gate_up.forward(&xn, n)?;
+            act.par_chunks_mut(ffn).zip(gu.par_chunks(2 * ffn)).with_min_len(16).for_each(|(a, g)| {
+                let (gate, up) = g.split_at(ffn);
+                for ((o, &gv), &uv) in a.iter_mut().zip(gate).zip(up) {
+                    *o = gv / (1.0 + (-gv).exp()) * uv;
+                }
+            });
+            add_into(&mut x, &layer.down.forward(&act, n)?);
         }
 
-        if batch.logits_rows.is_empty() {
+        let m = batch.logits_rows.len();
+        if m == 0 {
             return Ok(Vec::new());
         }
-        let sel: Vec<u32> = batch.logits_rows.iter().map(|&r| r as u32).collect();
-        let sel = Tensor::new(sel.as_slice(), &Device::Cpu)?;
-        let h = x.index_select(&sel, 0)?;
-        let h = candle_nn::ops::rms_norm(&h, &self.w.norm, eps)?;
-        let logits = self.w.lm_head.forward(&h)?;
-        debug_assert_eq!(logits.dim(D::Minus1)?, cfg.vocab_size);
-        Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+        let mut last = Vec::with_capacity(m * h);
+        for &r in &batch.logits_rows {
+            last.extend_from_slice(&x[r * h..(r + 1) * h]);
+        }
+        let mut normed = vec![0f32; m * h];
+        rms_norm(&last, &self.w.norm, eps, &mut normed);
+        self.w.lm_head.forward(&normed, m)
     }
 
     /// Longest sequence the RoPE tables (and the model) support.

@@ -9,10 +9,14 @@
 //!
 //! Per block the product is `d_w·d_a·Σ q_w·q_a + m_w·d_a·Σ q_a`. The integer
 //! sum uses AVX512-VNNI `vpdpbusd` (unsigned × signed bytes), so activations
-//! are stored offset by +128 and the kernel subtracts `128·Σ q_w` through a
-//! per-row correction term. Rows and columns are tiled 4×4 so each weight block
-//! loaded serves four rows; column panels run in parallel. Machines without
-//! VNNI use a portable loop with the same arithmetic.
+//! are stored offset by +128 and `128·Σ q_w` is subtracted per block.
+//!
+//! Weights are interleaved in tiles of 16 columns: one 64-byte load holds 4
+//! consecutive k-values of 16 columns, so `vpdpbusd` against one broadcast
+//! activation word accumulates 16 columns at once and a block's 16 results
+//! land in one register, scaled with one vector multiply: no horizontal sums.
+//! Up to 4 activation rows share each weight load; panels of columns run in
+//! parallel. Machines without VNNI use a portable loop on the same layout.
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -21,30 +25,35 @@ use rayon::prelude::*;
 /// Elements per block.
 pub const QK: usize = 32;
 
+/// Columns per interleaved tile.
+const NT: usize = 16;
+
 /// Weights repacked for [`matmul`].
 #[derive(Debug, Clone)]
 pub struct Q8Weights {
     n: usize,
     k: usize,
     nb: usize,
-    /// `[n][k]` signed values.
+    /// Column tiles × blocks × 8 groups × (16 columns × 4 values), as i8.
     qs: Vec<i8>,
-    /// `[n][nb]` block scales.
+    /// `[tile][block][16]`: block scale `d`.
     d: Vec<f32>,
-    /// `[n][2·nb]`: `-128·d·Σq` per block, then `m` per block; dotted with the
-    /// activation row's `[d_a…, d_a·Σq_a…]`.
-    corr: Vec<f32>,
+    /// `[tile][block][16]`: `-128·d·Σq`, undoing the activation offset.
+    c: Vec<f32>,
+    /// `[tile][block][16]`: block offset `m` (all zero for symmetric formats).
+    m: Vec<f32>,
+    has_min: bool,
 }
 
 /// One activation matrix quantized per row and block.
 pub struct Q8Acts {
-    m: usize,
+    k: usize,
     /// `[m][k]` values + 128.
     au: Vec<u8>,
     /// `[m][nb]` scales.
     d: Vec<f32>,
-    /// `[m][2·nb]`: scales, then scale × block sum.
-    ra: Vec<f32>,
+    /// `[m][nb]` scale × block sum.
+    s: Vec<f32>,
 }
 
 impl Q8Weights {
@@ -56,28 +65,41 @@ impl Q8Weights {
         self.k
     }
 
-    /// Bytes held (values, scales, corrections).
+    /// Bytes held (values and per-block constants).
     pub fn bytes(&self) -> usize {
-        self.qs.len() + (self.d.len() + self.corr.len()) * 4
+        self.qs.len() + (self.d.len() + self.c.len() + self.m.len()) * 4
+    }
+
+    fn tiles(&self) -> usize {
+        self.n.div_ceil(NT)
     }
 
     fn from_blocks(n: usize, k: usize, mut block: impl FnMut(usize, usize, &mut [i8; QK]) -> (f32, f32)) -> Self {
         let nb = k / QK;
-        let mut qs = vec![0i8; n * k];
-        let mut d = vec![0f32; n * nb];
-        let mut corr = vec![0f32; n * 2 * nb];
-        for row in 0..n {
+        let tiles = n.div_ceil(NT);
+        let mut qs = vec![0i8; tiles * NT * k];
+        let mut d = vec![0f32; tiles * nb * NT];
+        let mut c = vec![0f32; tiles * nb * NT];
+        let mut m = vec![0f32; tiles * nb * NT];
+        let mut has_min = false;
+        for col in 0..n {
+            let (t, j) = (col / NT, col % NT);
             for b in 0..nb {
                 let mut q = [0i8; QK];
-                let (scale, min) = block(row, b, &mut q);
-                qs[row * k + b * QK..row * k + (b + 1) * QK].copy_from_slice(&q);
-                d[row * nb + b] = scale;
+                let (scale, min) = block(col, b, &mut q);
+                for g in 0..8 {
+                    let at = ((t * nb + b) * 8 + g) * 64 + j * 4;
+                    qs[at..at + 4].copy_from_slice(&q[g * 4..g * 4 + 4]);
+                }
                 let sum: i32 = q.iter().map(|&v| v as i32).sum();
-                corr[row * 2 * nb + b] = -128.0 * scale * sum as f32;
-                corr[row * 2 * nb + nb + b] = min;
+                let at = (t * nb + b) * NT + j;
+                d[at] = scale;
+                c[at] = -128.0 * scale * sum as f32;
+                m[at] = min;
+                has_min |= min != 0.0;
             }
         }
-        Self { n, k, nb, qs, d, corr }
+        Self { n, k, nb, qs, d, c, m, has_min }
     }
 
     /// Repacks a GGUF tensor of format Q4_0, Q4_1 or Q8_0 without loss; `None` for other formats.
@@ -115,7 +137,7 @@ impl Q8Weights {
             }
             GgmlDType::Q8_0 => {
                 // { d: f16, qs: [i8; 32] }: value = q·d. -128 does not occur in practice;
-                // clamp so the VNNI offset arithmetic stays exact.
+                // clamp so the offset arithmetic stays exact.
                 Some(Self::from_blocks(n, k, |r, b, q| {
                     let blk = &data[(r * nb + b) * 34..(r * nb + b + 1) * 34];
                     for j in 0..32 {
@@ -141,14 +163,44 @@ impl Q8Weights {
         }))
     }
 
-    /// Dequantizes row `r` (for tests and embedding lookups).
+    /// Stacks matrices with the same `k` (rows of each part, in order). Every
+    /// part but the last must have a multiple of 16 rows so tiles do not straddle parts.
+    pub fn concat(parts: &[&Q8Weights]) -> Option<Self> {
+        let first = parts.first()?;
+        let (k, nb) = (first.k, first.nb);
+        if parts.iter().any(|p| p.k != k) || parts[..parts.len() - 1].iter().any(|p| p.n % NT != 0) {
+            return None;
+        }
+        let mut out = Self {
+            n: parts.iter().map(|p| p.n).sum(),
+            k,
+            nb,
+            qs: Vec::new(),
+            d: Vec::new(),
+            c: Vec::new(),
+            m: Vec::new(),
+            has_min: parts.iter().any(|p| p.has_min),
+        };
+        for p in parts {
+            out.qs.extend_from_slice(&p.qs);
+            out.d.extend_from_slice(&p.d);
+            out.c.extend_from_slice(&p.c);
+            out.m.extend_from_slice(&p.m);
+        }
+        Some(out)
+    }
+
+    /// Dequantizes row `r` (for tests).
     pub fn dequantize_row(&self, r: usize) -> Vec<f32> {
+        let (t, j) = (r / NT, r % NT);
         let mut out = Vec::with_capacity(self.k);
         for b in 0..self.nb {
-            let d = self.d[r * self.nb + b];
-            let m = self.corr[r * 2 * self.nb + self.nb + b];
-            for &q in &self.qs[r * self.k + b * QK..r * self.k + (b + 1) * QK] {
-                out.push(q as f32 * d + m);
+            let at = (t * self.nb + b) * NT + j;
+            for g in 0..8 {
+                let q = ((t * self.nb + b) * 8 + g) * 64 + j * 4;
+                for e in 0..4 {
+                    out.push(self.qs[q + e] as f32 * self.d[at] + self.m[at]);
+                }
             }
         }
         out
@@ -156,12 +208,14 @@ impl Q8Weights {
 }
 
 /// Symmetric int8 quantization of one block; returns the scale.
+#[inline]
 fn quantize_block(src: &[f32], q: &mut [i8; QK]) -> f32 {
     let amax = src.iter().fold(0f32, |a, &v| a.max(v.abs()));
     let d = amax / 127.0;
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+    // round_ties_even lowers to one vector rounding instruction; |v·id| <= 127 already.
     for (o, &v) in q.iter_mut().zip(src) {
-        *o = (v * id).round().clamp(-127.0, 127.0) as i8;
+        *o = (v * id).round_ties_even() as i8;
     }
     d
 }
@@ -171,109 +225,117 @@ pub fn quantize_acts(x: &[f32], m: usize, k: usize) -> Q8Acts {
     let nb = k / QK;
     let mut au = vec![0u8; m * k];
     let mut d = vec![0f32; m * nb];
-    let mut ra = vec![0f32; m * 2 * nb];
-    au.par_chunks_mut(k)
-        .zip(d.par_chunks_mut(nb))
-        .zip(ra.par_chunks_mut(2 * nb))
-        .enumerate()
-        .for_each(|(r, ((au, d), ra))| {
-            for b in 0..nb {
-                let mut q = [0i8; QK];
-                let s = quantize_block(&x[r * k + b * QK..r * k + (b + 1) * QK], &mut q);
-                let sum: i32 = q.iter().map(|&v| v as i32).sum();
-                for (o, &v) in au[b * QK..(b + 1) * QK].iter_mut().zip(&q) {
-                    *o = (v as i16 + 128) as u8;
-                }
-                d[b] = s;
-                ra[b] = s;
-                ra[nb + b] = s * sum as f32;
+    let mut s = vec![0f32; m * nb];
+    let work = |r: usize, au: &mut [u8], d: &mut [f32], s: &mut [f32]| {
+        for b in 0..nb {
+            let mut q = [0i8; QK];
+            let scale = quantize_block(&x[r * k + b * QK..r * k + (b + 1) * QK], &mut q);
+            let mut sum = 0i32;
+            for (o, &v) in au[b * QK..(b + 1) * QK].iter_mut().zip(&q) {
+                *o = (v as u8) ^ 0x80;
+                sum += v as i32;
             }
-        });
-    Q8Acts { m, au, d, ra }
+            d[b] = scale;
+            s[b] = scale * sum as f32;
+        }
+    };
+    if m >= 16 {
+        au.par_chunks_mut(k)
+            .zip(d.par_chunks_mut(nb))
+            .zip(s.par_chunks_mut(nb))
+            .enumerate()
+            .for_each(|(r, ((au, d), s))| work(r, au, d, s));
+    } else {
+        for (r, ((au, d), s)) in au.chunks_mut(k).zip(d.chunks_mut(nb)).zip(s.chunks_mut(nb)).enumerate() {
+            work(r, au, d, s);
+        }
+    }
+    Q8Acts { k, au, d, s }
 }
 
-/// Columns per parallel task.
-const PANEL: usize = 64;
+/// Column tiles per parallel task.
+const PANEL_TILES: usize = 4;
+
+/// Output pointer shared by tasks that write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (row, column) cells, see `matmul`.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
 
 /// `x: [m, k]` → `[m, n]`.
 pub fn matmul(w: &Q8Weights, x: &[f32], m: usize) -> Vec<f32> {
     assert_eq!(x.len(), m * w.k, "activation shape");
     let a = quantize_acts(x, m, w.k);
-    let mut out_t = vec![0f32; w.n * m];
-    // Each task owns a panel of columns; it writes them transposed ([n][m]) so
-    // tasks own disjoint slices, then the result is transposed back.
-    out_t.par_chunks_mut(PANEL * m).enumerate().for_each(|(p, dst)| {
-        let c0 = p * PANEL;
-        let cols = dst.len() / m;
-        panel(w, &a, c0, cols, dst);
-    });
-    if m == 1 {
-        return out_t;
-    }
     let mut out = vec![0f32; m * w.n];
-    for (j, col) in out_t.chunks_exact(m).enumerate() {
-        for (r, v) in col.iter().enumerate() {
-            out[r * w.n + j] = *v;
+    let ptr = OutPtr(out.as_mut_ptr());
+    let panels = w.tiles().div_ceil(PANEL_TILES);
+    let run = |p: usize| {
+        let ptr = ptr;
+        let t_end = ((p + 1) * PANEL_TILES).min(w.tiles());
+        let mut r = 0;
+        while r < m {
+            let rt = (m - r).min(4);
+            for t in p * PANEL_TILES..t_end {
+                let mut acc = [[0f32; NT]; 4];
+                compute_tile(w, &a, r, rt, t, &mut acc);
+                let cols = (w.n - t * NT).min(NT);
+                for (rr, row) in acc.iter().enumerate().take(rt) {
+                    // SAFETY: panel p alone owns columns [p·PANEL_TILES·NT, ...) of every row,
+                    // and the indices stay inside the m × n buffer.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), ptr.0.add((r + rr) * w.n + t * NT), cols);
+                    }
+                }
+            }
+            r += rt;
         }
+    };
+    if panels > 1 && m * w.n * w.k >= 1 << 16 {
+        (0..panels).into_par_iter().for_each(run);
+    } else {
+        (0..panels).for_each(run);
     }
     out
 }
 
-fn panel(w: &Q8Weights, a: &Q8Acts, c0: usize, cols: usize, dst: &mut [f32]) {
-    let m = a.m;
-    let mut r = 0;
-    while r < m {
-        let rt = (m - r).min(4);
-        let mut c = 0;
-        while c < cols {
-            let ct = (cols - c).min(4);
-            tile(w, a, r, rt, c0 + c, ct, &mut |rr, cc, v| dst[(c + cc) * m + r + rr] = v);
-            c += ct;
-        }
-        r += rt;
-    }
-}
-
-#[inline]
-fn tile(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, c0: usize, ct: usize, put: &mut dyn FnMut(usize, usize, f32)) {
-    let mut acc = [[0f32; 4]; 4];
+fn compute_tile(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if vnni_available() {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            unsafe { x86::tile_vnni(w, a, r0, rt, c0, ct, &mut acc) };
-        } else {
-            tile_portable(w, a, r0, rt, c0, ct, &mut acc);
+    if vnni_available() {
+        // SAFETY: the CPU supports the features these functions are compiled for.
+        unsafe {
+            match rt {
+                1 => x86::tile::<1>(w, a, r0, t, acc),
+                2 => x86::tile::<2>(w, a, r0, t, acc),
+                3 => x86::tile::<3>(w, a, r0, t, acc),
+                _ => x86::tile::<4>(w, a, r0, t, acc),
+            }
         }
+        return;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    tile_portable(w, a, r0, rt, c0, ct, &mut acc);
-
-    let nb = w.nb;
-    for rr in 0..rt {
-        let ra = &a.ra[(r0 + rr) * 2 * nb..(r0 + rr + 1) * 2 * nb];
-        for cc in 0..ct {
-            let corr = &w.corr[(c0 + cc) * 2 * nb..(c0 + cc + 1) * 2 * nb];
-            let extra = super::dot(ra, corr);
-            put(rr, cc, acc[rr][cc] + extra);
-        }
-    }
+    tile_portable(w, a, r0, rt, t, acc);
 }
 
-fn tile_portable(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, c0: usize, ct: usize, acc: &mut [[f32; 4]; 4]) {
-    let (k, nb) = (w.k, w.nb);
+fn tile_portable(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
+    let (k, nb) = (a.k, w.nb);
     for rr in 0..rt {
         let r = r0 + rr;
-        for cc in 0..ct {
-            let c = c0 + cc;
-            let mut s = 0f32;
-            for b in 0..nb {
-                let au = &a.au[r * k + b * QK..r * k + (b + 1) * QK];
-                let wq = &w.qs[c * k + b * QK..c * k + (b + 1) * QK];
-                let dot: i32 = au.iter().zip(wq).map(|(&x, &y)| x as i32 * y as i32).sum();
-                s += dot as f32 * a.d[r * nb + b] * w.d[c * nb + b];
+        for b in 0..nb {
+            let mut p = [0i32; NT];
+            for g in 0..8 {
+                let wq = &w.qs[((t * nb + b) * 8 + g) * 64..][..64];
+                let av = &a.au[r * k + b * QK + g * 4..][..4];
+                for j in 0..NT {
+                    for e in 0..4 {
+                        p[j] += av[e] as i32 * wq[j * 4 + e] as i32;
+                    }
+                }
             }
-            acc[rr][cc] = s;
+            let at = (t * nb + b) * NT;
+            let (da, sa) = (a.d[r * nb + b], a.s[r * nb + b]);
+            for j in 0..NT {
+                acc[rr][j] += da * (p[j] as f32 * w.d[at + j] + w.c[at + j]) + sa * w.m[at + j];
+            }
         }
     }
 }
@@ -284,69 +346,62 @@ fn vnni_available() -> bool {
     static V: OnceLock<bool> = OnceLock::new();
     *V.get_or_init(|| {
         std::is_x86_feature_detected!("avx512vnni")
-            && std::is_x86_feature_detected!("avx512vl")
-            && std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("avx512f")
             && std::env::var_os("WEFT_NO_VNNI").is_none()
     })
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Q8Acts, Q8Weights, QK};
+    use super::{NT, Q8Acts, Q8Weights, QK};
     use std::arch::x86_64::*;
 
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
-        let hi = _mm256_extractf128_ps(v, 1);
-        let lo = _mm256_castps256_ps128(v);
-        let s = _mm_add_ps(hi, lo);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
-    }
-
-    /// Up to 4×4 dot products over all blocks; each weight block is loaded once per tile.
-    #[target_feature(enable = "avx512vnni,avx512vl,avx2,fma")]
-    pub(super) unsafe fn tile_vnni(
+    /// R rows × 16 columns over all blocks. Each 64-byte weight load feeds R `vpdpbusd`s.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub(super) unsafe fn tile<const R: usize>(
         w: &Q8Weights,
         a: &Q8Acts,
         r0: usize,
-        rt: usize,
-        c0: usize,
-        ct: usize,
-        out: &mut [[f32; 4]; 4],
+        t: usize,
+        out: &mut [[f32; NT]; 4],
     ) {
-        let (k, nb) = (w.k, w.nb);
-        let mut acc = [[_mm256_setzero_ps(); 4]; 4];
-        // Tiles at the edges reuse the last valid row/column; results outside rt/ct are ignored.
-        let rows: [usize; 4] = std::array::from_fn(|i| r0 + i.min(rt - 1));
-        let cols: [usize; 4] = std::array::from_fn(|i| c0 + i.min(ct - 1));
-        let ap: [*const u8; 4] = std::array::from_fn(|i| a.au[rows[i] * k..].as_ptr());
-        let wp: [*const i8; 4] = std::array::from_fn(|i| w.qs[cols[i] * k..].as_ptr());
-        let ad: [&[f32]; 4] = std::array::from_fn(|i| &a.d[rows[i] * nb..(rows[i] + 1) * nb]);
-        let wd: [&[f32]; 4] = std::array::from_fn(|i| &w.d[cols[i] * nb..(cols[i] + 1) * nb]);
-        let zero = _mm256_setzero_si256();
+        let (k, nb) = (a.k, w.nb);
+        let mut acc = [_mm512_setzero_ps(); R];
+        let wq = w.qs[t * nb * 8 * 64..].as_ptr();
+        let ap: [*const u8; R] = std::array::from_fn(|r| a.au[(r0 + r) * k..].as_ptr());
         for b in 0..nb {
-            let off = b * QK;
-            // SAFETY: every row/column pointer addresses k = nb·QK bytes.
-            let wv: [__m256i; 4] =
-                std::array::from_fn(|c| unsafe { _mm256_loadu_si256(wp[c].add(off) as *const __m256i) });
-            for r in 0..4 {
-                let av = unsafe { _mm256_loadu_si256(ap[r].add(off) as *const __m256i) };
-                let da = ad[r][b];
-                for c in 0..4 {
-                    let p = _mm256_dpbusd_epi32(zero, av, wv[c]);
-                    let s = _mm256_set1_ps(da * wd[c][b]);
-                    acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[r][c]);
+            let mut p = [_mm512_setzero_si512(); R];
+            for g in 0..8 {
+                // SAFETY: the tile holds nb·8 groups of 64 bytes; each row holds k bytes.
+                unsafe {
+                    let wv = _mm512_loadu_si512(wq.add((b * 8 + g) * 64) as *const _);
+                    for r in 0..R {
+                        let word = (ap[r].add(b * QK + g * 4) as *const i32).read_unaligned();
+                        p[r] = _mm512_dpbusd_epi32(p[r], _mm512_set1_epi32(word), wv);
+                    }
+                }
+            }
+            let at = (t * nb + b) * NT;
+            // SAFETY: per-block constants hold NT floats at `at`.
+            let (dw, cw, mw) = unsafe {
+                (
+                    _mm512_loadu_ps(w.d.as_ptr().add(at)),
+                    _mm512_loadu_ps(w.c.as_ptr().add(at)),
+                    _mm512_loadu_ps(w.m.as_ptr().add(at)),
+                )
+            };
+            for r in 0..R {
+                let da = _mm512_set1_ps(a.d[(r0 + r) * nb + b]);
+                let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[r]), dw, cw);
+                acc[r] = _mm512_fmadd_ps(v, da, acc[r]);
+                if w.has_min {
+                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a.s[(r0 + r) * nb + b]), mw, acc[r]);
                 }
             }
         }
-        for r in 0..rt {
-            for c in 0..ct {
-                out[r][c] = hsum(acc[r][c]);
-            }
+        for r in 0..R {
+            // SAFETY: out[r] has NT = 16 floats.
+            unsafe { _mm512_storeu_ps(out[r].as_mut_ptr(), acc[r]) };
         }
     }
 }
@@ -372,26 +427,41 @@ mod tests {
         let deq = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let p = Q8Weights::from_qtensor(&q).expect("supported");
         // Repacking is lossless.
-        for r in [0, n - 1] {
+        for r in [0, n / 2, n - 1] {
             let row = p.dequantize_row(r);
             for (a, b) in row.iter().zip(&deq[r * k..(r + 1) * k]) {
                 assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{dtype:?} row {r}: {a} vs {b}");
             }
         }
         let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-        let got = matmul(&p, &x, m);
         let want = reference(&deq, &x, m, n, k);
         let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let a = quantize_acts(&x, m, k);
+        let mut portable = vec![0f32; m * n];
+        for t in 0..n.div_ceil(NT) {
+            for r in (0..m).step_by(4) {
+                let rt = (m - r).min(4);
+                let mut acc = [[0f32; NT]; 4];
+                tile_portable(&p, &a, r, rt, t, &mut acc);
+                for rr in 0..rt {
+                    for j in 0..NT.min(n - t * NT) {
+                        portable[(r + rr) * n + t * NT + j] = acc[rr][j];
+                    }
+                }
+            }
+        }
+        let got = matmul(&p, &x, m);
+        for (i, ((g, w), pt)) in got.iter().zip(&want).zip(&portable).enumerate() {
             // Activation quantization to int8 costs well under 1% of the output range.
             assert!((g - w).abs() < 0.01 * scale, "{dtype:?} m={m} [{i}] {g} vs {w}");
+            assert!((g - pt).abs() < 1e-4 * scale, "{dtype:?} m={m} [{i}] simd {g} vs portable {pt}");
         }
     }
 
     #[test]
     fn matches_float_reference_on_ragged_shapes() {
         for dt in [GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0] {
-            for (m, n) in [(1, 70), (3, 67), (9, 130), (33, 5)] {
+            for (m, n) in [(1, 70), (3, 67), (9, 130), (33, 5), (6, 200)] {
                 check(dt, m, n, 96);
             }
         }
@@ -399,7 +469,7 @@ mod tests {
 
     #[test]
     fn quantize_dense_close_to_source() {
-        let (n, k) = (5, 64);
+        let (n, k) = (21, 64);
         let w: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let q = Q8Weights::quantize(&w, n, k).unwrap();
         for r in 0..n {

@@ -11,7 +11,8 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_llama::ModelWeights;
 use serde_json::json;
 use weft_engine::{
-    Engine, EngineConfig, EngineHandle, Event, KvCapacity, Quantize, Request, SamplingParams, SchedulerConfig,
+    Engine, EngineConfig, EngineHandle, Event, KvCapacity, LoadOptions, Quantize, Request, SamplingParams,
+    SchedulerConfig,
 };
 
 fn prompt(n: usize, seed: u32) -> Vec<u32> {
@@ -119,8 +120,8 @@ fn candle_baseline(path: &std::path::Path, n_gen: usize) -> f64 {
     n_gen as f64 / t0.elapsed().as_secs_f64()
 }
 
-fn engine(path: &std::path::Path, q: Quantize) -> EngineHandle {
-    let model = weft_engine::model::load(path, weft_engine::LoadOptions::quantized(q)).unwrap();
+fn engine(path: &std::path::Path, opts: LoadOptions) -> EngineHandle {
+    let model = weft_engine::model::load(path, opts).unwrap();
     Engine::start(
         model,
         EngineConfig {
@@ -132,6 +133,96 @@ fn engine(path: &std::path::Path, q: Quantize) -> EngineHandle {
     .unwrap()
 }
 
+/// Writes the GGUF as a Hugging Face directory in f32, undoing llama.cpp's
+/// Q/K row permutation, so INT8-at-load can be measured on a dense model.
+fn export_hf(gguf: &std::path::Path, dir: &std::path::Path) {
+    use candle_core::quantized::gguf_file::Content;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut f = std::fs::File::open(gguf).unwrap();
+    let ct = Content::read(&mut f).unwrap();
+    let u = |k: &str| ct.metadata[k].to_u32().unwrap() as usize;
+    let (heads, kv_heads, layers) =
+        (u("llama.attention.head_count"), u("llama.attention.head_count_kv"), u("llama.block_count"));
+    let hidden = u("llama.embedding_length");
+    let mut out = std::collections::HashMap::new();
+    let mut get = |name: &str| ct.tensor(&mut f, name, &Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap();
+    let unpermute = |w: Tensor, n_head: usize| {
+        let (o, i) = w.dims2().unwrap();
+        w.reshape((n_head, o / n_head / 2, 2, i)).unwrap().transpose(1, 2).unwrap().reshape((o, i)).unwrap()
+    };
+    let embed = get("token_embd.weight");
+    let vocab = embed.dims2().unwrap().0;
+    out.insert("model.embed_tokens.weight".to_string(), embed);
+    out.insert("model.norm.weight".to_string(), get("output_norm.weight"));
+    let mut ffn = 0;
+    for l in 0..layers {
+        let (g, p) = (format!("blk.{l}"), format!("model.layers.{l}"));
+        out.insert(format!("{p}.self_attn.q_proj.weight"), unpermute(get(&format!("{g}.attn_q.weight")), heads));
+        out.insert(format!("{p}.self_attn.k_proj.weight"), unpermute(get(&format!("{g}.attn_k.weight")), kv_heads));
+        for (a, b) in [
+            ("attn_v", "self_attn.v_proj"),
+            ("attn_output", "self_attn.o_proj"),
+            ("ffn_gate", "mlp.gate_proj"),
+            ("ffn_up", "mlp.up_proj"),
+            ("ffn_down", "mlp.down_proj"),
+            ("attn_norm", "input_layernorm"),
+            ("ffn_norm", "post_attention_layernorm"),
+        ] {
+            let t = get(&format!("{g}.{a}.weight"));
+            if a == "ffn_gate" {
+                ffn = t.dims2().unwrap().0;
+            }
+            out.insert(format!("{p}.{b}.weight"), t);
+        }
+    }
+    candle_core::safetensors::save(&out, dir.join("model.safetensors")).unwrap();
+    let cfg = json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
+        "hidden_size": hidden, "intermediate_size": ffn, "num_hidden_layers": layers,
+        "num_attention_heads": heads, "num_key_value_heads": kv_heads,
+        "rope_theta": ct.metadata["llama.rope.freq_base"].to_f32().unwrap(),
+        "rms_norm_eps": ct.metadata["llama.attention.layer_norm_rms_epsilon"].to_f32().unwrap(),
+        "max_position_embeddings": u("llama.context_length"), "tie_word_embeddings": true
+    });
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+}
+
+fn greedy_tokens(h: &EngineHandle, n: usize) -> Vec<u32> {
+    let mut s = h.submit(req(prompt(24, 5), n)).unwrap();
+    let mut out = Vec::new();
+    while let Some(Event::Token { id, .. }) = s.blocking_next() {
+        out.push(id);
+    }
+    out
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn measure(h: &EngineHandle, n_gen: usize, full: bool) -> serde_json::Map<String, serde_json::Value> {
+    let mut r = serde_json::Map::new();
+    r.insert("weight_bytes".into(), json!(h.model().weight_bytes));
+    r.insert("dense_copy_bytes".into(), json!(h.model().dense_bytes));
+    let _ = prefill(h, 64); // warm up
+    let (ttft, rate) = prefill(h, 512);
+    r.insert("prefill_512_tok_s".into(), json!(rate));
+    r.insert("ttft_512_s".into(), json!(ttft));
+    let concurrencies: &[usize] = if full { &[1, 8, 32] } else { &[1, 32] };
+    for &c in concurrencies {
+        // Three runs, median, to damp the noise of a shared 2-core machine.
+        let runs: Vec<Decode> = (0..3).map(|_| decode(h, c, n_gen)).collect();
+        r.insert(format!("decode_c{c}_tok_s"), json!(median(runs.iter().map(|d| d.tokens_per_sec).collect())));
+        r.insert(format!("decode_c{c}_ttft_p50_s"), json!(median(runs.iter().map(|d| d.ttft_p50).collect())));
+        r.insert(format!("decode_c{c}_peak_kv_blocks"), json!(runs.iter().map(|d| d.peak_blocks).max()));
+    }
+    let c1 = r["decode_c1_tok_s"].as_f64().unwrap();
+    let c32 = r["decode_c32_tok_s"].as_f64().unwrap();
+    r.insert("c32_over_c1".into(), json!(c32 / c1));
+    r
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let as_json = args.iter().any(|a| a == "--json");
@@ -140,36 +231,41 @@ fn main() {
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
 
     let mut report = serde_json::Map::new();
-    let baseline = candle_baseline(&path, n_gen);
+    let baseline = median((0..3).map(|_| candle_baseline(&path, n_gen)).collect());
     report.insert("candle_quantized_llama_batch1_decode_tok_s".into(), json!(baseline));
 
-    for (label, q) in [("q4_1", Quantize::None), ("q8_0", Quantize::Q8_0)] {
-        let h = engine(&path, q);
-        let mut r = serde_json::Map::new();
-        r.insert("weight_bytes".into(), json!(h.model().weight_bytes));
-        let _ = prefill(&h, 64); // warm up
-        let (ttft, rate) = prefill(&h, 512);
-        r.insert("prefill_512_tok_s".into(), json!(rate));
-        r.insert("ttft_512_s".into(), json!(ttft));
-        for c in [1, 8, 32] {
-            let d = decode(&h, c, n_gen);
-            r.insert(format!("decode_c{c}_tok_s"), json!(d.tokens_per_sec));
-            r.insert(format!("decode_c{c}_ttft_p50_s"), json!(d.ttft_p50));
-            r.insert(format!("decode_c{c}_peak_kv_blocks"), json!(d.peak_blocks));
-        }
-        let c1 = r["decode_c1_tok_s"].as_f64().unwrap();
-        let c32 = r["decode_c32_tok_s"].as_f64().unwrap();
-        r.insert("c32_over_c1".into(), json!(c32 / c1));
-        r.insert("c1_over_candle".into(), json!(c1 / baseline));
-        if label == "q4_1" {
-            // Memory over 1000+ steps: RSS before and after a long run.
-            let before = rss_bytes();
-            let steps0 = h.metrics().steps;
-            let _ = decode(&h, 4, if quick { 300 } else { 1000 });
-            r.insert("steps_in_memory_run".into(), json!(h.metrics().steps - steps0));
-            r.insert("rss_growth_bytes_over_run".into(), json!(rss_bytes() as i64 - before as i64));
-        }
-        h.check_idle().unwrap();
+    // The default model with weft's kernels; then the same with candle's kernels.
+    let h = engine(&path, LoadOptions::default());
+    let mut r = measure(&h, n_gen, true);
+    let c1 = r["decode_c1_tok_s"].as_f64().unwrap();
+    r.insert("c1_over_candle_baseline".into(), json!(c1 / baseline));
+    // Memory over 1000+ steps: RSS before and after a long run.
+    let _ = decode(&h, 4, 64);
+    let before = rss_bytes();
+    let steps0 = h.metrics().steps;
+    let _ = decode(&h, 4, if quick { 300 } else { 1000 });
+    r.insert("steps_in_memory_run".into(), json!(h.metrics().steps - steps0));
+    r.insert("rss_growth_bytes_over_run".into(), json!(rss_bytes() as i64 - before as i64));
+    let reference_tokens = greedy_tokens(&h, 16);
+    h.check_idle().unwrap();
+    drop(h);
+    report.insert("q4_1_weft".into(), serde_json::Value::Object(r));
+
+    let h = engine(&path, LoadOptions { int8_kernel: false, ..LoadOptions::default() });
+    report.insert("q4_1_candle_kernels".into(), serde_json::Value::Object(measure(&h, n_gen, false)));
+    drop(h);
+
+    // INT8 at load on a dense model: the GGUF exported to f32 safetensors.
+    let dir = std::env::temp_dir().join("weft-bench-f32-export");
+    if !dir.join("config.json").exists() {
+        export_hf(&path, &dir);
+    }
+    for (label, q) in [("f32_hf", Quantize::None), ("f32_hf_quantized_q8_0", Quantize::Q8_0)] {
+        let h = engine(&dir, LoadOptions::quantized(q));
+        let mut r = measure(&h, n_gen, false);
+        let toks = greedy_tokens(&h, 16);
+        let same = toks.iter().zip(&reference_tokens).take_while(|(a, b)| a == b).count();
+        r.insert("greedy_prefix_agreeing_with_gguf_of_16".into(), json!(same));
         report.insert(label.into(), serde_json::Value::Object(r));
     }
 
@@ -177,24 +273,36 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return;
     }
-    println!("weft bench engine  (default model, greedy, 32-token prompts, {n_gen} generated tokens)");
-    println!("  candle quantized_llama batch-1 decode: {baseline:8.1} tok/s");
-    for label in ["q4_1", "q8_0"] {
+    println!("weft bench engine  (default model, greedy, 32-token prompts, {n_gen} generated tokens, medians of 3)");
+    println!("  baseline: candle-transformers quantized_llama, batch 1: {baseline:8.1} tok/s");
+    for label in ["q4_1_weft", "q4_1_candle_kernels", "f32_hf", "f32_hf_quantized_q8_0"] {
         let r = report[label].as_object().unwrap();
-        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
-        println!("  [{label}] weights {:.1} MB", f("weight_bytes") / 1e6);
+        let f = |k: &str| r.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        println!(
+            "  [{label}] weights {:.1} MB (+{:.1} MB dense batch copies)",
+            f("weight_bytes") / 1e6,
+            f("dense_copy_bytes") / 1e6
+        );
         println!("    prefill 512 tokens: {:8.1} tok/s  (TTFT {:.3} s)", f("prefill_512_tok_s"), f("ttft_512_s"));
         for c in [1, 8, 32] {
-            println!(
-                "    decode c={c:<2}: {:8.1} tok/s   TTFT p50 {:.3} s   peak KV blocks {}",
-                f(&format!("decode_c{c}_tok_s")),
-                f(&format!("decode_c{c}_ttft_p50_s")),
-                f(&format!("decode_c{c}_peak_kv_blocks"))
-            );
+            if r.contains_key(&format!("decode_c{c}_tok_s")) {
+                println!(
+                    "    decode c={c:<2}: {:8.1} tok/s   TTFT p50 {:.3} s   peak KV blocks {}",
+                    f(&format!("decode_c{c}_tok_s")),
+                    f(&format!("decode_c{c}_ttft_p50_s")),
+                    f(&format!("decode_c{c}_peak_kv_blocks"))
+                );
+            }
         }
-        println!("    c32/c1 = {:.2}x   c1/candle = {:.2}x", f("c32_over_c1"), f("c1_over_candle"));
+        println!("    c32/c1 = {:.2}x", f("c32_over_c1"));
+        if let Some(x) = r.get("c1_over_candle_baseline") {
+            println!("    c1 / candle baseline = {:.2}x", x.as_f64().unwrap());
+        }
         if let Some(g) = r.get("rss_growth_bytes_over_run") {
             println!("    RSS growth over {} steps: {} KB", r["steps_in_memory_run"], g.as_i64().unwrap() / 1024);
+        }
+        if let Some(g) = r.get("greedy_prefix_agreeing_with_gguf_of_16") {
+            println!("    greedy tokens agreeing with the GGUF run: {g}/16");
         }
     }
 }

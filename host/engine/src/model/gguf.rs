@@ -110,6 +110,16 @@ pub(super) fn load(path: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     })
 }
 
+/// Reads only the tokenizer and chat template of a GGUF file (vocab-only files included).
+pub fn read_tokenizer(path: &Path) -> Result<(Option<TokenizerSpec>, Option<String>)> {
+    let mut reader = BufReader::new(File::open(path).map_err(|e| EngineError::load(path, e))?);
+    let content = Content::read(&mut reader)
+        .map_err(|e| EngineError::load(path, format!("not a readable GGUF file: {e}")))?;
+    let md = &content.metadata;
+    let template = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
+    Ok((gguf_tokenizer(md), template))
+}
+
 struct TensorLoader<'a, R> {
     content: &'a Content,
     reader: &'a mut R,
@@ -215,5 +225,6 @@ fn gguf_tokenizer(md: &HashMap<String, Value>) -> Option<TokenizerSpec> {
         padding_token_id: id("tokenizer.ggml.padding_token_id"),
         add_bos_token: flag("tokenizer.ggml.add_bos_token"),
         add_eos_token: flag("tokenizer.ggml.add_eos_token"),
+        add_space_prefix: flag("tokenizer.ggml.add_space_prefix"),
     }))
 }

@@ -51,6 +51,21 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
+/// The tokenizer description and chat template of a model, without loading
+/// its weights (also works on vocab-only GGUF files).
+pub fn read_tokenizer(path: &Path) -> Result<(Option<TokenizerSpec>, Option<String>)> {
+    if path.is_dir() {
+        let tok = std::fs::read_to_string(path.join("tokenizer.json")).ok().map(TokenizerSpec::HuggingFaceJson);
+        let template = std::fs::read_to_string(path.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("chat_template").and_then(|t| t.as_str()).map(str::to_owned));
+        Ok((tok, template))
+    } else {
+        gguf::read_tokenizer(path)
+    }
+}
+
 /// Loads a GGUF file or a Hugging Face directory.
 pub fn load(path: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     if path.is_dir() {

@@ -29,4 +29,6 @@ pub struct GgufTokenizer {
     pub padding_token_id: Option<u32>,
     pub add_bos_token: Option<bool>,
     pub add_eos_token: Option<bool>,
+    /// SentencePiece: prepend a space to the text (`tokenizer.ggml.add_space_prefix`).
+    pub add_space_prefix: Option<bool>,
 }

@@ -28,15 +28,58 @@ impl NativeSampler {
         Self { params, rng: StdRng::seed_from_u64(seed), counts: HashMap::new(), prompt_set: None }
     }
 
-    fn apply_penalties(&mut self, logits: &mut [f32], history: History<'_>) {
-        let p = &self.params;
+    /// Samples with `params` instead of the session's own (a plan a plugin
+    /// returned), restricted to `allowed` when given and never choosing `banned`.
+    /// Uses this session's RNG and history, so a plan equal to the request's
+    /// parameters gives exactly the tokens [`SequenceSampler::sample`] would.
+    pub fn sample_with(
+        &mut self,
+        logits: &mut [f32],
+        history: History<'_>,
+        params: &SamplingParams,
+        allowed: Option<&[u32]>,
+        banned: &[u32],
+    ) -> u32 {
+        if let Some(allowed) = allowed {
+            let mut keep = vec![f32::NEG_INFINITY; logits.len()];
+            for &t in allowed {
+                if let Some(k) = keep.get_mut(t as usize) {
+                    *k = logits[t as usize];
+                }
+            }
+            logits.copy_from_slice(&keep);
+        }
+        for &t in banned {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        Self::apply_penalties_with(params, &mut self.prompt_set, &self.counts, logits, history);
+        if params.temperature < 1e-5 {
+            return argmax(logits);
+        }
+        let inv_t = 1.0 / params.temperature;
+        if inv_t != 1.0 {
+            logits.iter_mut().for_each(|l| *l *= inv_t);
+        }
+        let u: f32 = self.rng.random();
+        sample_filtered(logits, params.top_k, params.top_p, params.min_p, u)
+    }
+
+    fn apply_penalties_with(
+        p: &SamplingParams,
+        prompt_set: &mut Option<Vec<u32>>,
+        counts: &HashMap<u32, u32>,
+        logits: &mut [f32],
+        history: History<'_>,
+    ) {
         for (&tok, &bias) in &p.logit_bias {
             if let Some(l) = logits.get_mut(tok as usize) {
                 *l += bias;
             }
         }
         if p.repetition_penalty != 1.0 {
-            let set = self.prompt_set.get_or_insert_with(|| {
+            let set = prompt_set.get_or_insert_with(|| {
                 let mut v = history.prompt.to_vec();
                 v.sort_unstable();
                 v.dedup();
@@ -49,7 +92,7 @@ impl NativeSampler {
                     penalize(l);
                 }
             }
-            for &t in self.counts.keys() {
+            for &t in counts.keys() {
                 if set.binary_search(&t).is_err()
                     && let Some(l) = logits.get_mut(t as usize)
                 {
@@ -58,7 +101,7 @@ impl NativeSampler {
             }
         }
         if p.presence_penalty != 0.0 || p.frequency_penalty != 0.0 {
-            for (&t, &c) in &self.counts {
+            for (&t, &c) in counts {
                 if let Some(l) = logits.get_mut(t as usize) {
                     *l -= p.presence_penalty + p.frequency_penalty * c as f32;
                 }
@@ -167,17 +210,8 @@ pub fn sample_filtered(row: &[f32], top_k: usize, top_p: f32, min_p: f32, u: f32
 
 impl SequenceSampler for NativeSampler {
     fn sample(&mut self, logits: &mut [f32], history: History<'_>) -> Result<u32, SamplerError> {
-        self.apply_penalties(logits, history);
-        let p = &self.params;
-        if p.temperature < 1e-5 {
-            return Ok(argmax(logits));
-        }
-        let inv_t = 1.0 / p.temperature;
-        if inv_t != 1.0 {
-            logits.iter_mut().for_each(|l| *l *= inv_t);
-        }
-        let u: f32 = self.rng.random();
-        Ok(sample_filtered(logits, p.top_k, p.top_p, p.min_p, u))
+        let params = self.params.clone();
+        Ok(self.sample_with(logits, history, &params, None, &[]))
     }
 
     fn accept(&mut self, token: u32) -> Result<Accept, SamplerError> {

@@ -1,0 +1,52 @@
+//! A sampler that misbehaves as its plugin arguments say, so the runtime's
+//! limits and output validation can be tested against a real component:
+//! `{"mode": "loop" | "oom" | "trap" | "oov" | "ok"}`. With config
+//! `fail_init = "yes"`, `init` fails.
+
+use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams};
+use weft_sdk::{Config, Metadata, Plugin, config_value};
+
+struct Hostile {
+    mode: String,
+    hoard: Vec<Vec<u8>>,
+}
+
+impl Plugin for Hostile {
+    fn metadata() -> Metadata {
+        Metadata { name: "hostile-sampler".into(), version: "0.1.0".into(), description: "misbehaves on purpose".into() }
+    }
+
+    fn init(config: &Config) -> Result<(), String> {
+        if config_value(config, "fail_init") == Some("yes") {
+            return Err("init refused: fail_init is set".into());
+        }
+        Ok(())
+    }
+}
+
+impl Sampler for Hostile {
+    fn create(_params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
+        let v: serde_json::Value = serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
+        Ok(Self { mode: v["mode"].as_str().unwrap_or("ok").to_string(), hoard: Vec::new() })
+    }
+
+    fn step(&mut self, candidates: &[Candidate]) -> Result<Decision, String> {
+        match self.mode.as_str() {
+            "loop" => {
+                let mut x: u64 = 1;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            "oom" => loop {
+                self.hoard.push(vec![1u8; 1 << 20]);
+            },
+            "trap" => panic!("hostile sampler traps on purpose"),
+            "oov" => Ok(Decision::Token(u32::MAX - 7)),
+            "error" => Err("hostile sampler reports an error".into()),
+            _ => Ok(candidates.first().map(|c| Decision::Token(c.id)).unwrap_or(Decision::Plan(Plan::greedy()))),
+        }
+    }
+}
+
+weft_sdk::export_sampler!(Hostile);

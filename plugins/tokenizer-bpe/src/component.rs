@@ -1,0 +1,87 @@
+//! The plugin export: the native [`Tokenizer`](crate::Tokenizer) behind the SDK's trait.
+
+use weft_sdk::tokenizer::{GgufTokenizer, SpecialKind, SpecialToken, TokenizerSource};
+use weft_sdk::{Metadata, Plugin};
+
+struct Bpe(crate::Tokenizer);
+
+impl Plugin for Bpe {
+    fn metadata() -> Metadata {
+        Metadata {
+            name: "tokenizer-bpe".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
+    }
+}
+
+impl weft_sdk::tokenizer::Tokenizer for Bpe {
+    fn load(source: TokenizerSource) -> Result<Self, String> {
+        let t = match source {
+            TokenizerSource::HfJson(json) => crate::Tokenizer::from_hf_json(&json)?,
+            TokenizerSource::Gguf(g) => crate::Tokenizer::from_gguf(fields(g))?,
+        };
+        Ok(Bpe(t))
+    }
+
+    fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, String> {
+        self.0.encode(text, add_special)
+    }
+
+    fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, String> {
+        Ok(self.0.decode(ids, skip_special))
+    }
+
+    fn vocab_size(&self) -> u32 {
+        self.0.vocab_size()
+    }
+
+    fn special_tokens(&self) -> Vec<SpecialToken> {
+        self.0
+            .special_tokens()
+            .into_iter()
+            .map(|(id, text, kind)| SpecialToken {
+                id,
+                text,
+                kind: match kind {
+                    "bos" => SpecialKind::Bos,
+                    "eos" => SpecialKind::Eos,
+                    "eot" => SpecialKind::Eot,
+                    "unk" => SpecialKind::Unk,
+                    "pad" => SpecialKind::Pad,
+                    "user-defined" => SpecialKind::UserDefined,
+                    _ => SpecialKind::Control,
+                },
+            })
+            .collect()
+    }
+
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        self.0.token_bytes(id)
+    }
+
+    fn is_special(&self, id: u32) -> bool {
+        self.0.is_special(id)
+    }
+}
+
+fn fields(g: GgufTokenizer) -> crate::GgufFields {
+    crate::GgufFields {
+        model: g.model,
+        pre: g.pre,
+        tokens: g.tokens,
+        merges: g.merges,
+        scores: g.scores,
+        token_types: g.token_types,
+        bos: g.bos,
+        eos: g.eos,
+        eot: g.eot,
+        unk: g.unk,
+        pad: g.pad,
+        add_bos: g.add_bos,
+        add_eos: g.add_eos,
+        add_space_prefix: g.add_space_prefix,
+    }
+}
+
+weft_sdk::export_tokenizer!(Bpe);

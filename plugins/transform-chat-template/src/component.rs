@@ -1,0 +1,58 @@
+//! The plugin export: renders `messages` into `prompt` in `on-request`.
+//!
+//! Configuration (from weft.toml, or filled in by the host from the model):
+//! `chat_template` (required), `bos_token`, `eos_token`, `today` (YYYY-MM-DD).
+
+use std::cell::RefCell;
+
+use weft_sdk::transform::{Passthrough, Rejection, Request, Transform};
+use weft_sdk::{Config, Metadata, Plugin, config_value};
+
+use crate::{ChatTemplate, Message};
+
+thread_local! {
+    static TEMPLATE: RefCell<Option<ChatTemplate>> = const { RefCell::new(None) };
+}
+
+struct ChatTemplatePlugin;
+
+impl Plugin for ChatTemplatePlugin {
+    fn metadata() -> weft_sdk::Metadata {
+        Metadata {
+            name: "transform-chat-template".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
+    }
+
+    fn init(config: &Config) -> Result<(), String> {
+        let src = config_value(config, "chat_template").ok_or("`chat_template` is not configured")?;
+        let t = ChatTemplate::new(
+            src,
+            config_value(config, "bos_token").unwrap_or(""),
+            config_value(config, "eos_token").unwrap_or(""),
+            config_value(config, "today"),
+        )?;
+        TEMPLATE.with(|c| *c.borrow_mut() = Some(t));
+        Ok(())
+    }
+}
+
+impl Transform for ChatTemplatePlugin {
+    type Filter = Passthrough;
+
+    fn on_request(mut request: Request) -> Result<Request, Rejection> {
+        let Some(messages) = request.messages.take() else { return Ok(request) };
+        let add_generation_prompt = request.param("add_generation_prompt").map(|v| v != "false").unwrap_or(true);
+        let msgs: Vec<Message> =
+            messages.into_iter().map(|m| Message { role: m.role, content: m.content, name: m.name }).collect();
+        let prompt = TEMPLATE.with(|c| match c.borrow().as_ref() {
+            Some(t) => t.render(&msgs, add_generation_prompt).map_err(|e| Rejection { status: 400, message: e }),
+            None => Err(Rejection { status: 500, message: "chat template not initialised".into() }),
+        })?;
+        request.prompt = Some(prompt);
+        Ok(request)
+    }
+}
+
+weft_sdk::export_transform!(ChatTemplatePlugin);

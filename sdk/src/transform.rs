@@ -1,0 +1,188 @@
+//! The transform role: rewrites or rejects a request before the model sees
+//! it, and filters the response text as it streams out.
+//!
+//! A response stream may hold text back (for example a possible e-mail address
+//! split across two chunks) and release it in a later chunk or at the end.
+
+use std::cell::RefCell;
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "transform-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_transform_world",
+        default_bindings_module: "weft_sdk::transform::bindings",
+        with: {
+            "weft:plugin/host@0.1.0": crate::common::weft::plugin::host,
+            "weft:plugin/types@0.1.0": crate::common::weft::plugin::types,
+        },
+    });
+}
+
+use bindings::exports::weft::plugin::transform as wit;
+
+/// The request as transforms see it, a chat message, and a rejection.
+///
+/// ```
+/// use weft_sdk::transform::{Message, Rejection};
+/// let m = Message { role: "user".into(), content: "hi".into(), name: None };
+/// let r = Rejection { status: 400, message: "no".into() };
+/// assert_eq!((m.role.as_str(), r.status), ("user", 400));
+/// ```
+pub use wit::{Message, Rejection, Request};
+
+impl Request {
+    /// The JSON text of parameter `name`, if present.
+    ///
+    /// ```
+    /// let r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: Some("p".into()),
+    ///     params: vec![("temperature".into(), "0.5".into())], headers: vec![] };
+    /// assert_eq!(r.param("temperature"), Some("0.5"));
+    /// ```
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets (or replaces) parameter `name` to the JSON text `value`.
+    ///
+    /// ```
+    /// let mut r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: None, params: vec![], headers: vec![] };
+    /// r.set_param("max_tokens", "5");
+    /// assert_eq!(r.param("max_tokens"), Some("5"));
+    /// ```
+    pub fn set_param(&mut self, name: &str, value: &str) {
+        match self.params.iter_mut().find(|(k, _)| k == name) {
+            Some(p) => p.1 = value.to_string(),
+            None => self.params.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    /// The value of header `name` (lower-case), if exposed.
+    ///
+    /// ```
+    /// let r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: None, params: vec![],
+    ///     headers: vec![("x-tenant".into(), "acme".into())] };
+    /// assert_eq!(r.header("x-tenant"), Some("acme"));
+    /// ```
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Filters one response's text. The default passes text through unchanged.
+///
+/// ```
+/// use weft_sdk::transform::ResponseFilter;
+/// struct Upper;
+/// impl ResponseFilter for Upper {
+///     fn new() -> Self { Upper }
+///     fn on_chunk(&mut self, t: &str) -> String { t.to_uppercase() }
+/// }
+/// assert_eq!(Upper.on_chunk("ab"), "AB");
+/// ```
+pub trait ResponseFilter: 'static {
+    fn new() -> Self;
+
+    /// Text to send now for this chunk; may hold some back.
+    fn on_chunk(&mut self, text: &str) -> String {
+        text.to_string()
+    }
+
+    /// Text held back, released at the end of the response.
+    fn on_end(&mut self) -> String {
+        String::new()
+    }
+}
+
+/// A response filter that changes nothing.
+///
+/// ```
+/// use weft_sdk::transform::{Passthrough, ResponseFilter};
+/// assert_eq!(Passthrough::new().on_chunk("x"), "x");
+/// ```
+pub struct Passthrough;
+
+impl ResponseFilter for Passthrough {
+    fn new() -> Self {
+        Passthrough
+    }
+}
+
+/// A request/response transform.
+///
+/// ```
+/// use weft_sdk::transform::{Passthrough, Rejection, Request, Transform};
+/// use weft_sdk::{Metadata, Plugin};
+/// struct NoEmpty;
+/// impl Plugin for NoEmpty {
+///     fn metadata() -> Metadata { Metadata { name: "no-empty".into(), version: "0.1.0".into(), description: "".into() } }
+/// }
+/// impl Transform for NoEmpty {
+///     type Filter = Passthrough;
+///     fn on_request(r: Request) -> Result<Request, Rejection> {
+///         if r.prompt.as_deref() == Some("") {
+///             return Err(Rejection { status: 400, message: "empty prompt".into() });
+///         }
+///         Ok(r)
+///     }
+/// }
+/// ```
+pub trait Transform: crate::Plugin + 'static {
+    /// The per-response filter.
+    type Filter: ResponseFilter;
+
+    /// Rewrites the request, or rejects it with an HTTP status and message.
+    fn on_request(request: Request) -> Result<Request, Rejection>;
+}
+
+#[doc(hidden)]
+pub struct StreamResource<F>(RefCell<F>);
+
+impl<F: ResponseFilter> wit::GuestResponseStream for StreamResource<F> {
+    fn new() -> Self {
+        StreamResource(RefCell::new(F::new()))
+    }
+
+    fn on_chunk(&self, text: String) -> String {
+        self.0.borrow_mut().on_chunk(&text)
+    }
+
+    fn on_end(&self) -> String {
+        self.0.borrow_mut().on_end()
+    }
+}
+
+/// Exports a [`Transform`] as this component's `weft:plugin/transform` implementation.
+///
+/// ```ignore
+/// weft_sdk::export_transform!(MyTransform);
+/// ```
+#[macro_export]
+macro_rules! export_transform {
+    ($t:ty) => {
+        #[doc(hidden)]
+        struct __WeftTransformExport;
+
+        impl $crate::transform::bindings::Guest for __WeftTransformExport {
+            fn metadata() -> $crate::Metadata {
+                <$t as $crate::Plugin>::metadata()
+            }
+            fn init(config: $crate::Config) -> ::core::result::Result<(), ::std::string::String> {
+                <$t as $crate::Plugin>::init(&config)
+            }
+        }
+
+        impl $crate::transform::bindings::exports::weft::plugin::transform::Guest for __WeftTransformExport {
+            type ResponseStream = $crate::transform::StreamResource<<$t as $crate::transform::Transform>::Filter>;
+            fn on_request(
+                request: $crate::transform::Request,
+            ) -> ::core::result::Result<$crate::transform::Request, $crate::transform::Rejection> {
+                <$t as $crate::transform::Transform>::on_request(request)
+            }
+        }
+
+        $crate::transform::bindings::__export_transform_world!(__WeftTransformExport with_types_in $crate::transform::bindings);
+    };
+}

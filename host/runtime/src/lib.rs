@@ -1,1 +1,27 @@
+//! weft-runtime: the WebAssembly plugin runtime.
+//!
+//! - [`runtime`]: the wasmtime engine, precompiled-component cache, loading
+//!   and every check a plugin passes before it serves; limits per call.
+//! - [`bindings`]: the one place the host's bindings of `wit/` are generated.
+//! - [`state`], [`host_impl`]: what a plugin instance may reach (nothing
+//!   ambient: no files, sockets, environment or clocks).
+//! - [`adapters`]: tokenizer, sampler, router and transform plugins as host
+//!   types; the sampler adapter implements the engine's sampling seam.
+//!
+//! Knows nothing of HTTP; the server wires plugins into requests.
 
+pub mod adapters;
+pub mod bindings;
+pub mod builtin;
+pub mod error;
+mod host_impl;
+pub mod metrics;
+pub mod runtime;
+pub mod state;
+
+pub use adapters::router::{BackendInfo, RouteDecision, RouteRequest, WasmRouter};
+pub use adapters::sampler::{WasmSampler, WasmSamplerFactory};
+pub use adapters::tokenizer::{SpecialToken, WasmDecoder, WasmTokenizer};
+pub use adapters::transform::{ChatMessage, Rejection, TransformRequest, WasmResponseStream, WasmTransform};
+pub use error::{ErrorKind, PluginError};
+pub use runtime::{CONTRACT_VERSION, Limits, LoadedPlugin, PluginInfo, PluginRuntime, RuntimeConfig, World};

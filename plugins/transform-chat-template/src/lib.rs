@@ -88,7 +88,12 @@ impl ChatTemplate {
         });
         let date = today.and_then(parse_date).unwrap_or((2025, 1, 1));
         env.add_function("strftime_now", move |fmt: String| strftime(&fmt, date));
-        env.add_template_owned("chat", source.to_string()).map_err(|e| format!("chat template does not compile: {e:#}"))?;
+        // Jinja2: None is not iterable (minijinja says it is), Undefined is.
+        env.add_test("iterable", |v: Value| {
+            use minijinja::value::ValueKind;
+            !matches!(v.kind(), ValueKind::None | ValueKind::Bool | ValueKind::Number)
+        });
+        env.add_template_owned("chat", strip_generation_tags(source)).map_err(|e| format!("chat template does not compile: {e:#}"))?;
         Ok(Self { env, bos: bos.into(), eos: eos.into() })
     }
 
@@ -116,6 +121,37 @@ impl ChatTemplate {
         })
         .map_err(|e| format!("chat template: {e:#}"))
     }
+}
+
+/// Hugging Face's `{% generation %}` ... `{% endgeneration %}` only marks the
+/// assistant's tokens for training masks; rendering ignores it. minijinja does
+/// not know the tag, so it becomes a no-op block (keeping whitespace control).
+fn strip_generation_tags(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(open) = rest.find("{%") {
+        out.push_str(&rest[..open]);
+        let tail = &rest[open..];
+        let Some(close) = tail.find("%}") else {
+            out.push_str(tail);
+            return out;
+        };
+        let inner = &tail[2..close];
+        let (lead, body, trail) = {
+            let lead = inner.starts_with('-') || inner.starts_with('+');
+            let trail = inner.ends_with('-') || inner.ends_with('+');
+            let b = inner.trim_start_matches(['-', '+']).trim_end_matches(['-', '+']).trim();
+            (if lead { &inner[..1] } else { "" }, b, if trail { &inner[inner.len() - 1..] } else { "" })
+        };
+        match body {
+            "generation" => out.push_str(&format!("{{%{lead} if true {trail}%}}")),
+            "endgeneration" => out.push_str(&format!("{{%{lead} endif {trail}%}}")),
+            _ => out.push_str(&tail[..close + 2]),
+        }
+        rest = &tail[close + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn fold_system(messages: &[Message]) -> Vec<Message> {

@@ -1,0 +1,218 @@
+//! Wasm samplers behind the engine's sampling seam.
+//!
+//! Each sequence gets its own instance and session. A step sends the session
+//! the host's top candidates (or, if it asked, the whole row); the session
+//! answers with a token or a plan the host executes natively with the
+//! sequence's seeded RNG. During the step the `logits` imports read the row in
+//! place: nothing of the vocabulary size is copied unless the plugin asks.
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+use weft_engine::sampling::{Accept, History, NativeSampler, SamplerError, SamplingParams, SequenceSampler};
+
+use super::expect_world;
+use crate::bindings::Candidate;
+use crate::bindings::sampler::SamplerPlugin;
+use crate::bindings::sampler::exports::weft::plugin::sampler as wit;
+use crate::error::{ErrorKind, PluginError, Result};
+use crate::runtime::LoadedPlugin;
+use crate::state::{HostState, LogitsView};
+
+/// Creates sessions of one loaded sampler plugin.
+#[derive(Clone)]
+pub struct WasmSamplerFactory {
+    plugin: Arc<LoadedPlugin>,
+    top_k: u32,
+    needs_full_logits: bool,
+}
+
+impl WasmSamplerFactory {
+    pub fn new(plugin: Arc<LoadedPlugin>) -> Result<Self> {
+        expect_world(&plugin, crate::World::Sampler)?;
+        let (mut store, b) = plugin.instance::<SamplerPlugin>()?;
+        let caps = plugin.call(&mut store, "capabilities", |s| b.weft_plugin_sampler().call_capabilities(s))?;
+        if caps.top_k > 4096 {
+            return Err(plugin.invalid(format!("asks for {} candidates per step; at most 4096", caps.top_k)));
+        }
+        Ok(Self { top_k: caps.top_k, needs_full_logits: caps.needs_full_logits, plugin })
+    }
+
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// A session for one sequence.
+    pub fn session(
+        &self,
+        params: &SamplingParams,
+        max_tokens: u32,
+        args: &str,
+        prompt: &[u32],
+        vocab_size: usize,
+    ) -> Result<WasmSampler> {
+        let plugin = self.plugin.clone();
+        let (mut store, b) = plugin.instance::<SamplerPlugin>()?;
+        let wp = wit::SamplingParams {
+            temperature: params.temperature,
+            top_p: params.top_p,
+            top_k: params.top_k.min(u32::MAX as usize) as u32,
+            min_p: params.min_p,
+            repetition_penalty: params.repetition_penalty,
+            presence_penalty: params.presence_penalty,
+            frequency_penalty: params.frequency_penalty,
+            logit_bias: params.logit_bias.iter().map(|(&k, &v)| (k, v)).collect(),
+            seed: params.seed,
+            max_tokens,
+        };
+        let session = plugin
+            .call(&mut store, "session.create", |s| b.weft_plugin_sampler().session().call_create(s, &wp, args, prompt))?
+            .map_err(|m| PluginError::new(&*plugin.name, ErrorKind::Plugin, format!("session refused: {m}")))?;
+        Ok(WasmSampler {
+            native: NativeSampler::new(params.clone()),
+            base: params.clone(),
+            plugin,
+            store,
+            bindings: b,
+            session,
+            top_k: self.top_k,
+            needs_full_logits: self.needs_full_logits,
+            vocab_size,
+            broken: None,
+        })
+    }
+}
+
+/// One sequence's Wasm sampler session.
+pub struct WasmSampler {
+    plugin: Arc<LoadedPlugin>,
+    store: Store<HostState>,
+    bindings: SamplerPlugin,
+    session: ResourceAny,
+    /// Executes plans with the sequence's own RNG and penalty history.
+    native: NativeSampler,
+    base: SamplingParams,
+    top_k: u32,
+    needs_full_logits: bool,
+    vocab_size: usize,
+    /// Once a call failed, the instance is not used again.
+    broken: Option<PluginError>,
+}
+
+fn to_sampler_error(e: PluginError) -> SamplerError {
+    SamplerError::new(e.kind.as_str(), e.to_string())
+}
+
+impl WasmSampler {
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    fn plan_params(&self, p: &wit::Plan) -> Result<SamplingParams> {
+        let bad = |what: &str| self.plugin.invalid(format!("plan has an invalid {what}"));
+        if !(p.temperature >= 0.0 && p.temperature.is_finite()) {
+            return Err(bad("temperature"));
+        }
+        if !(p.top_p > 0.0 && p.top_p <= 1.0) {
+            return Err(bad("top-p"));
+        }
+        if !(0.0..=1.0).contains(&p.min_p) || !(p.repetition_penalty > 0.0 && p.repetition_penalty.is_finite()) {
+            return Err(bad("min-p or repetition penalty"));
+        }
+        if !p.presence_penalty.is_finite() || !p.frequency_penalty.is_finite() {
+            return Err(bad("penalty"));
+        }
+        let mut logit_bias = std::collections::HashMap::new();
+        for &(t, b) in &p.logit_bias {
+            if t as usize >= self.vocab_size || !b.is_finite() {
+                return Err(bad("logit bias entry"));
+            }
+            logit_bias.insert(t, b);
+        }
+        Ok(SamplingParams {
+            temperature: p.temperature,
+            top_p: p.top_p,
+            top_k: p.top_k as usize,
+            min_p: p.min_p,
+            repetition_penalty: p.repetition_penalty,
+            presence_penalty: p.presence_penalty,
+            frequency_penalty: p.frequency_penalty,
+            logit_bias,
+            seed: self.base.seed,
+        })
+    }
+
+    fn step(&mut self, logits: &mut [f32], history: History<'_>) -> Result<u32> {
+        let vocab = self.vocab_size;
+        self.store.data_mut().logits = Some(LogitsView::new(logits));
+        let (plugin, b, session) = (self.plugin.clone(), &self.bindings, self.session);
+        let decision = if self.needs_full_logits {
+            let row = logits.to_vec();
+            plugin.call(&mut self.store, "session.step-full", |s| b.weft_plugin_sampler().session().call_step_full(s, session, &row))
+        } else {
+            let cands: Vec<Candidate> = weft_engine::sampling::logprobs::top_n(logits, self.top_k as usize)
+                .into_iter()
+                .map(|(id, logit)| Candidate { id, logit })
+                .collect();
+            plugin.call(&mut self.store, "session.step", |s| b.weft_plugin_sampler().session().call_step(s, session, &cands))
+        };
+        self.store.data_mut().logits = None;
+        let decision = decision?.map_err(|m| plugin.plugin_error(format!("step failed: {m}")))?;
+        match decision {
+            wit::Decision::Token(t) => {
+                if t as usize >= vocab {
+                    return Err(plugin.invalid(format!("chose token {t}, outside the vocabulary of {vocab}")));
+                }
+                Ok(t)
+            }
+            wit::Decision::Plan(p) => {
+                let params = self.plan_params(&p)?;
+                if let Some(a) = &p.allowed {
+                    plugin.check_size("allowed-token list", a.len() * 4)?;
+                    if a.is_empty() {
+                        return Err(plugin.invalid("plan allows no token at all".into()));
+                    }
+                    if let Some(&t) = a.iter().find(|&&t| t as usize >= vocab) {
+                        return Err(plugin.invalid(format!("plan allows token {t}, outside the vocabulary of {vocab}")));
+                    }
+                }
+                if let Some(&t) = p.banned.iter().find(|&&t| t as usize >= vocab) {
+                    return Err(plugin.invalid(format!("plan bans token {t}, outside the vocabulary of {vocab}")));
+                }
+                Ok(self.native.sample_with(logits, history, &params, p.allowed.as_deref(), &p.banned))
+            }
+        }
+    }
+}
+
+impl SequenceSampler for WasmSampler {
+    fn sample(&mut self, logits: &mut [f32], history: History<'_>) -> std::result::Result<u32, SamplerError> {
+        if let Some(e) = &self.broken {
+            return Err(to_sampler_error(e.clone()));
+        }
+        self.step(logits, history).map_err(|e| {
+            self.broken = Some(e.clone());
+            to_sampler_error(e)
+        })
+    }
+
+    fn accept(&mut self, token: u32) -> std::result::Result<Accept, SamplerError> {
+        if let Some(e) = &self.broken {
+            return Err(to_sampler_error(e.clone()));
+        }
+        let _ = SequenceSampler::accept(&mut self.native, token);
+        let (plugin, b, session) = (self.plugin.clone(), &self.bindings, self.session);
+        let r = plugin
+            .call(&mut self.store, "session.accept", |s| b.weft_plugin_sampler().session().call_accept(s, session, token))
+            .and_then(|r| r.map_err(|m| plugin.plugin_error(format!("accept failed: {m}"))));
+        match r {
+            Ok(wit::AcceptOutcome::Continue) => Ok(Accept::Continue),
+            Ok(wit::AcceptOutcome::Stop) => Ok(Accept::Stop),
+            Err(e) => {
+                self.broken = Some(e.clone());
+                Err(to_sampler_error(e))
+            }
+        }
+    }
+}

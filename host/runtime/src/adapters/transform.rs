@@ -1,0 +1,162 @@
+//! Request/response transforms: `on-request` rewrites or rejects a request;
+//! a response stream filters generated text chunk by chunk and may hold some
+//! back until later (or the end).
+
+use std::sync::Arc;
+
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use super::{Pool, expect_world};
+use crate::bindings::transform::TransformPlugin;
+use crate::bindings::transform::exports::weft::plugin::transform as wit;
+use crate::error::Result;
+use crate::runtime::LoadedPlugin;
+use crate::state::HostState;
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+    pub name: Option<String>,
+}
+
+/// A request as transforms see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TransformRequest {
+    pub model: String,
+    pub messages: Option<Vec<ChatMessage>>,
+    pub prompt: Option<String>,
+    /// Parameter name to JSON text.
+    pub params: Vec<(String, String)>,
+    /// Exposed headers, lower-case names.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A transform's refusal: an HTTP status (400-599) and a message for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: u16,
+    pub message: String,
+}
+
+fn to_wit(r: &TransformRequest) -> wit::Request {
+    wit::Request {
+        model: r.model.clone(),
+        messages: r.messages.as_ref().map(|m| {
+            m.iter().map(|m| wit::Message { role: m.role.clone(), content: m.content.clone(), name: m.name.clone() }).collect()
+        }),
+        prompt: r.prompt.clone(),
+        params: r.params.clone(),
+        headers: r.headers.clone(),
+    }
+}
+
+fn from_wit(r: wit::Request) -> TransformRequest {
+    TransformRequest {
+        model: r.model,
+        messages: r.messages.map(|m| m.into_iter().map(|m| ChatMessage { role: m.role, content: m.content, name: m.name }).collect()),
+        prompt: r.prompt,
+        params: r.params,
+        headers: r.headers,
+    }
+}
+
+fn request_bytes(r: &wit::Request) -> usize {
+    r.model.len()
+        + r.prompt.as_ref().map_or(0, |p| p.len())
+        + r.messages.as_ref().map_or(0, |m| m.iter().map(|m| m.role.len() + m.content.len()).sum())
+        + r.params.iter().chain(&r.headers).map(|(k, v)| k.len() + v.len()).sum::<usize>()
+}
+
+/// A loaded transform plugin.
+pub struct WasmTransform {
+    pool: Pool<TransformPlugin>,
+}
+
+impl WasmTransform {
+    pub fn new(plugin: Arc<LoadedPlugin>) -> Result<Arc<Self>> {
+        expect_world(&plugin, crate::World::Transform)?;
+        Ok(Arc::new(Self { pool: Pool::new(plugin) }))
+    }
+
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.pool.plugin
+    }
+
+    /// Rewrites the request (`Ok(Ok(..))`) or rejects it (`Ok(Err(..))`); `Err` if the plugin failed.
+    pub fn on_request(&self, req: &TransformRequest) -> Result<std::result::Result<TransformRequest, Rejection>> {
+        let p = self.pool.plugin.clone();
+        let (mut store, b) = self.pool.take()?;
+        let input = to_wit(req);
+        let out = p.call(&mut store, "on-request", |s| b.weft_plugin_transform().call_on_request(s, &input))?;
+        let result = match out {
+            Ok(r) => {
+                p.check_size("rewritten request", request_bytes(&r))?;
+                Ok(from_wit(r))
+            }
+            Err(rej) => {
+                if !(400..=599).contains(&rej.status) {
+                    return Err(p.invalid(format!("rejected with status {}, not an HTTP error status", rej.status)));
+                }
+                p.check_size("rejection message", rej.message.len())?;
+                Err(Rejection { status: rej.status, message: rej.message })
+            }
+        };
+        self.pool.give((store, b));
+        Ok(result)
+    }
+
+    /// A filter for one response; it keeps its instance until dropped.
+    pub fn response_stream(self: &Arc<Self>) -> Result<WasmResponseStream> {
+        let p = self.pool.plugin.clone();
+        let (mut store, b) = self.pool.take()?;
+        let handle = p.call(&mut store, "response-stream.new", |s| b.weft_plugin_transform().response_stream().call_constructor(s))?;
+        Ok(WasmResponseStream { owner: self.clone(), inst: Some((store, b)), handle, failed: false })
+    }
+}
+
+/// Filters one response's text.
+pub struct WasmResponseStream {
+    owner: Arc<WasmTransform>,
+    inst: Option<(Store<HostState>, TransformPlugin)>,
+    handle: ResourceAny,
+    failed: bool,
+}
+
+impl WasmResponseStream {
+    fn run(&mut self, what: &str, text: Option<&str>) -> Result<String> {
+        let p = self.owner.pool.plugin.clone();
+        let (store, b) = self.inst.as_mut().expect("stream instance present until drop");
+        let h = self.handle;
+        let r = p.call(store, what, |s| match text {
+            Some(t) => b.weft_plugin_transform().response_stream().call_on_chunk(s, h, t),
+            None => b.weft_plugin_transform().response_stream().call_on_end(s, h),
+        });
+        let r = r.and_then(|s| p.check_size("filtered text", s.len()).map(|_| s));
+        self.failed |= r.is_err();
+        r
+    }
+
+    /// Text to send for this chunk.
+    pub fn on_chunk(&mut self, text: &str) -> Result<String> {
+        self.run("response-stream.on-chunk", Some(text))
+    }
+
+    /// Text held back until the end.
+    pub fn on_end(&mut self) -> Result<String> {
+        self.run("response-stream.on-end", None)
+    }
+}
+
+impl Drop for WasmResponseStream {
+    fn drop(&mut self) {
+        if let Some((mut store, b)) = self.inst.take() {
+            let _ = self.handle.resource_drop(&mut store);
+            if !self.failed {
+                self.owner.pool.give((store, b));
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! The first-party plugins, built by this crate's build script and embedded
+//! in the binary so `weft serve` needs no plugin files on disk.
+
+/// Byte-level / SentencePiece BPE tokenizer.
+pub const TOKENIZER_BPE: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/tokenizer_bpe.wasm"));
+/// The OpenAI sampling parameters as a plugin.
+pub const SAMPLER_STANDARD: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/sampler_standard.wasm"));
+/// Jinja chat templates.
+pub const TRANSFORM_CHAT_TEMPLATE: &[u8] =
+    include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/transform_chat_template.wasm"));
+
+/// Built-in plugins by name.
+pub fn get(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "tokenizer-bpe" => Some(TOKENIZER_BPE),
+        "sampler-standard" => Some(SAMPLER_STANDARD),
+        "transform-chat-template" => Some(TRANSFORM_CHAT_TEMPLATE),
+        _ => None,
+    }
+}
+
+/// Directory holding every plugin the build produced (test plugins included).
+pub fn build_dir() -> &'static std::path::Path {
+    std::path::Path::new(env!("WEFT_PLUGIN_DIR"))
+}

@@ -9,12 +9,16 @@ pub const SAMPLER_STANDARD: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR
 pub const TRANSFORM_CHAT_TEMPLATE: &[u8] =
     include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/transform_chat_template.wasm"));
 
+/// Least-loaded routing.
+pub const ROUTER_LEAST_LOADED: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/router_least_loaded.wasm"));
+
 /// Built-in plugins by name.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
         "tokenizer-bpe" => Some(TOKENIZER_BPE),
         "sampler-standard" => Some(SAMPLER_STANDARD),
         "transform-chat-template" => Some(TRANSFORM_CHAT_TEMPLATE),
+        "router-least-loaded" => Some(ROUTER_LEAST_LOADED),
         _ => None,
     }
 }

@@ -516,6 +516,19 @@ impl LoadedPlugin {
         PluginError::new(&*self.name, kind, detail)
     }
 
+    /// Mean duration of `n` calls of `metadata` on one warm instance: the cost
+    /// of a typed component call with a small result, for benchmarks.
+    pub fn time_metadata_calls(&self, n: usize) -> Result<Duration> {
+        let (mut store, instance) = self.instantiate()?;
+        let f = self.world_func::<(), (bindings::Metadata,)>(&mut store, &instance, "metadata")?;
+        let _ = self.call(&mut store, "metadata", |s| f.call(&mut *s, ()))?;
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let _ = self.call(&mut store, "metadata", |s| f.call(&mut *s, ()))?;
+        }
+        Ok(t0.elapsed() / n.max(1) as u32)
+    }
+
     /// Checks a guest-provided string or list length against the output cap.
     pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<()> {
         if bytes > self.limits.max_output_bytes {

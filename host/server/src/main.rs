@@ -1,0 +1,52 @@
+//! `weft`: the command-line entry point.
+//!
+//! Subcommands are thin: each parses its arguments and calls into the engine,
+//! the plugin runtime or (later) the server. Logs go to stderr, filtered by RUST_LOG.
+
+mod bench;
+mod cli;
+mod model_source;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "weft: an LLM serving platform whose policies are WebAssembly plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Inspect plugin components.
+    #[command(subcommand)]
+    Plugin(cli::plugin::PluginCmd),
+    /// Print the token ids of a text through the tokenizer plugin (like llama-tokenize).
+    Tokenize(cli::tokenize::TokenizeArgs),
+    /// Render chat messages with a model's chat template through the chat-template plugin.
+    Template(cli::template::TemplateArgs),
+    /// Fetch (if needed) and verify the default model; print its path.
+    Fetch,
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match cli.command {
+        Command::Plugin(c) => cli::plugin::run(c),
+        Command::Tokenize(a) => cli::tokenize::run(a),
+        Command::Template(a) => cli::template::run(a),
+        Command::Fetch => model_source::resolve(None).map(|p| println!("{}", p.display())),
+        Command::Bench(b) => bench::run(b),
+    };
+    if let Err(e) = r {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -16,6 +16,7 @@ pub mod builtin;
 pub mod error;
 mod host_impl;
 pub mod metrics;
+pub mod registry;
 pub mod runtime;
 pub mod state;
 
@@ -24,4 +25,5 @@ pub use adapters::sampler::{WasmSampler, WasmSamplerFactory};
 pub use adapters::tokenizer::{SpecialToken, WasmDecoder, WasmTokenizer};
 pub use adapters::transform::{ChatMessage, Rejection, TransformRequest, WasmResponseStream, WasmTransform};
 pub use error::{ErrorKind, PluginError};
+pub use registry::PluginRegistry;
 pub use runtime::{CONTRACT_VERSION, Limits, LoadedPlugin, PluginInfo, PluginRuntime, RuntimeConfig, World};

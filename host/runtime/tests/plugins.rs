@@ -216,3 +216,25 @@ fn precompiled_cache_is_hit_on_second_load() {
     let again = common::runtime().load("s", bytes, Limits::default(), vec![]).unwrap();
     assert!(again.cache_hit);
 }
+
+#[test]
+fn registry_swaps_versions_without_touching_pinned_users_and_isolates_tenants() {
+    let reg = weft_runtime::PluginRegistry::new();
+    let v1 = common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![]);
+    assert!(reg.install(None, v1.clone()).is_none());
+    let pinned = WasmTransform::new(reg.get(None, "hostile-transform").unwrap()).unwrap();
+    let mut stream = pinned.response_stream().unwrap();
+    let v2 = common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![("v".into(), "2".into())]);
+    assert!(reg.install(None, v2.clone()).is_some());
+    // The stream started on v1 keeps v1's instance.
+    assert_eq!(stream.on_chunk("still v1").unwrap(), "STILL V1");
+    assert!(std::sync::Arc::ptr_eq(pinned.plugin(), &v1));
+    assert!(std::sync::Arc::ptr_eq(&reg.get(None, "hostile-transform").unwrap(), &v2));
+    // Tenants have their own slots.
+    assert!(reg.get(Some("acme"), "hostile-transform").is_none());
+    reg.install(Some("acme"), common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![]));
+    assert!(!std::sync::Arc::ptr_eq(&reg.get(Some("acme"), "hostile-transform").unwrap(), &v2));
+    // Rollback restores v1.
+    assert!(std::sync::Arc::ptr_eq(&reg.rollback(None, "hostile-transform").unwrap(), &v1));
+    assert_eq!(reg.list().len(), 2);
+}

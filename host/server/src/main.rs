@@ -3,9 +3,13 @@
 //! Subcommands are thin: each parses its arguments and calls into the engine,
 //! the plugin runtime or (later) the server. Logs go to stderr, filtered by RUST_LOG.
 
+mod api;
 mod bench;
 mod cli;
+mod metrics;
 mod model_source;
+mod pipeline;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -18,6 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the OpenAI API (default: the default model on 127.0.0.1:8080).
+    Serve(serve::ServeArgs),
     /// Inspect plugin components.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCmd),
@@ -39,6 +45,7 @@ fn main() {
         .init();
     let cli = Cli::parse();
     let r = match cli.command {
+        Command::Serve(a) => serve::run(a),
         Command::Plugin(c) => cli::plugin::run(c),
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Template(a) => cli::template::run(a),

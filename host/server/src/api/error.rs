@@ -1,0 +1,78 @@
+//! OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}`.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An API error as the client sees it.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: Option<String>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), kind, param: None, code: None, retry_after: None }
+    }
+
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        e.param = Some(param.to_string());
+        e
+    }
+
+    pub fn code(mut self, code: &str) -> Self {
+        self.code = Some(code.to_string());
+        self
+    }
+
+    pub fn not_found_model(model: &str) -> Self {
+        let mut e = Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("the model `{model}` does not exist"));
+        e.param = Some("model".into());
+        e.code = Some("model_not_found".into());
+        e
+    }
+
+    pub fn engine(e: weft_engine::EngineError) -> Self {
+        use weft_engine::EngineError as E;
+        match &e {
+            E::PromptTooLong { .. } | E::KvCapacity { .. } => {
+                let mut a = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string()).code("context_length_exceeded");
+                a.param = Some("messages".into());
+                a
+            }
+            E::InvalidRequest(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", m.clone()),
+            E::Sampler(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin_error", m.clone()).code("sampler"),
+            E::Shutdown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"),
+            _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()).code(e.kind()),
+        }
+    }
+
+    pub fn plugin(stage: &str, e: &weft_runtime::PluginError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "plugin_error",
+            format!("{stage} stage failed: plugin `{}` ({}): {}", e.plugin, e.kind(), e.message),
+        )
+        .code(e.kind())
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        json!({"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}})
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, axum::Json(self.body())).into_response();
+        if let Some(s) = self.retry_after {
+            r.headers_mut().insert("retry-after", HeaderValue::from(s));
+        }
+        r
+    }
+}

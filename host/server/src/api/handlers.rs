@@ -1,0 +1,336 @@
+//! Endpoint handlers. They parse and check the request, hand it to the
+//! pipeline, and shape the pipeline's events into OpenAI responses.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use weft_runtime::{ChatMessage, TransformRequest};
+
+use super::AppState;
+use super::error::ApiError;
+use super::openai::{ChatRequest, CompletionRequest, GenRequest, parse};
+use crate::pipeline::ModelService;
+use crate::pipeline::generate::{self, ChoiceEvent, TokenLogprob};
+
+/// Counts a request in flight; the count drops when the response (or stream) ends.
+struct Inflight(Arc<AppState>);
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn admit(state: &Arc<AppState>, model: &str) -> Result<(Arc<ModelService>, Inflight), ApiError> {
+    if state.draining.load(Ordering::Relaxed) {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"));
+    }
+    let Some(svc) = state.model.get() else {
+        let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the model is still loading");
+        e.retry_after = Some(2);
+        return Err(e);
+    };
+    if model != svc.name {
+        return Err(ApiError::not_found_model(model));
+    }
+    let n = state.inflight.fetch_add(1, Ordering::Relaxed);
+    let guard = Inflight(state.clone());
+    if n >= state.max_inflight {
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limit_error",
+            format!("the server queue is full ({} requests in flight); retry later", state.max_inflight),
+        )
+        .code("queue_full");
+        e.retry_after = Some(1);
+        return Err(e);
+    }
+    Ok((svc.clone(), guard))
+}
+
+fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    b.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(status, "invalid_request_error", "the request body is larger than the server accepts").code("body_too_large")
+        } else {
+            ApiError::new(status, "invalid_request_error", r.body_text())
+        }
+    })
+}
+
+enum Kind {
+    Chat,
+    Completion,
+}
+
+pub async fn chat(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+    let r = async {
+        let (req, common): (ChatRequest, _) = parse(&body(b)?)?;
+        if req.messages.is_empty() {
+            return Err(ApiError::invalid("messages", "messages must not be empty"));
+        }
+        let top = match (req.logprobs, req.top_logprobs) {
+            (Some(true), t) => Some(t.unwrap_or(0).min(20) as usize),
+            (_, Some(_)) => return Err(ApiError::invalid("top_logprobs", "top_logprobs requires logprobs: true")),
+            _ => None,
+        };
+        let messages = req
+            .messages
+            .iter()
+            .map(|m| Ok(ChatMessage { role: m.role.clone(), content: m.text()?, name: m.name.clone() }))
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let g = common.into_gen(top)?;
+        let (svc, guard) = admit(&state, &g.model)?;
+        let treq = TransformRequest { model: g.model.clone(), messages: Some(messages), ..Default::default() };
+        run(state.clone(), svc, guard, treq, g, Kind::Chat).await
+    }
+    .await;
+    finish(&state, "chat", r)
+}
+
+pub async fn completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+    let r = async {
+        let (req, common): (CompletionRequest, _) = parse(&body(b)?)?;
+        let mut prompts = req.prompt.into_vec();
+        if prompts.len() != 1 {
+            return Err(ApiError::invalid("prompt", "exactly one prompt string is supported per request"));
+        }
+        let g = common.into_gen(req.logprobs.map(|n| n.min(20) as usize))?;
+        let (svc, guard) = admit(&state, &g.model)?;
+        let treq = TransformRequest { model: g.model.clone(), prompt: prompts.pop(), ..Default::default() };
+        run(state.clone(), svc, guard, treq, g, Kind::Completion).await
+    }
+    .await;
+    finish(&state, "completions", r)
+}
+
+fn finish(state: &AppState, endpoint: &str, r: Result<Response, ApiError>) -> Response {
+    let resp = r.unwrap_or_else(|e| {
+        tracing::info!(endpoint, status = e.status.as_u16(), error = %e.message, "request refused");
+        e.into_response()
+    });
+    state.metrics.count_request(endpoint, resp.status().as_u16());
+    resp
+}
+
+async fn run(
+    state: Arc<AppState>,
+    svc: Arc<ModelService>,
+    guard: Inflight,
+    treq: TransformRequest,
+    g: GenRequest,
+    kind: Kind,
+) -> Result<Response, ApiError> {
+    let rid = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let id = match kind {
+        Kind::Chat => format!("chatcmpl-{rid:x}{:x}", now()),
+        Kind::Completion => format!("cmpl-{rid:x}{:x}", now()),
+    };
+    tracing::info!(request = %id, model = %g.model, stream = g.stream, n = g.n, "request");
+    let metrics = state.metrics.clone();
+    let (stream, n, include_usage, model) = (g.stream, g.n, g.include_usage, g.model.clone());
+    let svc2 = svc.clone();
+    let add_special = matches!(kind, Kind::Completion);
+    let rx = tokio::task::spawn_blocking(move || {
+        let t = generate::transform(&svc2, treq)?;
+        let prompt = t.prompt.ok_or_else(|| ApiError::invalid("messages", "the transforms produced no prompt"))?;
+        generate::start(svc2, metrics, prompt, add_special, g)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("internal error: {e}")))??;
+    let created = now();
+    if stream {
+        let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
+        tokio::spawn(stream_events(rx, tx, id, created, model, n, include_usage, kind, guard));
+        return Ok(Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response());
+    }
+    let _guard = guard;
+    collect(rx, id, created, model, n, kind).await
+}
+
+fn logprobs_json(lps: &[TokenLogprob]) -> Value {
+    json!(lps
+        .iter()
+        .map(|t| json!({
+            "token": t.token,
+            "logprob": t.logprob,
+            "bytes": t.bytes,
+            "top_logprobs": t.top.iter().map(|(s, b, l)| json!({"token": s, "logprob": l, "bytes": b})).collect::<Vec<_>>(),
+        }))
+        .collect::<Vec<_>>())
+}
+
+fn usage_json(prompt: usize, cached: usize, completion: usize) -> Value {
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    })
+}
+
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<ChoiceEvent>,
+    id: String,
+    created: u64,
+    model: String,
+    n: usize,
+    kind: Kind,
+) -> Result<Response, ApiError> {
+    let mut texts = vec![String::new(); n];
+    let mut lps: Vec<Vec<TokenLogprob>> = vec![Vec::new(); n];
+    let mut reasons = vec!["stop"; n];
+    let (mut prompt, mut cached, mut completion, mut done) = (0, 0, 0, 0);
+    while done < n {
+        match rx.recv().await {
+            Some(ChoiceEvent::Delta { index, text, logprobs }) => {
+                texts[index].push_str(&text);
+                lps[index].extend(logprobs);
+            }
+            Some(ChoiceEvent::Done { index, finish_reason, prompt_tokens, cached_tokens, completion_tokens }) => {
+                reasons[index] = finish_reason;
+                prompt = prompt.max(prompt_tokens);
+                cached = cached.max(cached_tokens);
+                completion += completion_tokens;
+                done += 1;
+            }
+            Some(ChoiceEvent::Failed(e)) => return Err(e),
+            None => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation ended unexpectedly")),
+        }
+    }
+    let choices: Vec<Value> = (0..n)
+        .map(|i| {
+            let lp = if lps[i].is_empty() { Value::Null } else { json!({"content": logprobs_json(&lps[i])}) };
+            match kind {
+                Kind::Chat => json!({"index": i, "message": {"role": "assistant", "content": texts[i]}, "logprobs": lp, "finish_reason": reasons[i]}),
+                Kind::Completion => json!({"index": i, "text": texts[i], "logprobs": lp, "finish_reason": reasons[i]}),
+            }
+        })
+        .collect();
+    let object = match kind {
+        Kind::Chat => "chat.completion",
+        Kind::Completion => "text_completion",
+    };
+    Ok(axum::Json(json!({
+        "id": id, "object": object, "created": created, "model": model,
+        "choices": choices, "usage": usage_json(prompt, cached, completion),
+    }))
+    .into_response())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream_events(
+    mut rx: mpsc::UnboundedReceiver<ChoiceEvent>,
+    tx: mpsc::Sender<Result<SseEvent, Infallible>>,
+    id: String,
+    created: u64,
+    model: String,
+    n: usize,
+    include_usage: bool,
+    kind: Kind,
+    _guard: Inflight,
+) {
+    let object = match kind {
+        Kind::Chat => "chat.completion.chunk",
+        Kind::Completion => "text_completion",
+    };
+    let chunk = |choice: Value| json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
+    let send = |v: Value| {
+        let tx = tx.clone();
+        async move { tx.send(Ok(SseEvent::default().data(v.to_string()))).await.is_ok() }
+    };
+    let mut started = vec![false; n];
+    let (mut prompt, mut cached, mut completion, mut done) = (0, 0, 0, 0);
+    while done < n {
+        let Some(ev) = rx.recv().await else { break };
+        let ok = match ev {
+            ChoiceEvent::Delta { index, text, logprobs } => {
+                let lp = if logprobs.is_empty() { Value::Null } else { json!({"content": logprobs_json(&logprobs)}) };
+                let choice = match kind {
+                    Kind::Chat => {
+                        let mut delta = json!({"content": text});
+                        if !started[index] {
+                            delta["role"] = json!("assistant");
+                            started[index] = true;
+                        }
+                        json!({"index": index, "delta": delta, "logprobs": lp, "finish_reason": null})
+                    }
+                    Kind::Completion => json!({"index": index, "text": text, "logprobs": lp, "finish_reason": null}),
+                };
+                send(chunk(choice)).await
+            }
+            ChoiceEvent::Done { index, finish_reason, prompt_tokens, cached_tokens, completion_tokens } => {
+                prompt = prompt.max(prompt_tokens);
+                cached = cached.max(cached_tokens);
+                completion += completion_tokens;
+                done += 1;
+                let choice = match kind {
+                    Kind::Chat => json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish_reason}),
+                    Kind::Completion => json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish_reason}),
+                };
+                send(chunk(choice)).await
+            }
+            ChoiceEvent::Failed(e) => {
+                let _ = send(e.body()).await;
+                break;
+            }
+        };
+        if !ok {
+            return; // client disconnected: dropping `rx` cancels the sequences
+        }
+    }
+    if done == n && include_usage {
+        let v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [], "usage": usage_json(prompt, cached, completion)});
+        let _ = send(v).await;
+    }
+    let _ = tx.send(Ok(SseEvent::default().data("[DONE]"))).await;
+}
+
+pub async fn models(State(state): State<Arc<AppState>>) -> Response {
+    let data: Vec<Value> = state
+        .model
+        .get()
+        .map(|m| vec![json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "weft", "max_model_len": m.engine.model().max_context})])
+        .unwrap_or_default();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+pub async fn health() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready() {
+        axum::Json(json!({"status": "ready"})).into_response()
+    } else {
+        let why = if state.draining.load(Ordering::Relaxed) { "draining" } else { "loading" };
+        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"status": why}))).into_response()
+    }
+}
+
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let engine = state.model.get().map(|m| m.engine.metrics());
+    let plugins: Vec<&weft_runtime::LoadedPlugin> = state.plugins.get().map(|v| v.iter().map(|p| &**p).collect()).unwrap_or_default();
+    let text = state.metrics.render(engine.as_ref(), &plugins);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub async fn not_found() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "no such endpoint").into_response()
+}

@@ -1,0 +1,61 @@
+//! The HTTP API: OpenAI-compatible chat and completions (streaming or not),
+//! models, health, readiness and metrics.
+
+pub mod error;
+mod handlers;
+pub mod openai;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+use crate::metrics::ServerMetrics;
+use crate::pipeline::ModelService;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub model: OnceLock<Arc<ModelService>>,
+    pub plugins: OnceLock<Vec<Arc<weft_runtime::LoadedPlugin>>>,
+    /// Kept for the life of the server: it owns the epoch ticker that enforces plugin deadlines.
+    pub runtime: OnceLock<weft_runtime::PluginRuntime>,
+    pub draining: AtomicBool,
+    pub metrics: Arc<ServerMetrics>,
+    pub inflight: AtomicUsize,
+    pub max_inflight: usize,
+    pub next_id: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(max_inflight: usize) -> Self {
+        Self {
+            model: OnceLock::new(),
+            plugins: OnceLock::new(),
+            runtime: OnceLock::new(),
+            draining: AtomicBool::new(false),
+            metrics: Arc::new(ServerMetrics::default()),
+            inflight: AtomicUsize::new(0),
+            max_inflight,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.model.get().is_some() && !self.draining.load(Ordering::Relaxed)
+    }
+}
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(handlers::chat))
+        .route("/v1/completions", post(handlers::completions))
+        .route("/v1/models", get(handlers::models))
+        .route("/health", get(handlers::health))
+        .route("/ready", get(handlers::ready))
+        .route("/metrics", get(handlers::metrics))
+        .fallback(handlers::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,207 @@
+//! The OpenAI request bodies we accept, parsed so that an error names the
+//! offending parameter, and turned into one engine-facing [`GenRequest`].
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use weft_engine::SamplingParams;
+
+use super::error::ApiError;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StringOrList::One(s) => vec![s],
+            StringOrList::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<ContentPart>),
+}
+
+#[derive(Deserialize)]
+pub struct ContentPart {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<Content>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct StreamOptions {
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// Parameters shared by chat and completions.
+#[derive(Deserialize, Default)]
+pub struct CommonParams {
+    pub model: String,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    pub n: Option<u32>,
+    pub max_tokens: Option<u32>,
+    pub max_completion_tokens: Option<u32>,
+    pub stop: Option<StringOrList>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub top_k: Option<i64>,
+    pub min_p: Option<f32>,
+    pub seed: Option<u64>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub repetition_penalty: Option<f32>,
+    pub logit_bias: Option<HashMap<String, f32>>,
+    #[serde(default)]
+    pub ignore_eos: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ChatRequest {
+    pub messages: Vec<ChatMessage>,
+    pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u32>,
+}
+
+#[derive(Deserialize)]
+pub struct CompletionRequest {
+    pub prompt: StringOrList,
+    pub logprobs: Option<u32>,
+}
+
+/// Parses a JSON body into the endpoint's own fields and the common
+/// parameters; an error names the parameter at fault.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, CommonParams), ApiError> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid("body", format!("the request body is not valid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::invalid("body", "the request body must be a JSON object"));
+    }
+    Ok((typed(&v)?, typed(&v)?))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            let msg = inner.to_string();
+            // "missing field `messages`" → param messages
+            let param = msg.split('`').nth(1).unwrap_or("body").to_string();
+            ApiError::invalid(&param, format!("invalid request: {msg}"))
+        } else {
+            ApiError::invalid(&path, format!("invalid value for `{path}`: {inner}"))
+        }
+    })
+}
+
+/// What the pipeline needs, whatever endpoint it came from.
+pub struct GenRequest {
+    pub model: String,
+    pub stream: bool,
+    pub include_usage: bool,
+    pub n: usize,
+    pub max_tokens: Option<usize>,
+    pub stop: Vec<String>,
+    pub params: SamplingParams,
+    pub ignore_eos: bool,
+    pub logprobs: Option<usize>,
+}
+
+impl CommonParams {
+    pub fn into_gen(self, logprobs: Option<usize>) -> Result<GenRequest, ApiError> {
+        let n = self.n.unwrap_or(1);
+        if !(1..=16).contains(&n) {
+            return Err(ApiError::invalid("n", format!("n must be between 1 and 16, got {n}")));
+        }
+        let max_tokens = self.max_completion_tokens.or(self.max_tokens);
+        if max_tokens == Some(0) {
+            return Err(ApiError::invalid("max_tokens", "max_tokens must be at least 1"));
+        }
+        let stop = self.stop.map(StringOrList::into_vec).unwrap_or_default();
+        if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
+            return Err(ApiError::invalid("stop", "at most 4 non-empty stop strings of up to 256 bytes"));
+        }
+        let mut logit_bias = HashMap::new();
+        for (k, v) in self.logit_bias.unwrap_or_default() {
+            let id: u32 = k.parse().map_err(|_| ApiError::invalid("logit_bias", format!("logit_bias key `{k}` is not a token id")))?;
+            if !(-100.0..=100.0).contains(&v) {
+                return Err(ApiError::invalid("logit_bias", format!("logit_bias values must be in [-100, 100], got {v}")));
+            }
+            logit_bias.insert(id, v);
+        }
+        let top_k = match self.top_k {
+            None | Some(-1) | Some(0) => 0,
+            Some(k) if k > 0 => k as usize,
+            Some(k) => return Err(ApiError::invalid("top_k", format!("top_k must be -1, 0 or positive, got {k}"))),
+        };
+        let params = SamplingParams {
+            temperature: self.temperature.unwrap_or(1.0),
+            top_p: self.top_p.unwrap_or(1.0),
+            top_k,
+            min_p: self.min_p.unwrap_or(0.0),
+            repetition_penalty: self.repetition_penalty.unwrap_or(1.0),
+            presence_penalty: self.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
+            logit_bias,
+            seed: self.seed,
+        };
+        if let Err(m) = params.validate() {
+            let param = m.split_whitespace().next().unwrap_or("body").to_string();
+            return Err(ApiError::invalid(&param, m));
+        }
+        Ok(GenRequest {
+            model: self.model,
+            stream: self.stream,
+            include_usage: self.stream_options.is_some_and(|o| o.include_usage),
+            n: n as usize,
+            max_tokens: max_tokens.map(|m| m as usize),
+            stop,
+            params,
+            ignore_eos: self.ignore_eos,
+            logprobs,
+        })
+    }
+}
+
+impl ChatMessage {
+    pub fn text(&self) -> Result<String, ApiError> {
+        match &self.content {
+            None => Ok(String::new()),
+            Some(Content::Text(t)) => Ok(t.clone()),
+            Some(Content::Parts(parts)) => {
+                let mut s = String::new();
+                for p in parts {
+                    if p.kind != "text" {
+                        return Err(ApiError::invalid("messages", format!("content part type `{}` is not supported", p.kind)));
+                    }
+                    s.push_str(p.text.as_deref().unwrap_or_default());
+                }
+                Ok(s)
+            }
+        }
+    }
+}

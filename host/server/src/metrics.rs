@@ -1,0 +1,139 @@
+//! Server metrics in the Prometheus text format: request and token counters,
+//! latency histograms, the engine's gauges, and per-plugin call statistics.
+
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weft_runtime::LoadedPlugin;
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A fixed-bucket histogram of seconds.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Mutex<(Vec<u64>, f64, u64)>,
+}
+
+const LATENCY: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Self { bounds, counts: Mutex::new((vec![0; bounds.len()], 0.0, 0)) }
+    }
+
+    pub fn observe(&self, v: f64) {
+        if let Ok(mut c) = self.counts.lock() {
+            for (i, b) in self.bounds.iter().enumerate() {
+                if v <= *b {
+                    c.0[i] += 1;
+                }
+            }
+            c.1 += v;
+            c.2 += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let (counts, sum, n) = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (b, c) in self.bounds.iter().zip(&counts) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}\n{name}_sum {sum}\n{name}_count {n}");
+    }
+}
+
+pub struct ServerMetrics {
+    pub requests: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    pub prompt_tokens: Counter,
+    pub generation_tokens: Counter,
+    pub ttft: Histogram,
+    pub itl: Histogram,
+    pub e2e: Histogram,
+}
+
+impl Default for ServerMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Mutex::new(Default::default()),
+            prompt_tokens: Counter::default(),
+            generation_tokens: Counter::default(),
+            ttft: Histogram::new(LATENCY),
+            itl: Histogram::new(LATENCY),
+            e2e: Histogram::new(LATENCY),
+        }
+    }
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}_total {v}");
+}
+
+impl ServerMetrics {
+    pub fn count_request(&self, endpoint: &str, status: u16) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((endpoint.to_string(), status)).or_default() += 1;
+        }
+    }
+
+    pub fn render(&self, engine: Option<&weft_engine::EngineMetrics>, plugins: &[&LoadedPlugin]) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP weft_requests Requests by endpoint and status.\n# TYPE weft_requests counter");
+        for ((ep, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(out, "weft_requests_total{{endpoint=\"{ep}\",status=\"{st}\"}} {n}");
+        }
+        counter(&mut out, "weft_prompt_tokens", "Prompt tokens of finished requests.", self.prompt_tokens.get() as f64);
+        counter(&mut out, "weft_generation_tokens", "Generated tokens of finished requests.", self.generation_tokens.get() as f64);
+        self.ttft.render(&mut out, "weft_time_to_first_token_seconds", "Time from admission to the first token.");
+        self.itl.render(&mut out, "weft_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.");
+        self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
+        if let Some(m) = engine {
+            gauge(&mut out, "weft_requests_running", "Sequences in the running batch.", m.running as f64);
+            gauge(&mut out, "weft_requests_waiting", "Sequences waiting for admission.", m.waiting as f64);
+            gauge(&mut out, "weft_kv_cache_usage_ratio", "Fraction of KV blocks in use.", m.kv.usage());
+            gauge(&mut out, "weft_kv_blocks_used", "KV blocks referenced by live sequences.", m.kv.used_blocks as f64);
+            gauge(&mut out, "weft_kv_blocks_free", "KV blocks free.", m.kv.free_blocks as f64);
+            gauge(&mut out, "weft_kv_blocks_cached", "KV blocks holding reusable prefixes.", m.kv.cached_blocks as f64);
+            gauge(&mut out, "weft_prefix_cache_hit_rate", "Prefix-cache block hits over lookups.", m.kv.hit_rate());
+            counter(&mut out, "weft_prefix_cache_queries", "Prompt blocks looked up in the prefix cache.", m.kv.prefix_queries as f64);
+            counter(&mut out, "weft_prefix_cache_hits", "Prompt blocks found in the prefix cache.", m.kv.prefix_hits as f64);
+            counter(&mut out, "weft_preemptions", "Sequences preempted for lack of KV blocks.", m.preemptions as f64);
+            counter(&mut out, "weft_engine_steps", "Engine steps run.", m.steps as f64);
+        }
+        let _ = writeln!(out, "# HELP weft_plugin_call_duration_seconds Duration of calls into a plugin.\n# TYPE weft_plugin_call_duration_seconds histogram");
+        for p in plugins {
+            let m = &p.metrics;
+            let mut cum = 0;
+            for (i, b) in weft_runtime::metrics::CALL_BUCKETS.iter().enumerate() {
+                cum += m.call_buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",le=\"{b}\"}} {cum}", p.name);
+            }
+            let n = m.calls.load(Ordering::Relaxed);
+            let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",le=\"+Inf\"}} {n}", p.name);
+            let _ = writeln!(out, "weft_plugin_call_duration_seconds_sum{{plugin=\"{}\"}} {}", p.name, m.call_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+            let _ = writeln!(out, "weft_plugin_call_duration_seconds_count{{plugin=\"{}\"}} {n}", p.name);
+        }
+        let _ = writeln!(out, "# HELP weft_plugin_errors Plugin failures by kind.\n# TYPE weft_plugin_errors counter");
+        for p in plugins {
+            for (kind, n) in p.metrics.error_counts() {
+                let _ = writeln!(out, "weft_plugin_errors_total{{plugin=\"{}\",kind=\"{kind}\"}} {n}", p.name);
+            }
+        }
+        out
+    }
+}

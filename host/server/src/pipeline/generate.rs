@@ -1,0 +1,227 @@
+//! Running one API request: prompt → token ids → `n` engine sequences →
+//! per-sequence streaming decode, stop strings and response filters → events.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+use weft_engine::{Event, FinishReason, Request};
+use weft_runtime::{TransformRequest, WasmResponseStream};
+
+use super::ModelService;
+use super::stop::StopMatcher;
+use crate::api::error::ApiError;
+use crate::api::openai::GenRequest;
+use crate::metrics::ServerMetrics;
+
+/// A token's log-probability with its alternatives, texts decoded.
+#[derive(Debug, Clone)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub bytes: Vec<u8>,
+    pub logprob: f32,
+    pub top: Vec<(String, Vec<u8>, f32)>,
+}
+
+/// What a choice produces while it runs.
+#[derive(Debug)]
+pub enum ChoiceEvent {
+    Delta { index: usize, text: String, logprobs: Vec<TokenLogprob> },
+    Done { index: usize, finish_reason: &'static str, prompt_tokens: usize, cached_tokens: usize, completion_tokens: usize },
+    Failed(ApiError),
+}
+
+/// Applies the request transforms (the chat template renders messages into a prompt).
+pub fn transform(svc: &ModelService, mut req: TransformRequest) -> Result<TransformRequest, ApiError> {
+    for t in &svc.transforms {
+        req = match t.on_request(&req) {
+            Ok(Ok(r)) => r,
+            Ok(Err(rej)) => {
+                let status = axum::http::StatusCode::from_u16(rej.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+                return Err(ApiError::new(status, "invalid_request_error", rej.message).code("rejected_by_transform"));
+            }
+            Err(e) => return Err(ApiError::plugin("transform", &e)),
+        };
+    }
+    Ok(req)
+}
+
+/// Tokenizes the prompt and starts `n` sequences; events of all choices arrive on the returned channel.
+pub fn start(
+    svc: Arc<ModelService>,
+    metrics: Arc<ServerMetrics>,
+    prompt: String,
+    add_special: bool,
+    g: GenRequest,
+) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, ApiError> {
+    let ids = svc.tokenizer.encode(&prompt, add_special).map_err(|e| ApiError::plugin("tokenizer", &e))?;
+    if ids.is_empty() {
+        return Err(ApiError::invalid("prompt", "the prompt is empty"));
+    }
+    let max_ctx = svc.engine.model().max_context;
+    if ids.len() >= max_ctx {
+        return Err(ApiError::invalid("messages", format!(
+            "the prompt has {} tokens but the model's context is {max_ctx} tokens",
+            ids.len()
+        ))
+        .code("context_length_exceeded"));
+    }
+    let room = max_ctx - ids.len();
+    let max_tokens = g.max_tokens.unwrap_or(room).min(room);
+    let vocab = svc.engine.model().config.vocab_size;
+    let (tx, rx) = mpsc::unbounded_channel();
+    for index in 0..g.n {
+        let mut params = g.params.clone();
+        // n > 1 with a seed: distinct but reproducible choices.
+        params.seed = params.seed.map(|s| s.wrapping_add(index as u64));
+        let mut r = Request::new(ids.clone(), max_tokens).with_params(params.clone());
+        r.ignore_eos = g.ignore_eos;
+        r.logprobs = g.logprobs;
+        if let Some(f) = &svc.sampler {
+            let s = f
+                .session(&params, max_tokens as u32, "", &ids, vocab)
+                .map_err(|e| ApiError::plugin("sampler", &e))?;
+            r.sampler = Some(Box::new(s));
+        }
+        let stream = svc.engine.submit(r).map_err(ApiError::engine)?;
+        let decoder = svc.tokenizer.decoder(true).map_err(|e| ApiError::plugin("tokenizer", &e))?;
+        let tx = tx.clone();
+        let (svc, metrics, stops) = (svc.clone(), metrics.clone(), g.stop.clone());
+        let want_logprobs = g.logprobs.is_some();
+        let prompt_len = ids.len();
+        tokio::spawn(async move {
+            run_choice(index, svc, metrics, stream, decoder, StopMatcher::new(stops), want_logprobs, prompt_len, tx).await;
+        });
+    }
+    Ok(rx)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_choice(
+    index: usize,
+    svc: Arc<ModelService>,
+    metrics: Arc<ServerMetrics>,
+    mut stream: weft_engine::RequestStream,
+    mut decoder: weft_runtime::WasmDecoder,
+    mut stop: StopMatcher,
+    want_logprobs: bool,
+    prompt_len: usize,
+    tx: mpsc::UnboundedSender<ChoiceEvent>,
+) {
+    let t0 = Instant::now();
+    let mut generated = 0usize;
+    let mut last = None::<Instant>;
+    let mut filters: Vec<WasmResponseStream> = Vec::new();
+    for t in &svc.transforms {
+        match t.response_stream() {
+            Ok(s) => filters.push(s),
+            Err(e) => {
+                let _ = tx.send(ChoiceEvent::Failed(ApiError::plugin("response transform", &e)));
+                return;
+            }
+        }
+    }
+    let filter = |filters: &mut Vec<WasmResponseStream>, mut text: String, end: bool| -> Result<String, ApiError> {
+        for f in filters.iter_mut() {
+            let mut out = if text.is_empty() { String::new() } else { f.on_chunk(&text).map_err(|e| ApiError::plugin("response transform", &e))? };
+            if end {
+                out.push_str(&f.on_end().map_err(|e| ApiError::plugin("response transform", &e))?);
+            }
+            text = out;
+        }
+        Ok(text)
+    };
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Event::Token { id, logprob } => {
+                let now = Instant::now();
+                match last {
+                    None => metrics.ttft.observe((now - t0).as_secs_f64()),
+                    Some(l) => metrics.itl.observe((now - l).as_secs_f64()),
+                }
+                last = Some(now);
+                generated += 1;
+                let piece = match decoder.push(id) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(ChoiceEvent::Failed(ApiError::plugin("tokenizer", &e)));
+                        return;
+                    }
+                };
+                let (text, hit) = stop.push(&piece);
+                let logprobs = match (want_logprobs, logprob) {
+                    (true, Some(lp)) => token_logprobs(&svc, &lp),
+                    _ => Vec::new(),
+                };
+                let text = match filter(&mut filters, text, false) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = tx.send(ChoiceEvent::Failed(e));
+                        return;
+                    }
+                };
+                if (!text.is_empty() || !logprobs.is_empty()) && tx.send(ChoiceEvent::Delta { index, text, logprobs }).is_err() {
+                    return; // client gone: dropping the engine stream cancels the sequence
+                }
+                if hit {
+                    // Ending here frees the sequence now; the rest would be discarded anyway.
+                    // Cached-token counts arrive only with the engine's final event: reported as 0 here.
+                    let _ = tx.send(ChoiceEvent::Done { index, finish_reason: "stop", prompt_tokens: prompt_len, cached_tokens: 0, completion_tokens: generated });
+                    metrics.prompt_tokens.add(prompt_len as u64);
+                    metrics.generation_tokens.add(generated as u64);
+                    metrics.e2e.observe(t0.elapsed().as_secs_f64());
+                    drop(stream);
+                    return;
+                }
+            }
+            Event::Finished { reason, usage } => {
+                let mut tail = decoder.finish().unwrap_or_default();
+                let (t, _) = stop.push(&tail);
+                tail = t;
+                tail.push_str(&stop.finish());
+                let tail = match filter(&mut filters, tail, true) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = tx.send(ChoiceEvent::Failed(e));
+                        return;
+                    }
+                };
+                if !tail.is_empty() {
+                    let _ = tx.send(ChoiceEvent::Delta { index, text: tail, logprobs: Vec::new() });
+                }
+                metrics.prompt_tokens.add(usage.prompt_tokens as u64);
+                metrics.generation_tokens.add(usage.completion_tokens as u64);
+                metrics.e2e.observe(t0.elapsed().as_secs_f64());
+                let _ = tx.send(ChoiceEvent::Done {
+                    index,
+                    finish_reason: match reason {
+                        FinishReason::Stop => "stop",
+                        FinishReason::Length => "length",
+                    },
+                    prompt_tokens: usage.prompt_tokens,
+                    cached_tokens: usage.cached_prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                });
+                return;
+            }
+            Event::Error(e) => {
+                let _ = tx.send(ChoiceEvent::Failed(ApiError::engine(e)));
+                return;
+            }
+        }
+    }
+    let _ = tx.send(ChoiceEvent::Failed(ApiError::engine(weft_engine::EngineError::Shutdown)));
+}
+
+fn token_logprobs(svc: &ModelService, lp: &weft_engine::sampling::TokenLogprob) -> Vec<TokenLogprob> {
+    let mut ids = vec![lp.token];
+    ids.extend(lp.top.iter().map(|t| t.token));
+    let bytes = svc.tokenizer.token_bytes(&ids).unwrap_or_else(|_| vec![Vec::new(); ids.len()]);
+    let text = |b: &Vec<u8>| String::from_utf8_lossy(b).into_owned();
+    vec![TokenLogprob {
+        token: text(&bytes[0]),
+        bytes: bytes[0].clone(),
+        logprob: lp.logprob,
+        top: lp.top.iter().zip(&bytes[1..]).map(|(t, b)| (text(b), b.clone(), t.logprob)).collect(),
+    }]
+}

@@ -238,3 +238,12 @@ fn registry_swaps_versions_without_touching_pinned_users_and_isolates_tenants() 
     assert!(std::sync::Arc::ptr_eq(&reg.rollback(None, "hostile-transform").unwrap(), &v1));
     assert_eq!(reg.list().len(), 2);
 }
+
+#[test]
+fn fallback_policy_hands_a_failing_session_to_the_native_sampler() {
+    let f = hostile(Limits::default());
+    let params = SamplingParams { seed: Some(3), ..Default::default() };
+    let mut s = f.session(&params, 8, r#"{"mode":"trap"}"#, &[], VOCAB).unwrap().with_fallback(true);
+    let mut native = NativeSampler::new(params.clone());
+    assert_eq!(run(&mut s, 6).unwrap(), run(&mut native, 6).unwrap());
+}

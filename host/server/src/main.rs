@@ -6,6 +6,7 @@
 mod api;
 mod bench;
 mod cli;
+mod config;
 mod metrics;
 mod model_source;
 mod pipeline;
@@ -31,11 +32,20 @@ enum Command {
     Tokenize(cli::tokenize::TokenizeArgs),
     /// Render chat messages with a model's chat template through the chat-template plugin.
     Template(cli::template::TemplateArgs),
+    /// Validate a configuration file without serving.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Fetch (if needed) and verify the default model; print its path.
     Fetch,
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Check FILE: every key known, every value valid, every plugin reference resolvable.
+    Check { file: std::path::PathBuf },
 }
 
 fn main() {
@@ -49,6 +59,9 @@ fn main() {
         Command::Plugin(c) => cli::plugin::run(c),
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Template(a) => cli::template::run(a),
+        Command::Config(ConfigCmd::Check { file }) => config::Config::load(&file).map(|c| {
+            println!("{}: ok ({} model, {} plugins)", file.display(), c.models.len(), c.plugins.len())
+        }),
         Command::Fetch => model_source::resolve(None).map(|p| println!("{}", p.display())),
         Command::Bench(b) => bench::run(b),
     };

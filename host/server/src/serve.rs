@@ -16,38 +16,88 @@ use weft_engine::{Engine, EngineConfig, KvCapacity, LoadOptions, Quantize, Sched
 use weft_runtime::{Limits, PluginRuntime, RuntimeConfig, WasmSamplerFactory, WasmTokenizer, WasmTransform};
 
 use crate::api::{self, AppState};
-use crate::pipeline::ModelService;
+use crate::config::Config;
+use crate::pipeline::{ModelService, TransformStage};
 
 #[derive(Args, Clone)]
 pub struct ServeArgs {
+    /// The full configuration (see examples/weft.toml). Flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// A GGUF file or Hugging Face directory (default: SmolLM2-135M-Instruct, fetched on first use).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Name the model is served under (default: the model's own name).
+    /// Name the model is served under.
     #[arg(long)]
     pub served_model_name: Option<String>,
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
+    #[arg(long)]
+    pub host: Option<String>,
+    #[arg(long)]
+    pub port: Option<u16>,
     /// Post-training weight quantization at load: none or q8_0.
-    #[arg(long, default_value = "none")]
-    pub quantize: String,
+    #[arg(long)]
+    pub quantize: Option<String>,
     /// KV cache size in MiB.
-    #[arg(long, default_value_t = 512)]
-    pub kv_cache_mib: usize,
+    #[arg(long)]
+    pub kv_cache_mib: Option<usize>,
     /// Requests in flight (queued or running) before new ones get 429.
-    #[arg(long, default_value_t = 256)]
-    pub max_queued: usize,
+    #[arg(long)]
+    pub max_queued: Option<usize>,
     /// Largest request body in bytes.
-    #[arg(long, default_value_t = 4 << 20)]
-    pub max_body_bytes: usize,
-    /// Use the engine's native sampler instead of the sampler-standard plugin.
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
+    /// Use the engine's native sampler instead of the configured sampler plugin.
     #[arg(long)]
     pub native_sampler: bool,
     /// Seconds in-flight requests get to finish after SIGTERM.
-    #[arg(long, default_value_t = 30)]
-    pub grace_secs: u64,
+    #[arg(long)]
+    pub grace_secs: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The configuration file (or the built-in default) with the flags applied.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(p) => Config::load(p)?,
+            None => Config::default_serving(),
+        };
+        let s = &mut c.server;
+        if let Some(h) = &self.host {
+            s.host = h.clone();
+        }
+        if let Some(p) = self.port {
+            s.port = p;
+        }
+        if let Some(v) = self.max_queued {
+            s.max_queued_requests = v;
+        }
+        if let Some(v) = self.max_body_bytes {
+            s.max_request_body_bytes = v;
+        }
+        if let Some(v) = self.grace_secs {
+            s.grace_secs = v;
+        }
+        let m = &mut c.models[0];
+        if let Some(p) = &self.model {
+            m.source = p.display().to_string();
+            if self.served_model_name.is_none() && self.config.is_none() {
+                m.name = String::new(); // filled from the model file
+            }
+        }
+        if let Some(n) = &self.served_model_name {
+            m.name = n.clone();
+        }
+        if let Some(q) = &self.quantize {
+            m.quantize = q.clone();
+        }
+        if let Some(k) = self.kv_cache_mib {
+            m.kv_cache_mib = k;
+        }
+        if self.native_sampler {
+            m.pipeline.sampler = "native".into();
+        }
+        Ok(c)
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -56,19 +106,20 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let addr: SocketAddr = format!("{}:{}", args.host, args.port).parse().context("--host/--port")?;
+    let cfg = args.resolve()?;
+    let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port).parse().context("server host/port")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(AppState::new(args.max_queued));
-    let app = api::router(state.clone(), args.max_body_bytes);
+    let state = Arc::new(AppState::new(cfg.server.max_queued_requests));
+    let app = api::router(state.clone(), cfg.server.max_request_body_bytes);
     tracing::warn!("weft listening on http://{local} (loading the model; /ready turns 200 when done)");
     eprintln!("weft: listening on http://{local}");
 
     let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     {
-        let (state, args) = (state.clone(), args.clone());
+        let (state, cfg) = (state.clone(), cfg.clone());
         tokio::spawn(async move {
-            let r = tokio::task::spawn_blocking(move || load(&state, &args)).await;
+            let r = tokio::task::spawn_blocking(move || load(&state, &cfg)).await;
             let err = match r {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e,
@@ -86,7 +137,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
-    let grace = Duration::from_secs(args.grace_secs);
+    let grace = Duration::from_secs(cfg.server.grace_secs);
     let state2 = state.clone();
     tokio::select! {
         r = server => r?,
@@ -102,16 +153,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the model and plugins and publishes them in `state`.
-fn load(state: &AppState, args: &ServeArgs) -> anyhow::Result<()> {
-    let path = crate::model_source::resolve(args.model.as_deref())?;
-    let quantize: Quantize = args.quantize.parse()?;
+fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
+    let mc = &cfg.models[0];
+    let path = if mc.source == "default" { crate::model_source::resolve(None)? } else { PathBuf::from(&mc.source) };
+    let quantize: Quantize = mc.quantize.parse()?;
     eprintln!("weft: loading {}", path.display());
     let model = weft_engine::model::load(&path, LoadOptions::quantized(quantize))?;
     let spec = model.tokenizer.clone().with_context(|| format!("{} carries no tokenizer", path.display()))?;
     let template = model.chat_template.clone();
-    let name = args.served_model_name.clone().unwrap_or_else(|| {
-        if args.model.is_none() { weft_engine::DefaultModel::NAME.to_string() } else { model.name.clone() }
-    });
+    let name = if mc.name.is_empty() { model.name.clone() } else { mc.name.clone() };
     let (bos, eos) = match &spec {
         weft_engine::TokenizerSpec::Gguf(g) => {
             let t = |id: Option<u32>| id.and_then(|i| g.tokens.get(i as usize).cloned()).unwrap_or_default();
@@ -122,42 +172,95 @@ fn load(state: &AppState, args: &ServeArgs) -> anyhow::Result<()> {
     let engine = Engine::start(
         model,
         EngineConfig {
-            kv_capacity: KvCapacity::Bytes(args.kv_cache_mib << 20),
-            scheduler: SchedulerConfig::default(),
+            kv_capacity: KvCapacity::Bytes(mc.kv_cache_mib << 20),
+            scheduler: SchedulerConfig { max_batched_tokens: mc.max_tokens_per_step, max_num_seqs: mc.max_sequences, ..Default::default() },
             ..Default::default()
         },
     )?;
 
-    let prt = PluginRuntime::new(RuntimeConfig::default())?;
-    let builtin = |name: &str, config: Vec<(String, String)>| -> anyhow::Result<Arc<weft_runtime::LoadedPlugin>> {
-        let bytes = weft_runtime::builtin::get(name).context("built-in plugin")?;
-        Ok(prt.load(name, bytes, Limits::default(), config)?)
-    };
+    let fuel = cfg.plugins.iter().any(|p| p.limits.fuel.is_some());
+    let prt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
     let mut plugins = Vec::new();
-    let tok_plugin = builtin("tokenizer-bpe", vec![])?;
-    plugins.push(tok_plugin.clone());
-    let tokenizer = WasmTokenizer::new(tok_plugin, &spec)?;
-    let mut transforms = Vec::new();
-    if let Some(t) = template {
-        let p = builtin("transform-chat-template", vec![("chat_template".into(), t), ("bos_token".into(), bos), ("eos_token".into(), eos)])?;
+    // A pipeline name is a configured plugin, or a built-in with default limits.
+    let mut load_plugin = |pname: &str, extra: Vec<(String, String)>| -> anyhow::Result<Arc<weft_runtime::LoadedPlugin>> {
+        let p = match cfg.plugins.iter().find(|p| p.name == pname) {
+            Some(sec) => {
+                let mut config = sec.config_pairs();
+                for (k, v) in extra {
+                    if !config.iter().any(|(ck, _)| *ck == k) {
+                        config.push((k, v));
+                    }
+                }
+                match (&sec.file, &sec.builtin) {
+                    (Some(f), _) => prt.load_file(pname, f, sec.limits(), config)?,
+                    (None, Some(b)) => prt.load(pname, weft_runtime::builtin::get(b).context("built-in plugin")?, sec.limits(), config)?,
+                    _ => anyhow::bail!("plugin `{pname}` has neither file nor builtin"),
+                }
+            }
+            None => prt.load(pname, weft_runtime::builtin::get(pname).context("built-in plugin")?, Limits::default(), extra)?,
+        };
         plugins.push(p.clone());
-        transforms.push(WasmTransform::new(p)?);
-    } else {
-        tracing::warn!("the model has no chat template; /v1/chat/completions will refuse messages");
-    }
-    let sampler = if args.native_sampler {
-        None
-    } else {
-        let p = builtin("sampler-standard", vec![])?;
-        plugins.push(p.clone());
-        Some(WasmSamplerFactory::new(p)?)
+        Ok(p)
     };
+    let pl = &mc.pipeline;
+    let tokenizer = WasmTokenizer::new(load_plugin(&pl.tokenizer, vec![])?, &spec)?;
+    let native_tokenizer = native_tokenizer(&spec);
+    let mut transforms = Vec::new();
+    for t in &pl.transforms {
+        let is_template = t == "transform-chat-template"
+            || cfg.plugins.iter().any(|p| p.name == *t && p.builtin.as_deref() == Some("transform-chat-template"));
+        let mut extra = Vec::new();
+        let mut native_template = None;
+        if is_template {
+            let Some(src) = &template else {
+                tracing::warn!("the model has no chat template; `{t}` is left out and chat requests will be refused");
+                continue;
+            };
+            extra = vec![("chat_template".into(), src.clone()), ("bos_token".into(), bos.clone()), ("eos_token".into(), eos.clone())];
+            native_template = transform_chat_template::ChatTemplate::new(src, &bos, &eos, None).ok();
+        }
+        transforms.push(TransformStage { plugin: WasmTransform::new(load_plugin(t, extra)?)?, native_template });
+    }
+    let sampler = if pl.sampler == "native" { None } else { Some(WasmSamplerFactory::new(load_plugin(&pl.sampler, vec![])?)?) };
     let _ = state.plugins.set(plugins);
     let _ = state.runtime.set(prt);
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let _ = state.model.set(Arc::new(ModelService { name: name.clone(), engine, tokenizer, transforms, sampler, created }));
+    let service = ModelService {
+        name: name.clone(),
+        engine,
+        tokenizer,
+        native_tokenizer,
+        transforms,
+        sampler,
+        failure: pl.failure.clone(),
+        created,
+    };
+    let _ = state.model.set(Arc::new(service));
     eprintln!("weft: ready, serving model `{name}`");
     Ok(())
+}
+
+fn native_tokenizer(spec: &weft_engine::TokenizerSpec) -> Option<tokenizer_bpe::Tokenizer> {
+    match spec {
+        weft_engine::TokenizerSpec::HuggingFaceJson(j) => tokenizer_bpe::Tokenizer::from_hf_json(j).ok(),
+        weft_engine::TokenizerSpec::Gguf(g) => tokenizer_bpe::Tokenizer::from_gguf(tokenizer_bpe::GgufFields {
+            model: g.model.clone(),
+            pre: g.pre.clone(),
+            tokens: g.tokens.clone(),
+            merges: g.merges.clone(),
+            scores: g.scores.clone(),
+            token_types: g.token_types.clone(),
+            bos: g.bos_token_id,
+            eos: g.eos_token_id,
+            eot: g.eot_token_id,
+            unk: g.unknown_token_id,
+            pad: g.padding_token_id,
+            add_bos: g.add_bos_token,
+            add_eos: g.add_eos_token,
+            add_space_prefix: g.add_space_prefix,
+        })
+        .ok(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -255,3 +255,32 @@ fn queue_limit_gives_429_and_sigterm_drains_and_exits_zero() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+fn config_with_hostile_sampler(policy: &str) -> std::path::PathBuf {
+    let wasm = weft_runtime::builtin::build_dir().join("hostile_sampler.wasm");
+    let text = format!(
+        "[[models]]\nname = \"SmolLM2-135M-Instruct\"\n[models.pipeline]\nsampler = \"hostile\"\n[models.pipeline.failure]\nsampler = \"{policy}\"\n\
+         [[plugins]]\nname = \"hostile\"\nfile = \"{}\"\nkind = \"sampler\"\n[plugins.config]\nmode = \"trap\"\n",
+        wasm.display()
+    );
+    let p = std::env::temp_dir().join(format!("weft-serve-{policy}-{}.toml", std::process::id()));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn sampler_failure_policy_closed_fails_with_the_plugin_named_and_fallback_serves() {
+    let closed = config_with_hostile_sampler("closed");
+    let (s, _) = start(&["--config", closed.to_str().unwrap()]);
+    let (st, e) = post(&s, "/v1/chat/completions", &chat("hi", json!({"max_tokens": 4})));
+    assert_eq!(st, 500, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("hostile") && msg.contains("trap"), "{msg}");
+    drop(s);
+    let fallback = config_with_hostile_sampler("fallback");
+    let (s, _) = start(&["--config", fallback.to_str().unwrap()]);
+    let (st, body) = post(&s, "/v1/chat/completions", &chat("hi", json!({"max_tokens": 4})));
+    assert_eq!(st, 200, "{body}");
+    let text = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
+    assert!(text.contains("weft_plugin_errors_total{plugin=\"hostile\",kind=\"trap\"}"), "{text}");
+}

@@ -80,6 +80,7 @@ impl WasmSamplerFactory {
             needs_full_logits: self.needs_full_logits,
             vocab_size,
             broken: None,
+            fallback: false,
         })
     }
 }
@@ -98,6 +99,8 @@ pub struct WasmSampler {
     vocab_size: usize,
     /// Once a call failed, the instance is not used again.
     broken: Option<PluginError>,
+    /// After a failure, continue with the native sampler instead of failing the sequence.
+    fallback: bool,
 }
 
 fn to_sampler_error(e: PluginError) -> SamplerError {
@@ -107,6 +110,22 @@ fn to_sampler_error(e: PluginError) -> SamplerError {
 impl WasmSampler {
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin
+    }
+
+    /// With `true`, a plugin failure hands the sequence to the native sampler
+    /// (same seed and history) instead of ending it: the `fallback` policy.
+    pub fn with_fallback(mut self, fallback: bool) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    fn fail(&mut self, e: PluginError) -> std::result::Result<(), SamplerError> {
+        if self.fallback {
+            tracing::warn!(plugin = %self.plugin.name, error = %e, "sampler plugin failed; falling back to the native sampler");
+        }
+        let out = if self.fallback { Ok(()) } else { Err(to_sampler_error(e.clone())) };
+        self.broken = Some(e);
+        out
     }
 
     fn plan_params(&self, p: &wit::Plan) -> Result<SamplingParams> {
@@ -189,19 +208,25 @@ impl WasmSampler {
 impl SequenceSampler for WasmSampler {
     fn sample(&mut self, logits: &mut [f32], history: History<'_>) -> std::result::Result<u32, SamplerError> {
         if let Some(e) = &self.broken {
+            if self.fallback {
+                return self.native.sample(logits, history);
+            }
             return Err(to_sampler_error(e.clone()));
         }
-        self.step(logits, history).map_err(|e| {
-            self.broken = Some(e.clone());
-            to_sampler_error(e)
-        })
+        match self.step(logits, history) {
+            Ok(t) => Ok(t),
+            Err(e) => {
+                self.fail(e)?;
+                self.native.sample(logits, history)
+            }
+        }
     }
 
     fn accept(&mut self, token: u32) -> std::result::Result<Accept, SamplerError> {
-        if let Some(e) = &self.broken {
-            return Err(to_sampler_error(e.clone()));
-        }
         let _ = SequenceSampler::accept(&mut self.native, token);
+        if let Some(e) = &self.broken {
+            return if self.fallback { Ok(Accept::Continue) } else { Err(to_sampler_error(e.clone())) };
+        }
         let (plugin, b, session) = (self.plugin.clone(), &self.bindings, self.session);
         let r = plugin
             .call(&mut self.store, "session.accept", |s| b.weft_plugin_sampler().session().call_accept(s, session, token))
@@ -210,8 +235,8 @@ impl SequenceSampler for WasmSampler {
             Ok(wit::AcceptOutcome::Continue) => Ok(Accept::Continue),
             Ok(wit::AcceptOutcome::Stop) => Ok(Accept::Stop),
             Err(e) => {
-                self.broken = Some(e.clone());
-                Err(to_sampler_error(e))
+                self.fail(e)?;
+                Ok(Accept::Continue)
             }
         }
     }

@@ -31,18 +31,40 @@ pub enum ChoiceEvent {
     Failed(ApiError),
 }
 
-/// Applies the request transforms (the chat template renders messages into a prompt).
+/// Applies the request transforms (the chat template renders messages into a
+/// prompt), honouring the transforms' failure policy.
 pub fn transform(svc: &ModelService, mut req: TransformRequest) -> Result<TransformRequest, ApiError> {
+    use crate::config::FailurePolicy as P;
     for t in &svc.transforms {
-        req = match t.on_request(&req) {
+        req = match t.plugin.on_request(&req) {
             Ok(Ok(r)) => r,
             Ok(Err(rej)) => {
                 let status = axum::http::StatusCode::from_u16(rej.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
                 return Err(ApiError::new(status, "invalid_request_error", rej.message).code("rejected_by_transform"));
             }
-            Err(e) => return Err(ApiError::plugin("transform", &e)),
+            Err(e) => match (svc.failure.transforms, &t.native_template) {
+                (P::Closed, _) => return Err(ApiError::plugin("transform", &e)),
+                (P::Fallback, Some(native)) => {
+                    tracing::warn!(error = %e, "chat-template plugin failed; rendering natively");
+                    render_native(native, req)?
+                }
+                _ => {
+                    tracing::warn!(error = %e, "transform failed; skipped (policy open)");
+                    req
+                }
+            },
         };
     }
+    Ok(req)
+}
+
+fn render_native(t: &transform_chat_template::ChatTemplate, mut req: TransformRequest) -> Result<TransformRequest, ApiError> {
+    let Some(messages) = req.messages.take() else { return Ok(req) };
+    let msgs: Vec<transform_chat_template::Message> = messages
+        .into_iter()
+        .map(|m| transform_chat_template::Message { role: m.role, content: m.content, name: m.name })
+        .collect();
+    req.prompt = Some(t.render(&msgs, true).map_err(|e| ApiError::invalid("messages", e))?);
     Ok(req)
 }
 
@@ -54,7 +76,16 @@ pub fn start(
     add_special: bool,
     g: GenRequest,
 ) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, ApiError> {
-    let ids = svc.tokenizer.encode(&prompt, add_special).map_err(|e| ApiError::plugin("tokenizer", &e))?;
+    let ids = match svc.tokenizer.encode(&prompt, add_special) {
+        Ok(ids) => ids,
+        Err(e) => match (&svc.native_tokenizer, svc.failure.tokenizer) {
+            (Some(native), crate::config::FailurePolicy::Fallback) => {
+                tracing::warn!(error = %e, "tokenizer plugin failed; encoding natively");
+                native.encode(&prompt, add_special).map_err(|m| ApiError::invalid("prompt", m))?
+            }
+            _ => return Err(ApiError::plugin("tokenizer", &e)),
+        },
+    };
     if ids.is_empty() {
         return Err(ApiError::invalid("prompt", "the prompt is empty"));
     }
@@ -78,10 +109,12 @@ pub fn start(
         r.ignore_eos = g.ignore_eos;
         r.logprobs = g.logprobs;
         if let Some(f) = &svc.sampler {
-            let s = f
-                .session(&params, max_tokens as u32, "", &ids, vocab)
-                .map_err(|e| ApiError::plugin("sampler", &e))?;
-            r.sampler = Some(Box::new(s));
+            use crate::config::FailurePolicy as P;
+            match f.session(&params, max_tokens as u32, "", &ids, vocab) {
+                Ok(s) => r.sampler = Some(Box::new(s.with_fallback(svc.failure.sampler != P::Closed))),
+                Err(e) if svc.failure.sampler == P::Closed => return Err(ApiError::plugin("sampler", &e)),
+                Err(e) => tracing::warn!(error = %e, "sampler plugin failed to start a session; using the native sampler"),
+            }
         }
         let stream = svc.engine.submit(r).map_err(ApiError::engine)?;
         let decoder = svc.tokenizer.decoder(true).map_err(|e| ApiError::plugin("tokenizer", &e))?;
@@ -113,7 +146,7 @@ async fn run_choice(
     let mut last = None::<Instant>;
     let mut filters: Vec<WasmResponseStream> = Vec::new();
     for t in &svc.transforms {
-        match t.response_stream() {
+        match t.plugin.response_stream() {
             Ok(s) => filters.push(s),
             Err(e) => {
                 let _ = tx.send(ChoiceEvent::Failed(ApiError::plugin("response transform", &e)));

@@ -1,6 +1,6 @@
 //! A sampler that misbehaves as its plugin arguments say, so the runtime's
 //! limits and output validation can be tested against a real component:
-//! `{"mode": "loop" | "oom" | "trap" | "oov" | "ok"}`. With config
+//! `{"mode": "loop" | "oom" | "trap" | "oov" | "ok"}` (or the `mode` config value). With config
 //! `fail_init = "yes"`, `init` fails.
 
 use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams};
@@ -27,7 +27,9 @@ impl Plugin for Hostile {
 impl Sampler for Hostile {
     fn create(_params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
         let v: serde_json::Value = serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
-        Ok(Self { mode: v["mode"].as_str().unwrap_or("ok").to_string(), hoard: Vec::new() })
+        // The request's arguments choose the misbehaviour, else the plugin's `mode` setting.
+        let mode = v["mode"].as_str().map(str::to_string).or_else(|| weft_sdk::host::config_get("mode")).unwrap_or_else(|| "ok".into());
+        Ok(Self { mode, hoard: Vec::new() })
     }
 
     fn step(&mut self, candidates: &[Candidate]) -> Result<Decision, String> {

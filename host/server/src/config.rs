@@ -1,0 +1,316 @@
+//! `weft.toml`: the whole configuration, refused whole on any unknown key or
+//! bad value, with the error naming the file and the key path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub models: Vec<ModelSection>,
+    #[serde(default)]
+    pub plugins: Vec<PluginSection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    pub host: String,
+    pub port: u16,
+    pub max_queued_requests: usize,
+    pub max_request_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub grace_secs: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            max_queued_requests: 256,
+            max_request_body_bytes: 4 << 20,
+            request_timeout_secs: 600,
+            grace_secs: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Name clients use in `model`.
+    pub name: String,
+    /// `default` (SmolLM2-135M-Instruct, fetched on first use) or a GGUF / Hugging Face path.
+    #[serde(default = "default_source")]
+    pub source: String,
+    #[serde(default = "default_quantize")]
+    pub quantize: String,
+    #[serde(default = "default_kv")]
+    pub kv_cache_mib: usize,
+    #[serde(default = "default_step_tokens")]
+    pub max_tokens_per_step: usize,
+    #[serde(default = "default_seqs")]
+    pub max_sequences: usize,
+    #[serde(default)]
+    pub pipeline: Pipeline,
+}
+
+fn default_source() -> String {
+    "default".into()
+}
+fn default_quantize() -> String {
+    "none".into()
+}
+fn default_kv() -> usize {
+    512
+}
+fn default_step_tokens() -> usize {
+    512
+}
+fn default_seqs() -> usize {
+    64
+}
+
+/// What happens when a stage's plugin fails.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// The request fails with an error naming the plugin and the error kind.
+    #[default]
+    Closed,
+    /// The stage is skipped.
+    Open,
+    /// The native built-in does the stage's work.
+    Fallback,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pipeline {
+    /// Request transforms in order; `transform-chat-template` renders chat messages.
+    pub transforms: Vec<String>,
+    pub tokenizer: String,
+    /// A sampler plugin name, or `native`.
+    pub sampler: String,
+    pub failure: Failure,
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Self {
+            transforms: vec!["transform-chat-template".into()],
+            tokenizer: "tokenizer-bpe".into(),
+            sampler: "sampler-standard".into(),
+            failure: Failure::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Failure {
+    pub transforms: FailurePolicy,
+    pub tokenizer: FailurePolicy,
+    pub sampler: FailurePolicy,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    pub name: String,
+    /// A component file, relative to the config file.
+    pub file: Option<PathBuf>,
+    /// Or a built-in: tokenizer-bpe, sampler-standard, transform-chat-template, router-least-loaded.
+    pub builtin: Option<String>,
+    /// tokenizer, sampler, router or transform.
+    pub kind: String,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    pub memory_mib: usize,
+    pub deadline_ms: u64,
+    pub fuel: Option<u64>,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self { memory_mib: 256, deadline_ms: 2000, fuel: None }
+    }
+}
+
+const BUILTINS: [(&str, &str); 4] = [
+    ("tokenizer-bpe", "tokenizer"),
+    ("sampler-standard", "sampler"),
+    ("transform-chat-template", "transform"),
+    ("router-least-loaded", "router"),
+];
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let de = toml::Deserializer::new(&text);
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            anyhow::anyhow!("{}: key `{key}`: {}", path.display(), e.into_inner().message().trim())
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in &mut cfg.plugins {
+            if let Some(f) = &p.file
+                && f.is_relative()
+            {
+                p.file = Some(base.join(f));
+            }
+        }
+        cfg.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// The configuration `weft serve` uses without `--config`.
+    pub fn default_serving() -> Self {
+        Self {
+            server: ServerSection::default(),
+            models: vec![ModelSection {
+                name: weft_engine::DefaultModel::NAME.into(),
+                source: default_source(),
+                quantize: default_quantize(),
+                kv_cache_mib: default_kv(),
+                max_tokens_per_step: default_step_tokens(),
+                max_sequences: default_seqs(),
+                pipeline: Pipeline::default(),
+            }],
+            plugins: Vec::new(),
+        }
+    }
+
+    /// The kind of a plugin name (configured or built-in).
+    pub fn plugin_kind(&self, name: &str) -> Option<&str> {
+        self.plugins
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.kind.as_str())
+            .or_else(|| BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, k)| *k))
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.models.len() != 1 {
+            return Err(format!("key `models`: exactly one [[models]] entry is supported for now, found {}", self.models.len()));
+        }
+        for (i, p) in self.plugins.iter().enumerate() {
+            let at = format!("plugins[{i}]");
+            if p.kind.parse::<weft_runtime::World>().is_err() {
+                return Err(format!("key `{at}.kind`: `{}` is not tokenizer, sampler, router or transform", p.kind));
+            }
+            match (&p.file, &p.builtin) {
+                (Some(f), None) if !f.exists() => return Err(format!("key `{at}.file`: {} does not exist", f.display())),
+                (Some(_), None) => {}
+                (None, Some(b)) if weft_runtime::builtin::get(b).is_none() => {
+                    return Err(format!("key `{at}.builtin`: no built-in plugin `{b}`"));
+                }
+                (None, Some(_)) => {}
+                _ => return Err(format!("key `{at}`: set exactly one of `file` or `builtin`")),
+            }
+            if self.plugins.iter().filter(|q| q.name == p.name).count() > 1 {
+                return Err(format!("key `{at}.name`: plugin `{}` is defined twice", p.name));
+            }
+            if p.limits.memory_mib == 0 || p.limits.memory_mib > 1024 || p.limits.deadline_ms == 0 {
+                return Err(format!("key `{at}.limits`: memory_mib must be 1..=1024 and deadline_ms positive"));
+            }
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            let at = format!("models[{i}]");
+            if m.quantize.parse::<weft_engine::Quantize>().is_err() {
+                return Err(format!("key `{at}.quantize`: `{}` is not none or q8_0", m.quantize));
+            }
+            if m.source != "default" && !Path::new(&m.source).exists() {
+                return Err(format!("key `{at}.source`: {} does not exist", m.source));
+            }
+            let p = &m.pipeline;
+            let expect = |key: &str, name: &str, kind: &str| match self.plugin_kind(name) {
+                Some(k) if k == kind => Ok(()),
+                Some(k) => Err(format!("key `{at}.pipeline.{key}`: `{name}` is a {k} plugin, not a {kind}")),
+                None => Err(format!("key `{at}.pipeline.{key}`: no plugin named `{name}`")),
+            };
+            for (j, t) in p.transforms.iter().enumerate() {
+                expect(&format!("transforms[{j}]"), t, "transform")?;
+            }
+            expect("tokenizer", &p.tokenizer, "tokenizer")?;
+            if p.sampler != "native" {
+                expect("sampler", &p.sampler, "sampler")?;
+            }
+            if p.failure.tokenizer == FailurePolicy::Open {
+                return Err(format!("key `{at}.pipeline.failure.tokenizer`: a tokenizer cannot be skipped; use closed or fallback"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PluginSection {
+    pub fn limits(&self) -> weft_runtime::Limits {
+        weft_runtime::Limits {
+            memory_bytes: self.limits.memory_mib << 20,
+            deadline: std::time::Duration::from_millis(self.limits.deadline_ms),
+            fuel: self.limits.fuel,
+            ..Default::default()
+        }
+    }
+
+    /// Config values as strings (tables and arrays as JSON).
+    pub fn config_pairs(&self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| {
+                let s = match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => serde_json::to_string(other).unwrap_or_default(),
+                };
+                (k.clone(), s)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let p = std::env::temp_dir().join(format!("weft-cfg-{}-{}.toml", std::process::id(), text.len()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key_and_file() {
+        let p = write("[server]\nprot = 1\n[[models]]\nname = \"m\"\n");
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("server") && e.contains("prot") && e.contains(&p.display().to_string()), "{e}");
+        let p = write("[[models]]\nname = \"m\"\nkv_cache_mib = \"lots\"\n");
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("models[0].kv_cache_mib"), "{e}");
+        let p = write("[[models]]\nname = \"m\"\n[models.pipeline]\nsampler = \"tokenizer-bpe\"\n");
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("pipeline.sampler") && e.contains("not a sampler"), "{e}");
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/weft.toml");
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.models.len(), 1);
+        assert_eq!(c.models[0].pipeline.failure.sampler, FailurePolicy::Fallback);
+    }
+}

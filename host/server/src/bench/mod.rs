@@ -2,6 +2,7 @@
 //! They never assert; the figures go in closing notes and the README.
 
 mod plugins;
+mod serve;
 
 use clap::Subcommand;
 
@@ -16,10 +17,23 @@ pub enum BenchCmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Served throughput and latency at 1, 8 and 32 concurrent streaming
+    /// clients, against the engine alone on the same workload.
+    Serve {
+        /// A running server; by default one is started on a free port.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Generated tokens per request.
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+    },
 }
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Plugins { json, quick } => plugins::run(json, quick),
+        BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
     }
 }

@@ -1,0 +1,214 @@
+//! `weft bench serve`: the served API under 1, 8 and 32 concurrent streaming
+//! clients, and the engine alone on the same prompts in the same run, so the
+//! cost of HTTP + tokenizer + chat template + Wasm sampler is a ratio.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use weft_engine::{Engine, EngineConfig, Event, LoadOptions, Request, SamplingParams};
+
+struct Spawned(Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Default)]
+struct Run {
+    tokens: usize,
+    secs: f64,
+    ttft: Vec<f64>,
+    itl: Vec<f64>,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+const TOPICS: [&str; 8] = ["the sea", "a robot", "winter", "a lost key", "bees", "a city", "trains", "the moon"];
+
+fn body(i: usize, max_tokens: usize) -> Value {
+    json!({
+        "model": weft_engine::DefaultModel::NAME,
+        "messages": [{"role": "user", "content": format!("Write a short story about {}.", TOPICS[i % TOPICS.len()])}],
+        "max_tokens": max_tokens, "temperature": 0.7, "seed": i, "ignore_eos": true,
+        "stream": true, "stream_options": {"include_usage": true},
+    })
+}
+
+fn served(url: &str, clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|i| {
+            let url = url.to_string();
+            std::thread::spawn(move || -> anyhow::Result<(usize, f64, Vec<f64>)> {
+                let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
+                let start = Instant::now();
+                let r = c.post(format!("{url}/v1/chat/completions")).json(&body(i, max_tokens)).send()?;
+                anyhow::ensure!(r.status() == 200, "status {}", r.status());
+                let (mut first, mut last, mut itl, mut tokens) = (None, None::<Instant>, Vec::new(), 0);
+                for line in BufReader::new(r).lines() {
+                    let line = line?;
+                    let Some(data) = line.strip_prefix("data: ") else { continue };
+                    if data == "[DONE]" {
+                        break;
+                    }
+                    let v: Value = serde_json::from_str(data)?;
+                    if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+                        tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
+                    }
+                    if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
+                        let now = Instant::now();
+                        if first.is_none() {
+                            first = Some((now - start).as_secs_f64());
+                        }
+                        if let Some(l) = last {
+                            itl.push((now - l).as_secs_f64());
+                        }
+                        last = Some(now);
+                    }
+                }
+                Ok((tokens, first.unwrap_or(f64::NAN), itl))
+            })
+        })
+        .collect();
+    let mut run = Run::default();
+    for h in handles {
+        let (t, f, i) = h.join().map_err(|_| anyhow::anyhow!("client panicked"))??;
+        run.tokens += t;
+        run.ttft.push(f);
+        run.itl.extend(i);
+    }
+    run.secs = t0.elapsed().as_secs_f64();
+    Ok(run)
+}
+
+fn engine_alone(h: &weft_engine::EngineHandle, prompts: &[Vec<u32>], clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
+    let t0 = Instant::now();
+    let mut streams = Vec::new();
+    for i in 0..clients {
+        let mut r = Request::new(prompts[i % prompts.len()].clone(), max_tokens)
+            .with_params(SamplingParams { temperature: 0.7, seed: Some(i as u64), ..Default::default() });
+        r.ignore_eos = true;
+        streams.push((Instant::now(), h.submit(r)?));
+    }
+    let handles: Vec<_> = streams
+        .into_iter()
+        .map(|(start, mut s)| {
+            std::thread::spawn(move || {
+                let (mut first, mut last, mut itl, mut n) = (f64::NAN, None::<Instant>, Vec::new(), 0);
+                while let Some(Event::Token { .. }) = s.blocking_next() {
+                    let now = Instant::now();
+                    if n == 0 {
+                        first = (now - start).as_secs_f64();
+                    }
+                    if let Some(l) = last {
+                        itl.push((now - l).as_secs_f64());
+                    }
+                    last = Some(now);
+                    n += 1;
+                }
+                (n, first, itl)
+            })
+        })
+        .collect();
+    let mut run = Run::default();
+    for h in handles {
+        let (n, f, i) = h.join().map_err(|_| anyhow::anyhow!("reader panicked"))?;
+        run.tokens += n;
+        run.ttft.push(f);
+        run.itl.extend(i);
+    }
+    run.secs = t0.elapsed().as_secs_f64();
+    Ok(run)
+}
+
+fn summary(mut r: Run) -> Value {
+    json!({
+        "output_tok_s": r.tokens as f64 / r.secs,
+        "ttft_p50_s": pct(&mut r.ttft, 0.5), "ttft_p99_s": pct(&mut r.ttft, 0.99),
+        "itl_p50_s": pct(&mut r.itl, 0.5), "itl_p99_s": pct(&mut r.itl, 0.99),
+        "tokens": r.tokens,
+    })
+}
+
+pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Result<()> {
+    let mut _spawned = None;
+    let url = match url {
+        Some(u) => u,
+        None => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let child = Command::new(std::env::current_exe()?)
+                .args(["serve", "--port", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            _spawned = Some(Spawned(child));
+            format!("http://127.0.0.1:{port}")
+        }
+    };
+    let c = reqwest::blocking::Client::new();
+    let t0 = Instant::now();
+    while c.get(format!("{url}/ready")).send().map(|r| r.status() != 200).unwrap_or(true) {
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "server at {url} not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The engine alone, in this process, on the same rendered prompts.
+    let path = crate::model_source::resolve(None)?;
+    let model = weft_engine::model::load(&path, LoadOptions::default())?;
+    let template = model.chat_template.clone().unwrap_or_default();
+    let spec = model.tokenizer.clone().ok_or_else(|| anyhow::anyhow!("no tokenizer"))?;
+    let rt = crate::cli::runtime()?;
+    let tok = weft_runtime::WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
+    let tmpl = transform_chat_template::ChatTemplate::new(&template, "", "", None).map_err(anyhow::Error::msg)?;
+    let prompts = TOPICS
+        .iter()
+        .map(|t| {
+            let m = vec![transform_chat_template::Message::new("user", &format!("Write a short story about {t}."))];
+            Ok(tok.encode(&tmpl.render(&m, true).map_err(anyhow::Error::msg)?, false)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let h = Engine::start(model, EngineConfig::default())?;
+
+    let mut report = serde_json::Map::new();
+    let _ = served(&url, 2, 8)?;
+    for clients in [1, 8, 32] {
+        let s = summary(served(&url, clients, max_tokens)?);
+        let e = summary(engine_alone(&h, &prompts, clients, max_tokens)?);
+        let ratio = s["output_tok_s"].as_f64().unwrap_or(0.0) / e["output_tok_s"].as_f64().unwrap_or(1.0);
+        report.insert(format!("c{clients}"), json!({"served": s, "engine": e, "served_over_engine": ratio}));
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("weft bench serve ({url}, {max_tokens} tokens per request, streaming)");
+    println!("  clients   path     tok/s   TTFT p50   TTFT p99   ITL p50   ITL p99");
+    for clients in [1, 8, 32] {
+        let r = &report[&format!("c{clients}")];
+        for which in ["served", "engine"] {
+            let x = &r[which];
+            let f = |k: &str| x[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "  {clients:>7}   {which:<6} {:7.1}   {:7.3}s   {:7.3}s   {:6.1}ms  {:6.1}ms",
+                f("output_tok_s"),
+                f("ttft_p50_s"),
+                f("ttft_p99_s"),
+                f("itl_p50_s") * 1e3,
+                f("itl_p99_s") * 1e3
+            );
+        }
+        println!("            served/engine = {:.2}", r["served_over_engine"].as_f64().unwrap_or(f64::NAN));
+    }
+    Ok(())
+}

@@ -506,7 +506,9 @@ impl LoadedPlugin {
                 }
             }
         };
+        let out_of_fuel = matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::OutOfFuel));
         let detail = match kind {
+            ErrorKind::Timeout if out_of_fuel => format!("`{what}` ran out of fuel ({} units)", self.limits.fuel.unwrap_or(0)),
             ErrorKind::Timeout => format!("`{what}` ran past its deadline of {:?}", self.limits.deadline),
             ErrorKind::Memory => {
                 format!("`{what}` tried to grow memory past its limit of {} bytes", self.limits.memory_bytes)

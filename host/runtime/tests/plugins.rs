@@ -247,3 +247,16 @@ fn fallback_policy_hands_a_failing_session_to_the_native_sampler() {
     let mut native = NativeSampler::new(params.clone());
     assert_eq!(run(&mut s, 6).unwrap(), run(&mut native, 6).unwrap());
 }
+
+#[test]
+fn fuel_limit_stops_a_runaway_call() {
+    let rt = weft_runtime::PluginRuntime::new(weft_runtime::RuntimeConfig { cache_dir: None, fuel_metering: true, max_instances: 16, ..Default::default() })
+        .unwrap();
+    let limits = Limits { fuel: Some(50_000_000), deadline: Duration::from_secs(30), ..Default::default() };
+    let p = rt.load_file("hostile", &common::plugin_path("hostile_sampler.wasm"), limits, vec![]).unwrap();
+    let f = WasmSamplerFactory::new(p).unwrap();
+    let t0 = Instant::now();
+    let e = failure(&f, "loop");
+    assert_eq!(e.kind, "timeout", "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "fuel, not the 30 s deadline, stopped it: {:?}", t0.elapsed());
+}

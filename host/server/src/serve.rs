@@ -110,7 +110,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port).parse().context("server host/port")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(AppState::new(cfg.server.max_queued_requests));
+    let state = Arc::new(AppState::new(cfg.server.max_queued_requests, Duration::from_secs(cfg.server.request_timeout_secs)));
     let app = api::router(state.clone(), cfg.server.max_request_body_bytes);
     tracing::warn!("weft listening on http://{local} (loading the model; /ready turns 200 when done)");
     eprintln!("weft: listening on http://{local}");
@@ -204,7 +204,7 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
     };
     let pl = &mc.pipeline;
     let tokenizer = WasmTokenizer::new(load_plugin(&pl.tokenizer, vec![])?, &spec)?;
-    let native_tokenizer = native_tokenizer(&spec);
+    let native_tokenizer = crate::pipeline::native_tokenizer(&spec);
     let mut transforms = Vec::new();
     for t in &pl.transforms {
         let is_template = t == "transform-chat-template"
@@ -238,29 +238,6 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
     let _ = state.model.set(Arc::new(service));
     eprintln!("weft: ready, serving model `{name}`");
     Ok(())
-}
-
-fn native_tokenizer(spec: &weft_engine::TokenizerSpec) -> Option<tokenizer_bpe::Tokenizer> {
-    match spec {
-        weft_engine::TokenizerSpec::HuggingFaceJson(j) => tokenizer_bpe::Tokenizer::from_hf_json(j).ok(),
-        weft_engine::TokenizerSpec::Gguf(g) => tokenizer_bpe::Tokenizer::from_gguf(tokenizer_bpe::GgufFields {
-            model: g.model.clone(),
-            pre: g.pre.clone(),
-            tokens: g.tokens.clone(),
-            merges: g.merges.clone(),
-            scores: g.scores.clone(),
-            token_types: g.token_types.clone(),
-            bos: g.bos_token_id,
-            eos: g.eos_token_id,
-            eot: g.eot_token_id,
-            unk: g.unknown_token_id,
-            pad: g.padding_token_id,
-            add_bos: g.add_bos_token,
-            add_eos: g.add_eos_token,
-            add_space_prefix: g.add_space_prefix,
-        })
-        .ok(),
-    }
 }
 
 async fn shutdown_signal() {

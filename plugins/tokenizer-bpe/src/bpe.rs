@@ -57,23 +57,19 @@ fn symbols(word: &str) -> Vec<Sym> {
     out
 }
 
-/// Merges `word` (already in the byte-level alphabet) by merge rank; returns the pieces.
-pub fn merge_by_rank<'a>(vocab: &Vocab, word: &'a str) -> Vec<&'a str> {
-    if vocab.ignore_merges && vocab.ids.contains_key(word) {
-        return vec![word];
-    }
+/// The shared merge loop: `key(left, right, merged)` gives a pair's priority
+/// (larger merges first; `None`: the pair cannot merge); ties go leftmost.
+fn merge<'a>(word: &'a str, key: impl Fn(&str, &str, &str) -> Option<f32>) -> Vec<&'a str> {
     let mut syms = symbols(word);
     let mut heap = BinaryHeap::new();
-    let text = |s: &Sym| &word[s.start..s.start + s.len];
     let push = |heap: &mut BinaryHeap<Pair>, syms: &[Sym], l: isize, r: isize| {
         if l < 0 || r < 0 {
             return;
         }
         let (ls, rs) = (&syms[l as usize], &syms[r as usize]);
-        let key = format!("{} {}", &word[ls.start..ls.start + ls.len], &word[rs.start..rs.start + rs.len]);
-        if let Some(&rank) = vocab.ranks.get(&key) {
-            // Lowest rank first, then leftmost.
-            heap.push(Pair { key: (-(rank as f32), -(l as i64)), left: l as usize, right: r as usize, size: ls.len + rs.len });
+        let (lt, rt) = (&word[ls.start..ls.start + ls.len], &word[rs.start..rs.start + rs.len]);
+        if let Some(k) = key(lt, rt, &word[ls.start..rs.start + rs.len]) {
+            heap.push(Pair { key: (k, -(l as i64)), left: l as usize, right: r as usize, size: ls.len + rs.len });
         }
     };
     for i in 1..syms.len() {
@@ -81,6 +77,7 @@ pub fn merge_by_rank<'a>(vocab: &Vocab, word: &'a str) -> Vec<&'a str> {
     }
     while let Some(p) = heap.pop() {
         let (l, r) = (syms[p.left], syms[p.right]);
+        // Stale entry: one side was merged since it was queued.
         if l.len == 0 || r.len == 0 || l.next != p.right as isize || l.len + r.len != p.size {
             continue;
         }
@@ -98,52 +95,23 @@ pub fn merge_by_rank<'a>(vocab: &Vocab, word: &'a str) -> Vec<&'a str> {
     let mut i = 0isize;
     while i >= 0 && (i as usize) < syms.len() {
         let s = &syms[i as usize];
-        out.push(text(s));
+        out.push(&word[s.start..s.start + s.len]);
         i = s.next;
     }
     out
 }
 
+/// Merges `word` (already in the byte-level alphabet) by merge rank; returns the pieces.
+pub fn merge_by_rank<'a>(vocab: &Vocab, word: &'a str) -> Vec<&'a str> {
+    if vocab.ignore_merges && vocab.ids.contains_key(word) {
+        return vec![word];
+    }
+    // Lowest rank first.
+    merge(word, |l, r, _| vocab.ranks.get(&format!("{l} {r}")).map(|&rank| -(rank as f32)))
+}
+
 /// Merges `text` (spaces already `▁`) by token score; returns the pieces.
 pub fn merge_by_score<'a>(vocab: &Vocab, text: &'a str) -> Vec<&'a str> {
-    let mut syms = symbols(text);
-    let mut heap = BinaryHeap::new();
-    let push = |heap: &mut BinaryHeap<Pair>, syms: &[Sym], l: isize, r: isize| {
-        if l < 0 || r < 0 {
-            return;
-        }
-        let (ls, rs) = (&syms[l as usize], &syms[r as usize]);
-        let merged = &text[ls.start..rs.start + rs.len];
-        if let Some(&id) = vocab.ids.get(merged) {
-            let score = vocab.scores.get(id as usize).copied().unwrap_or(0.0);
-            // Highest score first, then leftmost.
-            heap.push(Pair { key: (score, -(l as i64)), left: l as usize, right: r as usize, size: merged.len() });
-        }
-    };
-    for i in 1..syms.len() {
-        push(&mut heap, &syms, i as isize - 1, i as isize);
-    }
-    while let Some(p) = heap.pop() {
-        let (l, r) = (syms[p.left], syms[p.right]);
-        if l.len == 0 || r.len == 0 || l.len + r.len != p.size || l.next != p.right as isize {
-            continue;
-        }
-        syms[p.left].len += r.len;
-        syms[p.right].len = 0;
-        syms[p.left].next = r.next;
-        if r.next >= 0 {
-            syms[r.next as usize].prev = p.left as isize;
-        }
-        let (prev, next) = (syms[p.left].prev, syms[p.left].next);
-        push(&mut heap, &syms, prev, p.left as isize);
-        push(&mut heap, &syms, p.left as isize, next);
-    }
-    let mut out = Vec::new();
-    let mut i = 0isize;
-    while i >= 0 && (i as usize) < syms.len() {
-        let s = &syms[i as usize];
-        out.push(&text[s.start..s.start + s.len]);
-        i = s.next;
-    }
-    out
+    // Highest score first.
+    merge(text, |_, _, merged| vocab.ids.get(merged).map(|&id| vocab.scores.get(id as usize).copied().unwrap_or(0.0)))
 }

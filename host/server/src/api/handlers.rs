@@ -155,13 +155,23 @@ async fn run(
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("internal error: {e}")))??;
     let created = now();
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
     if stream {
         let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
-        tokio::spawn(stream_events(rx, tx, id, created, model, n, include_usage, kind, guard));
+        tokio::spawn(stream_events(rx, tx, id, created, model, n, include_usage, kind, guard, deadline));
         return Ok(Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response());
     }
     let _guard = guard;
-    collect(rx, id, created, model, n, kind).await
+    tokio::time::timeout_at(deadline, collect(rx, id, created, model, n, kind)).await.unwrap_or_else(|_| Err(timed_out(&state)))
+}
+
+fn timed_out(state: &AppState) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "server_error",
+        format!("the request ran past the server's request timeout of {}s", state.request_timeout.as_secs()),
+    )
+    .code("timeout")
 }
 
 fn logprobs_json(lps: &[TokenLogprob]) -> Value {
@@ -244,7 +254,8 @@ async fn stream_events(
     n: usize,
     include_usage: bool,
     kind: Kind,
-    _guard: Inflight,
+    guard: Inflight,
+    deadline: tokio::time::Instant,
 ) {
     let object = match kind {
         Kind::Chat => "chat.completion.chunk",
@@ -258,7 +269,11 @@ async fn stream_events(
     let mut started = vec![false; n];
     let (mut prompt, mut cached, mut completion, mut done) = (0, 0, 0, 0);
     while done < n {
-        let Some(ev) = rx.recv().await else { break };
+        let ev = match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) => break,
+            Err(_) => ChoiceEvent::Failed(timed_out(&guard.0)),
+        };
         let ok = match ev {
             ChoiceEvent::Delta { index, text, logprobs } => {
                 let lp = if logprobs.is_empty() { Value::Null } else { json!({"content": logprobs_json(&logprobs)}) };

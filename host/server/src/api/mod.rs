@@ -26,10 +26,12 @@ pub struct AppState {
     pub inflight: AtomicUsize,
     pub max_inflight: usize,
     pub next_id: AtomicU64,
+    /// Longest a request may run before it is ended with a 504 (or an error event).
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
-    pub fn new(max_inflight: usize) -> Self {
+    pub fn new(max_inflight: usize, request_timeout: std::time::Duration) -> Self {
         Self {
             model: OnceLock::new(),
             plugins: OnceLock::new(),
@@ -39,6 +41,7 @@ impl AppState {
             inflight: AtomicUsize::new(0),
             max_inflight,
             next_id: AtomicU64::new(1),
+            request_timeout,
         }
     }
 

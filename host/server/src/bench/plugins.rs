@@ -113,24 +113,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let (spec, _) = weft_engine::model::read_tokenizer(&model)?;
     let spec = spec.ok_or_else(|| anyhow::anyhow!("default model has no tokenizer"))?;
     let wasm_tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
-    let weft_engine::TokenizerSpec::Gguf(g) = spec.clone() else { anyhow::bail!("expected a GGUF tokenizer") };
-    let native_tok = tokenizer_bpe::Tokenizer::from_gguf(tokenizer_bpe::GgufFields {
-        model: g.model,
-        pre: g.pre,
-        tokens: g.tokens,
-        merges: g.merges,
-        scores: g.scores,
-        token_types: g.token_types,
-        bos: g.bos_token_id,
-        eos: g.eos_token_id,
-        eot: g.eot_token_id,
-        unk: g.unknown_token_id,
-        pad: g.padding_token_id,
-        add_bos: g.add_bos_token,
-        add_eos: g.add_eos_token,
-        add_space_prefix: g.add_space_prefix,
-    })
-    .map_err(anyhow::Error::msg)?;
+    let native_tok = crate::pipeline::native_tokenizer(&spec).ok_or_else(|| anyhow::anyhow!("the tokenizer does not build natively"))?;
     let para = "Serving large language models efficiently means batching requests, caching the keys and values \
                 of attention in pages, and sampling tokens quickly. Plugins written in WebAssembly let operators \
                 change tokenization, sampling, routing and transforms without restarting 1234 servers! ";

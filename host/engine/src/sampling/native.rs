@@ -125,14 +125,7 @@ pub fn argmax(row: &[f32]) -> u32 {
 
 /// Indices of the `k` largest entries, descending (ties by lower id).
 fn top_k_desc(row: &[f32], k: usize) -> Vec<u32> {
-    let mut idx: Vec<u32> = (0..row.len() as u32).collect();
-    let cmp = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
-    if k < idx.len() {
-        idx.select_nth_unstable_by(k - 1, cmp);
-        idx.truncate(k);
-    }
-    idx.sort_unstable_by(cmp);
-    idx
+    super::logprobs::top_n(row, k).into_iter().map(|(i, _)| i).collect()
 }
 
 /// Samples from `row` (already divided by temperature) with top-k/min-p/top-p.

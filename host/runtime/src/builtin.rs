@@ -12,6 +12,9 @@ pub const TRANSFORM_CHAT_TEMPLATE: &[u8] =
 /// Least-loaded routing.
 pub const ROUTER_LEAST_LOADED: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/router_least_loaded.wasm"));
 
+/// Redaction of e-mail addresses, phone and card numbers, in requests and streamed responses.
+pub const TRANSFORM_REDACT: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/transform_redact.wasm"));
+
 /// Built-in plugins by name.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
@@ -19,6 +22,7 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
         "sampler-standard" => Some(SAMPLER_STANDARD),
         "transform-chat-template" => Some(TRANSFORM_CHAT_TEMPLATE),
         "router-least-loaded" => Some(ROUTER_LEAST_LOADED),
+        "transform-redact" => Some(TRANSFORM_REDACT),
         _ => None,
     }
 }

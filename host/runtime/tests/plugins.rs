@@ -260,3 +260,33 @@ fn fuel_limit_stops_a_runaway_call() {
     assert_eq!(e.kind, "timeout", "{e}");
     assert!(t0.elapsed() < Duration::from_secs(10), "fuel, not the 30 s deadline, stopped it: {:?}", t0.elapsed());
 }
+
+#[test]
+fn redaction_catches_matches_split_across_tiny_chunks() {
+    let p = common::runtime().load("transform-redact", weft_runtime::builtin::TRANSFORM_REDACT, Limits::default(), vec![]).unwrap();
+    let t = WasmTransform::new(p).unwrap();
+    let secret = "Write to jane.doe@example.com, call +1 555-123-4567, card 4111 1111 1111 1111.";
+    let req = TransformRequest {
+        model: "m".into(),
+        messages: Some(vec![ChatMessage { role: "user".into(), content: secret.into(), name: None }]),
+        ..Default::default()
+    };
+    let out = t.on_request(&req).unwrap().unwrap();
+    let content = &out.messages.unwrap()[0].content;
+    for leak in ["jane.doe", "example.com", "555-123", "4111"] {
+        assert!(!content.contains(leak), "request leaks {leak}: {content}");
+    }
+    for size in [1, 2, 5] {
+        let mut s = t.response_stream().unwrap();
+        let mut streamed = String::new();
+        let chars: Vec<char> = secret.chars().collect();
+        for c in chars.chunks(size) {
+            streamed.push_str(&s.on_chunk(&c.iter().collect::<String>()).unwrap());
+        }
+        streamed.push_str(&s.on_end().unwrap());
+        for leak in ["jane.doe", "example.com", "555-123", "4111"] {
+            assert!(!streamed.contains(leak), "chunk size {size} leaks {leak}: {streamed}");
+        }
+        assert!(streamed.contains("[email]") && streamed.contains("[card]") && streamed.contains("[phone]"), "{streamed}");
+    }
+}

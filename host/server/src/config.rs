@@ -150,7 +150,8 @@ impl Default for LimitsSection {
     }
 }
 
-const BUILTINS: [(&str, &str); 4] = [
+const BUILTINS: [(&str, &str); 5] = [
+    ("transform-redact", "transform"),
     ("tokenizer-bpe", "tokenizer"),
     ("sampler-standard", "sampler"),
     ("transform-chat-template", "transform"),

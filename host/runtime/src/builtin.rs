@@ -15,6 +15,9 @@ pub const ROUTER_LEAST_LOADED: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_
 /// Redaction of e-mail addresses, phone and card numbers, in requests and streamed responses.
 pub const TRANSFORM_REDACT: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/transform_redact.wasm"));
 
+/// Prefix-affinity routing with a load fallback.
+pub const ROUTER_PREFIX_AFFINITY: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/router_prefix_affinity.wasm"));
+
 /// Built-in plugins by name.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
@@ -23,6 +26,7 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
         "transform-chat-template" => Some(TRANSFORM_CHAT_TEMPLATE),
         "router-least-loaded" => Some(ROUTER_LEAST_LOADED),
         "transform-redact" => Some(TRANSFORM_REDACT),
+        "router-prefix-affinity" => Some(ROUTER_PREFIX_AFFINITY),
         _ => None,
     }
 }

@@ -290,3 +290,27 @@ fn redaction_catches_matches_split_across_tiny_chunks() {
         assert!(streamed.contains("[email]") && streamed.contains("[card]") && streamed.contains("[phone]"), "{streamed}");
     }
 }
+
+#[test]
+fn prefix_affinity_router_prefers_the_cache_until_it_is_saturated() {
+    let p = common::runtime()
+        .load("router-prefix-affinity", weft_runtime::builtin::ROUTER_PREFIX_AFFINITY, Limits::default(), vec![("max_extra_load".into(), "3".into())])
+        .unwrap();
+    let r = WasmRouter::new(p).unwrap();
+    let b = |id: &str, load: u32, cached: u32| BackendInfo {
+        id: id.into(),
+        model: "m".into(),
+        queue_depth: load,
+        running: 0,
+        free_kv_fraction: 0.5,
+        cached_prefix_tokens: cached,
+        healthy: true,
+    };
+    let req = RouteRequest { model: "m".into(), prompt_tokens: 300, prefix_hashes: vec![1, 2, 3], ..Default::default() };
+    // The cached backend wins while its extra load is within 3...
+    assert_eq!(r.route(&req, &[b("a", 0, 0), b("b", 3, 256)]).unwrap(), RouteDecision::Backend(1));
+    // ...and loses to least-loaded beyond that.
+    assert_eq!(r.route(&req, &[b("a", 0, 0), b("b", 4, 256)]).unwrap(), RouteDecision::Backend(0));
+    // No cache anywhere: least-loaded.
+    assert_eq!(r.route(&req, &[b("a", 2, 0), b("b", 1, 0)]).unwrap(), RouteDecision::Backend(1));
+}

@@ -150,7 +150,8 @@ impl Default for LimitsSection {
     }
 }
 
-const BUILTINS: [(&str, &str); 5] = [
+const BUILTINS: [(&str, &str); 6] = [
+    ("router-prefix-affinity", "router"),
     ("transform-redact", "transform"),
     ("tokenizer-bpe", "tokenizer"),
     ("sampler-standard", "sampler"),

@@ -79,24 +79,7 @@ fn default_model_tokenizer_round_trips_and_parses_special_tokens() {
 fn native_and_wasm_tokenizers_agree() {
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
     let (spec, _) = weft_engine::model::read_tokenizer(&path).unwrap();
-    let Some(weft_engine::TokenizerSpec::Gguf(g)) = spec.clone() else { panic!("gguf tokenizer") };
-    let native = tokenizer_bpe::Tokenizer::from_gguf(tokenizer_bpe::GgufFields {
-        model: g.model,
-        pre: g.pre,
-        tokens: g.tokens,
-        merges: g.merges,
-        scores: g.scores,
-        token_types: g.token_types,
-        bos: g.bos_token_id,
-        eos: g.eos_token_id,
-        eot: g.eot_token_id,
-        unk: g.unknown_token_id,
-        pad: g.padding_token_id,
-        add_bos: g.add_bos_token,
-        add_eos: g.add_eos_token,
-        add_space_prefix: g.add_space_prefix,
-    })
-    .unwrap();
+    let native = weft_runtime::native_tokenizer(&spec.unwrap()).expect("builds natively");
     let wasm = tokenizer_for(&path);
     let text = "The quick brown fox jumps over the lazy dog. 1234 + 5678 = 6912!";
     assert_eq!(native.encode(text, true).unwrap(), wasm.encode(text, true).unwrap());

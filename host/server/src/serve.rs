@@ -204,7 +204,7 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
     };
     let pl = &mc.pipeline;
     let tokenizer = WasmTokenizer::new(load_plugin(&pl.tokenizer, vec![])?, &spec)?;
-    let native_tokenizer = crate::pipeline::native_tokenizer(&spec);
+    let native_tokenizer = weft_runtime::native_tokenizer(&spec);
     let mut transforms = Vec::new();
     for t in &pl.transforms {
         let is_template = t == "transform-chat-template"

@@ -123,10 +123,6 @@ pub fn argmax(row: &[f32]) -> u32 {
     best as u32
 }
 
-/// Indices of the `k` largest entries, descending (ties by lower id).
-fn top_k_desc(row: &[f32], k: usize) -> Vec<u32> {
-    super::logprobs::top_n(row, k).into_iter().map(|(i, _)| i).collect()
-}
 
 /// Samples from `row` (already divided by temperature) with top-k/min-p/top-p.
 /// `u` is a uniform draw in [0, 1).
@@ -163,7 +159,7 @@ pub fn sample_filtered(row: &[f32], top_k: usize, top_p: f32, min_p: f32, u: f32
     let total_all: f32 = row.iter().filter(|&&l| l >= floor).map(|&l| weight(l)).sum();
     let mut window = 64.min(k);
     let cands = loop {
-        let c = top_k_desc(row, window);
+        let c: Vec<u32> = super::logprobs::top_n(row, window).into_iter().map(|(i, _)| i).collect();
         let mass: f32 = c.iter().map(|&i| row[i as usize]).filter(|&l| l >= floor).map(weight).sum();
         // The kept set is the top-k (or all) tokens; top-p applies within it.
         let kept_total = if k == row.len() { total_all } else { f32::INFINITY };

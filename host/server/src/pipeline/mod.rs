@@ -25,7 +25,7 @@ pub struct ModelService {
     pub engine: EngineHandle,
     pub tokenizer: Arc<WasmTokenizer>,
     /// The same tokenizer compiled natively, used when the plugin fails under `fallback`.
-    pub native_tokenizer: Option<tokenizer_bpe::Tokenizer>,
+    pub native_tokenizer: Option<weft_runtime::NativeTokenizer>,
     /// Request transforms in order; the chat template is one of them.
     pub transforms: Vec<TransformStage>,
     /// `None`: the engine's native sampler.
@@ -34,26 +34,3 @@ pub struct ModelService {
     pub created: u64,
 }
 
-/// The tokenizer plugin's code compiled natively, built from the same description.
-pub fn native_tokenizer(spec: &weft_engine::TokenizerSpec) -> Option<tokenizer_bpe::Tokenizer> {
-    match spec {
-        weft_engine::TokenizerSpec::HuggingFaceJson(j) => tokenizer_bpe::Tokenizer::from_hf_json(j).ok(),
-        weft_engine::TokenizerSpec::Gguf(g) => tokenizer_bpe::Tokenizer::from_gguf(tokenizer_bpe::GgufFields {
-            model: g.model.clone(),
-            pre: g.pre.clone(),
-            tokens: g.tokens.clone(),
-            merges: g.merges.clone(),
-            scores: g.scores.clone(),
-            token_types: g.token_types.clone(),
-            bos: g.bos_token_id,
-            eos: g.eos_token_id,
-            eot: g.eot_token_id,
-            unk: g.unknown_token_id,
-            pad: g.padding_token_id,
-            add_bos: g.add_bos_token,
-            add_eos: g.add_eos_token,
-            add_space_prefix: g.add_space_prefix,
-        })
-        .ok(),
-    }
-}

@@ -36,20 +36,12 @@ impl host::Host for HostState {
     }
 
     fn counter_add(&mut self, name: String, value: u64) {
-        if let Ok(mut m) = self.metrics.custom.lock()
-            && (m.len() < 64 || m.contains_key(&name))
-        {
-            *m.entry(format!("{name}_total")).or_default() += value as f64;
-        }
+        self.metrics.add_custom(&[(format!("{name}_total"), value as f64)]);
     }
 
     fn histogram_record(&mut self, name: String, value: f64) {
-        if let Ok(mut m) = self.metrics.custom.lock()
-            && (m.len() < 64 || m.contains_key(&name))
-            && value.is_finite()
-        {
-            *m.entry(format!("{name}_sum")).or_default() += value;
-            *m.entry(format!("{name}_count")).or_default() += 1.0;
+        if value.is_finite() {
+            self.metrics.add_custom(&[(format!("{name}_sum"), value), (format!("{name}_count"), 1.0)]);
         }
     }
 }

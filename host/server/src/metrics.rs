@@ -134,6 +134,16 @@ impl ServerMetrics {
                 let _ = writeln!(out, "weft_plugin_errors_total{{plugin=\"{}\",kind=\"{kind}\"}} {n}", p.name);
             }
         }
+        let _ = writeln!(out, "# HELP weft_plugin_custom Series a plugin reports through host.counter-add / host.histogram-record.\n# TYPE weft_plugin_custom gauge");
+        for p in plugins {
+            let custom = p.metrics.custom.lock().map(|m| m.clone()).unwrap_or_default();
+            let mut names: Vec<_> = custom.into_iter().collect();
+            names.sort_by(|a, b| a.0.cmp(&b.0));
+            for (name, v) in names {
+                let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+                let _ = writeln!(out, "weft_plugin_custom{{plugin=\"{}\",name=\"{name}\"}} {v}", p.name);
+            }
+        }
         out
     }
 }

@@ -38,7 +38,7 @@ fn main() {
     if !status.success() {
         panic!("building the plugins in {} for {TARGET} failed (see the cargo output above)", root.join("plugins").display());
     }
-    for name in ["tokenizer_bpe", "sampler_standard", "transform_chat_template", "router_least_loaded", "transform_redact", "router_prefix_affinity"] {
+    for name in ["tokenizer_bpe", "sampler_standard", "transform_chat_template", "router_least_loaded", "transform_redact", "router_prefix_affinity", "sampler_json"] {
         let f = out.join(format!("{name}.wasm"));
         assert!(f.exists(), "plugin build produced no {}", f.display());
     }

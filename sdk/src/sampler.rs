@@ -17,8 +17,8 @@ pub mod bindings {
         export_macro_name: "__export_sampler_world",
         default_bindings_module: "weft_sdk::sampler::bindings",
         with: {
-            "weft:plugin/host@0.1.0": crate::common::weft::plugin::host,
-            "weft:plugin/types@0.1.0": crate::common::weft::plugin::types,
+            "weft:plugin/host@0.2.0": crate::common::weft::plugin::host,
+            "weft:plugin/types@0.2.0": crate::common::weft::plugin::types,
         },
     });
 }
@@ -81,6 +81,20 @@ pub use wit::SamplerCapabilities as Capabilities;
 /// ```
 pub mod logits {
     pub use super::bindings::weft::plugin::logits::{gather, probabilities, top_k, vocab_size};
+}
+
+/// The model's vocabulary as output bytes (for grammars and word filters).
+/// It does not change during an instance's life: read it once, on the first
+/// session, and keep what you derive from it in a `static`/`thread_local`.
+///
+/// ```no_run
+/// use weft_sdk::sampler::vocabulary;
+/// let n = vocabulary::size();
+/// let all: Vec<Vec<u8>> = vocabulary::token_bytes(0, n);
+/// let eos = vocabulary::eos_tokens();
+/// ```
+pub mod vocabulary {
+    pub use super::bindings::weft::plugin::vocabulary::{eos_tokens, size, token_bytes};
 }
 
 impl Default for SamplingParams {

@@ -15,8 +15,8 @@ pub mod bindings {
         export_macro_name: "__export_transform_world",
         default_bindings_module: "weft_sdk::transform::bindings",
         with: {
-            "weft:plugin/host@0.1.0": crate::common::weft::plugin::host,
-            "weft:plugin/types@0.1.0": crate::common::weft::plugin::types,
+            "weft:plugin/host@0.2.0": crate::common::weft::plugin::host,
+            "weft:plugin/types@0.2.0": crate::common::weft::plugin::types,
         },
     });
 }

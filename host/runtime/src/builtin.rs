@@ -18,6 +18,9 @@ pub const TRANSFORM_REDACT: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR
 /// Prefix-affinity routing with a load fallback.
 pub const ROUTER_PREFIX_AFFINITY: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/router_prefix_affinity.wasm"));
 
+/// Constrained decoding: JSON Schema, any JSON object, or a regex.
+pub const SAMPLER_JSON: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/sampler_json.wasm"));
+
 /// Built-in plugins by name.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
@@ -27,6 +30,7 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
         "router-least-loaded" => Some(ROUTER_LEAST_LOADED),
         "transform-redact" => Some(TRANSFORM_REDACT),
         "router-prefix-affinity" => Some(ROUTER_PREFIX_AFFINITY),
+        "sampler-json" => Some(SAMPLER_JSON),
         _ => None,
     }
 }

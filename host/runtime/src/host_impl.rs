@@ -1,7 +1,8 @@
-//! The host functions plugins import: `host` for every world, `logits` for samplers.
+//! The host functions plugins import: `host` for every world, `logits` and
+//! `vocabulary` for samplers.
 
 use crate::bindings::common::weft::plugin::{host, types};
-use crate::bindings::sampler::weft::plugin::logits;
+use crate::bindings::sampler::weft::plugin::{logits, vocabulary};
 use crate::bindings::{Candidate, LogLevel};
 use crate::state::HostState;
 
@@ -78,5 +79,22 @@ impl logits::Host for HostState {
 
     fn vocab_size(&mut self) -> u32 {
         self.row().len() as u32
+    }
+}
+
+impl vocabulary::Host for HostState {
+    fn size(&mut self) -> u32 {
+        self.vocabulary.tokens.len() as u32
+    }
+
+    fn token_bytes(&mut self, start: u32, count: u32) -> Vec<Vec<u8>> {
+        let toks = &self.vocabulary.tokens;
+        let start = (start as usize).min(toks.len());
+        let end = start.saturating_add(count as usize).min(toks.len());
+        toks[start..end].to_vec()
+    }
+
+    fn eos_tokens(&mut self) -> Vec<u32> {
+        self.vocabulary.eos.clone()
     }
 }

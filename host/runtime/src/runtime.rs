@@ -18,7 +18,7 @@ use crate::metrics::PluginMetrics;
 use crate::state::HostState;
 
 /// The contract version this host serves.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Epoch ticks per second: deadlines have millisecond resolution.
 const TICKS_PER_SEC: u64 = 1000;
@@ -572,5 +572,6 @@ mod tests {
         assert!(compatible(&v("0.1.3"), &v("0.1.1")));
         assert!(!compatible(&v("0.1.0"), &v("9.0.0")));
         assert!(compatible(&v("1.4.0"), &v("1.2.0")));
+        assert!(!compatible(&v(CONTRACT_VERSION), &v("0.1.0")), "0.2 added the vocabulary import; 0.1 plugins must be rebuilt");
     }
 }

@@ -1,7 +1,8 @@
 //! What a plugin instance's store holds: its identity and configuration, an
 //! empty WASI context (no files, sockets, environment or arguments; frozen
 //! clocks; stdout/stderr forwarded to tracing, size-capped), the memory
-//! limiter, and during a sampler step a view of the logits row.
+//! limiter, and for samplers the model's vocabulary and, during a step, a view
+//! of the logits row.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -69,6 +70,17 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) metrics: Arc<PluginMetrics>,
     pub(crate) logits: Option<LogitsView>,
+    /// The model's vocabulary, for samplers (empty until a factory installs it).
+    pub(crate) vocabulary: Arc<Vocabulary>,
+}
+
+/// A model's tokens as the bytes they add to output text, and its end-of-sequence
+/// tokens: what the `vocabulary` import serves to sampler plugins.
+#[derive(Debug, Default)]
+pub struct Vocabulary {
+    /// Indexed by token id; empty for control tokens.
+    pub tokens: Vec<Vec<u8>>,
+    pub eos: Vec<u32>,
 }
 
 impl HostState {
@@ -96,6 +108,7 @@ impl HostState {
             limiter: MemoryLimiter { max_bytes: memory_bytes, hit: false },
             metrics,
             logits: None,
+            vocabulary: Arc::default(),
         }
     }
 }

@@ -57,8 +57,39 @@ pub struct ModelSection {
     pub max_tokens_per_step: usize,
     #[serde(default = "default_seqs")]
     pub max_sequences: usize,
+    /// Identical engines serving this model (ignored when `engines` is given).
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+    /// Engines with their own settings, e.g. one at the file's quantization and one re-quantized to q8_0.
+    #[serde(default)]
+    pub engines: Vec<EngineSection>,
     #[serde(default)]
     pub pipeline: Pipeline,
+}
+
+/// One engine of a model; unset keys take the model's values.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    pub quantize: Option<String>,
+    pub kv_cache_mib: Option<usize>,
+}
+
+impl ModelSection {
+    /// The engines to start, each with its quantization and KV size.
+    pub fn engine_settings(&self) -> Vec<(String, usize)> {
+        if self.engines.is_empty() {
+            return vec![(self.quantize.clone(), self.kv_cache_mib); self.replicas];
+        }
+        self.engines
+            .iter()
+            .map(|e| (e.quantize.clone().unwrap_or_else(|| self.quantize.clone()), e.kv_cache_mib.unwrap_or(self.kv_cache_mib)))
+            .collect()
+    }
+}
+
+fn default_replicas() -> usize {
+    1
 }
 
 fn default_source() -> String {
@@ -98,6 +129,10 @@ pub struct Pipeline {
     pub tokenizer: String,
     /// A sampler plugin name, or `native`.
     pub sampler: String,
+    /// The sampler for requests with `response_format` or `guided_json`/`guided_regex`; `none` refuses them.
+    pub structured_sampler: String,
+    /// Chooses the engine per request when the model has several.
+    pub router: String,
     pub failure: Failure,
 }
 
@@ -107,6 +142,8 @@ impl Default for Pipeline {
             transforms: vec!["transform-chat-template".into()],
             tokenizer: "tokenizer-bpe".into(),
             sampler: "sampler-standard".into(),
+            structured_sampler: "sampler-json".into(),
+            router: "router-least-loaded".into(),
             failure: Failure::default(),
         }
     }
@@ -150,7 +187,8 @@ impl Default for LimitsSection {
     }
 }
 
-const BUILTINS: [(&str, &str); 6] = [
+const BUILTINS: [(&str, &str); 7] = [
+    ("sampler-json", "sampler"),
     ("router-prefix-affinity", "router"),
     ("transform-redact", "transform"),
     ("tokenizer-bpe", "tokenizer"),
@@ -191,6 +229,8 @@ impl Config {
                 kv_cache_mib: default_kv(),
                 max_tokens_per_step: default_step_tokens(),
                 max_sequences: default_seqs(),
+                replicas: default_replicas(),
+                engines: Vec::new(),
                 pipeline: Pipeline::default(),
             }],
             plugins: Vec::new(),
@@ -236,6 +276,16 @@ impl Config {
             if m.quantize.parse::<weft_engine::Quantize>().is_err() {
                 return Err(format!("key `{at}.quantize`: `{}` is not none or q8_0", m.quantize));
             }
+            for (j, e) in m.engines.iter().enumerate() {
+                if let Some(q) = &e.quantize
+                    && q.parse::<weft_engine::Quantize>().is_err()
+                {
+                    return Err(format!("key `{at}.engines[{j}].quantize`: `{q}` is not none or q8_0"));
+                }
+            }
+            if m.replicas == 0 || m.replicas > 16 || m.engines.len() > 16 {
+                return Err(format!("key `{at}.replicas`: a model has 1 to 16 engines"));
+            }
             if m.source != "default" && !Path::new(&m.source).exists() {
                 return Err(format!("key `{at}.source`: {} does not exist", m.source));
             }
@@ -252,6 +302,10 @@ impl Config {
             if p.sampler != "native" {
                 expect("sampler", &p.sampler, "sampler")?;
             }
+            if p.structured_sampler != "none" {
+                expect("structured_sampler", &p.structured_sampler, "sampler")?;
+            }
+            expect("router", &p.router, "router")?;
             if p.failure.tokenizer == FailurePolicy::Open {
                 return Err(format!("key `{at}.pipeline.failure.tokenizer`: a tokenizer cannot be skipped; use closed or fallback"));
             }

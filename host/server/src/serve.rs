@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use weft_engine::{Engine, EngineConfig, KvCapacity, LoadOptions, Quantize, SchedulerConfig};
-use weft_runtime::{Limits, PluginRuntime, RuntimeConfig, WasmSamplerFactory, WasmTokenizer, WasmTransform};
+use weft_runtime::{Limits, PluginRuntime, RuntimeConfig, Vocabulary, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -156,12 +156,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
     let mc = &cfg.models[0];
     let path = if mc.source == "default" { crate::model_source::resolve(None)? } else { PathBuf::from(&mc.source) };
-    let quantize: Quantize = mc.quantize.parse()?;
-    eprintln!("weft: loading {}", path.display());
-    let model = weft_engine::model::load(&path, LoadOptions::quantized(quantize))?;
-    let spec = model.tokenizer.clone().with_context(|| format!("{} carries no tokenizer", path.display()))?;
-    let template = model.chat_template.clone();
-    let name = if mc.name.is_empty() { model.name.clone() } else { mc.name.clone() };
+    let settings = mc.engine_settings();
+    let mut backends = Vec::new();
+    let (mut spec, mut template, mut model_name) = (None, None, String::new());
+    for (i, (quantize, kv_mib)) in settings.iter().enumerate() {
+        let quantize: Quantize = quantize.parse()?;
+        eprintln!("weft: loading {} (engine {i}, quantize {quantize:?})", path.display());
+        let model = weft_engine::model::load(&path, LoadOptions::quantized(quantize))?;
+        if i == 0 {
+            spec = Some(model.tokenizer.clone().with_context(|| format!("{} carries no tokenizer", path.display()))?);
+            template = model.chat_template.clone();
+            model_name = model.name.clone();
+        }
+        let engine = Engine::start(
+            model,
+            EngineConfig {
+                kv_capacity: KvCapacity::Bytes(kv_mib << 20),
+                scheduler: SchedulerConfig { max_batched_tokens: mc.max_tokens_per_step, max_num_seqs: mc.max_sequences, ..Default::default() },
+                ..Default::default()
+            },
+        )?;
+        backends.push(crate::pipeline::Backend::new(format!("engine-{i}"), engine));
+    }
+    let spec = spec.context("no engine configured")?;
+    let name = if mc.name.is_empty() { model_name } else { mc.name.clone() };
     let (bos, eos) = match &spec {
         weft_engine::TokenizerSpec::Gguf(g) => {
             let t = |id: Option<u32>| id.and_then(|i| g.tokens.get(i as usize).cloned()).unwrap_or_default();
@@ -169,14 +187,6 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
         }
         _ => (String::new(), String::new()),
     };
-    let engine = Engine::start(
-        model,
-        EngineConfig {
-            kv_capacity: KvCapacity::Bytes(mc.kv_cache_mib << 20),
-            scheduler: SchedulerConfig { max_batched_tokens: mc.max_tokens_per_step, max_num_seqs: mc.max_sequences, ..Default::default() },
-            ..Default::default()
-        },
-    )?;
 
     let fuel = cfg.plugins.iter().any(|p| p.limits.fuel.is_some());
     let prt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
@@ -221,23 +231,49 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
         }
         transforms.push(TransformStage { plugin: WasmTransform::new(load_plugin(t, extra)?)?, native_template });
     }
-    let sampler = if pl.sampler == "native" { None } else { Some(WasmSamplerFactory::new(load_plugin(&pl.sampler, vec![])?)?) };
+    let vocabulary = vocabulary(&tokenizer, &backends[0].engine)?;
+    let sampler = match pl.sampler.as_str() {
+        "native" => None,
+        s => Some(WasmSamplerFactory::new(load_plugin(s, vec![])?)?.with_vocabulary(vocabulary.clone())),
+    };
+    let structured = match pl.structured_sampler.as_str() {
+        "none" => None,
+        s => Some(WasmSamplerFactory::new(load_plugin(s, vec![])?)?.with_vocabulary(vocabulary.clone())),
+    };
+    let router = if backends.len() > 1 { Some(WasmRouter::new(load_plugin(&pl.router, vec![])?)?) } else { None };
     let _ = state.plugins.set(plugins);
     let _ = state.runtime.set(prt);
     let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let service = ModelService {
         name: name.clone(),
-        engine,
+        backends,
+        router,
         tokenizer,
         native_tokenizer,
         transforms,
         sampler,
+        structured,
         failure: pl.failure.clone(),
         created,
     };
     let _ = state.model.set(Arc::new(service));
     eprintln!("weft: ready, serving model `{name}`");
     Ok(())
+}
+
+/// Every token's output bytes (control tokens: none) and the end-of-sequence
+/// tokens, for sampler plugins that constrain text.
+fn vocabulary(tokenizer: &WasmTokenizer, engine: &weft_engine::EngineHandle) -> anyhow::Result<Arc<Vocabulary>> {
+    let n = engine.model().config.vocab_size as u32;
+    let ids: Vec<u32> = (0..n).collect();
+    let mut tokens = tokenizer.token_bytes(&ids)?;
+    tokens.resize(n as usize, Vec::new());
+    for s in tokenizer.special_tokens() {
+        if let Some(t) = tokens.get_mut(s.id as usize) {
+            t.clear();
+        }
+    }
+    Ok(Arc::new(Vocabulary { tokens, eos: engine.model().eos_token_ids.clone() }))
 }
 
 async fn shutdown_signal() {

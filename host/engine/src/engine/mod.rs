@@ -96,6 +96,7 @@ pub struct EngineHandle {
     info: Arc<ModelInfo>,
     metrics: Arc<Mutex<EngineMetrics>>,
     next_id: Arc<AtomicU64>,
+    prefix_index: crate::kv::PrefixIndex,
 }
 
 /// Starts engines.
@@ -138,6 +139,7 @@ impl Engine {
         });
         let kv = KvStore::new(mc.num_layers, num_blocks, cfg.block_size, mc.kv_dim());
         let blocks = BlockManager::new(num_blocks, cfg.block_size, cfg.prefix_caching);
+        let prefix_index = blocks.index();
         let sched = Scheduler::new(cfg.scheduler, blocks, policy);
         let metrics = Arc::new(Mutex::new(EngineMetrics::default()));
         let (tx, rx) = mpsc::channel();
@@ -146,13 +148,24 @@ impl Engine {
             .name("weft-engine".into())
             .spawn(move || lp.run())
             .map_err(|e| EngineError::Forward(format!("cannot spawn engine thread: {e}")))?;
-        Ok(EngineHandle { tx, info, metrics, next_id: Arc::new(AtomicU64::new(1)) })
+        Ok(EngineHandle { tx, info, metrics, next_id: Arc::new(AtomicU64::new(1)), prefix_index })
     }
 }
 
 impl EngineHandle {
     pub fn model(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Hashes of the full KV blocks of `prompt`, comparable with this engine's cache.
+    pub fn prefix_hashes(&self, prompt: &[u32]) -> Vec<u64> {
+        crate::kv::prefix_hashes(prompt, self.info.block_size)
+    }
+
+    /// How many leading tokens of a prompt with these block hashes this engine
+    /// holds in its prefix cache right now (a hint: it can change before admission).
+    pub fn cached_prefix_tokens(&self, hashes: &[u64]) -> usize {
+        self.prefix_index.cached_prefix_len(hashes) * self.info.block_size
     }
 
     /// A copy of the latest metrics.

@@ -74,12 +74,39 @@ pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<u64> {
     out
 }
 
+/// The set of block hashes a cache holds, shared with other threads so a
+/// router can ask "how much of this prompt is cached here" without a round
+/// trip to the engine thread. Written only by the [`BlockManager`].
+#[derive(Clone, Default, Debug)]
+pub struct PrefixIndex(std::sync::Arc<std::sync::RwLock<std::collections::HashSet<u64>>>);
+
+impl PrefixIndex {
+    fn insert(&self, h: u64) {
+        if let Ok(mut s) = self.0.write() {
+            s.insert(h);
+        }
+    }
+
+    fn remove(&self, h: u64) {
+        if let Ok(mut s) = self.0.write() {
+            s.remove(&h);
+        }
+    }
+
+    /// Length of the leading run of `hashes` that is cached.
+    pub fn cached_prefix_len(&self, hashes: &[u64]) -> usize {
+        self.0.read().map(|s| hashes.iter().take_while(|h| s.contains(h)).count()).unwrap_or(0)
+    }
+}
+
 /// Owns block bookkeeping; never touches KV data.
 pub struct BlockManager {
     block_size: usize,
     blocks: Vec<BlockMeta>,
     free: Vec<BlockId>,
     cached: HashMap<u64, BlockId>,
+    /// The keys of `cached`, readable by other threads (routers).
+    index: PrefixIndex,
     /// Unreferenced cached blocks by (last use, id): the first is evicted first.
     evictable: BTreeSet<(u64, BlockId)>,
     tick: u64,
@@ -97,6 +124,7 @@ impl BlockManager {
             // Reverse so blocks are handed out from 0 upward.
             free: (0..num_blocks as BlockId).rev().collect(),
             cached: HashMap::new(),
+            index: PrefixIndex::default(),
             evictable: BTreeSet::new(),
             tick: 0,
             prefix_caching,
@@ -108,6 +136,11 @@ impl BlockManager {
 
     pub fn block_size(&self) -> usize {
         self.block_size
+    }
+
+    /// A live, shareable view of which block hashes this cache holds.
+    pub fn index(&self) -> PrefixIndex {
+        self.index.clone()
     }
 
     pub fn num_blocks(&self) -> usize {
@@ -137,6 +170,7 @@ impl BlockManager {
                 let (_, id) = self.evictable.pop_first()?;
                 if let Some(h) = self.blocks[id as usize].hash.take() {
                     self.cached.remove(&h);
+                    self.index.remove(h);
                 }
                 self.evictions += 1;
                 id
@@ -193,6 +227,7 @@ impl BlockManager {
         }
         if let std::collections::hash_map::Entry::Vacant(e) = self.cached.entry(hash) {
             e.insert(id);
+            self.index.insert(hash);
             self.blocks[id as usize].hash = Some(hash);
         }
     }

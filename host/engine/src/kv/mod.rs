@@ -8,7 +8,7 @@
 pub mod block_manager;
 pub mod store;
 
-pub use block_manager::{BlockId, BlockManager, KvStats, block_hash};
+pub use block_manager::{BlockId, BlockManager, KvStats, PrefixIndex, block_hash, prefix_hashes};
 pub use store::KvStore;
 
 /// How much memory the KV cache may use.

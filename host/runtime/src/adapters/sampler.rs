@@ -5,8 +5,13 @@
 //! answers with a token or a plan the host executes natively with the
 //! sequence's seeded RNG. During the step the `logits` imports read the row in
 //! place: nothing of the vocabulary size is copied unless the plugin asks.
+//!
+//! Instances outlive their sessions: when a sequence ends cleanly its instance
+//! goes back to a small warm pool, so what a plugin derives from the vocabulary
+//! (a token trie, compiled grammars) is built once, not per request. A session
+//! that failed never returns its instance.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -18,7 +23,16 @@ use crate::bindings::sampler::SamplerPlugin;
 use crate::bindings::sampler::exports::weft::plugin::sampler as wit;
 use crate::error::{ErrorKind, PluginError, Result};
 use crate::runtime::LoadedPlugin;
-use crate::state::{HostState, LogitsView};
+use crate::state::{HostState, LogitsView, Vocabulary};
+
+/// Idle instances kept per factory; more concurrent sequences make new ones.
+const MAX_WARM: usize = 64;
+
+/// An idle instance, with `init` run, ready for its next session.
+struct Warm {
+    store: Store<HostState>,
+    bindings: SamplerPlugin,
+}
 
 /// Creates sessions of one loaded sampler plugin.
 #[derive(Clone)]
@@ -26,6 +40,8 @@ pub struct WasmSamplerFactory {
     plugin: Arc<LoadedPlugin>,
     top_k: u32,
     needs_full_logits: bool,
+    vocabulary: Arc<Vocabulary>,
+    warm: Arc<Mutex<Vec<Warm>>>,
 }
 
 impl WasmSamplerFactory {
@@ -36,7 +52,25 @@ impl WasmSamplerFactory {
         if caps.top_k > 4096 {
             return Err(plugin.invalid(format!("asks for {} candidates per step; at most 4096", caps.top_k)));
         }
-        Ok(Self { top_k: caps.top_k, needs_full_logits: caps.needs_full_logits, plugin })
+        Ok(Self {
+            top_k: caps.top_k,
+            needs_full_logits: caps.needs_full_logits,
+            plugin,
+            vocabulary: Arc::default(),
+            warm: Arc::default(),
+        })
+    }
+
+    /// The model vocabulary the `vocabulary` import serves to this plugin's sessions.
+    pub fn with_vocabulary(mut self, vocabulary: Arc<Vocabulary>) -> Self {
+        self.vocabulary = vocabulary;
+        self.warm = Arc::default();
+        self
+    }
+
+    /// Idle instances waiting for a session.
+    pub fn warm_instances(&self) -> usize {
+        self.warm.lock().map(|w| w.len()).unwrap_or(0)
     }
 
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
@@ -53,7 +87,15 @@ impl WasmSamplerFactory {
         vocab_size: usize,
     ) -> Result<WasmSampler> {
         let plugin = self.plugin.clone();
-        let (mut store, b) = plugin.instance::<SamplerPlugin>()?;
+        let warm = self.warm.lock().ok().and_then(|mut w| w.pop());
+        let Warm { mut store, bindings: b } = match warm {
+            Some(w) => w,
+            None => {
+                let (mut store, bindings) = plugin.instance::<SamplerPlugin>()?;
+                store.data_mut().vocabulary = self.vocabulary.clone();
+                Warm { store, bindings }
+            }
+        };
         let wp = wit::SamplingParams {
             temperature: params.temperature,
             top_p: params.top_p,
@@ -73,8 +115,8 @@ impl WasmSamplerFactory {
             native: NativeSampler::new(params.clone()),
             base: params.clone(),
             plugin,
-            store,
-            bindings: b,
+            inst: Some(Warm { store, bindings: b }),
+            pool: self.warm.clone(),
             session,
             top_k: self.top_k,
             needs_full_logits: self.needs_full_logits,
@@ -88,8 +130,9 @@ impl WasmSamplerFactory {
 /// One sequence's Wasm sampler session.
 pub struct WasmSampler {
     plugin: Arc<LoadedPlugin>,
-    store: Store<HostState>,
-    bindings: SamplerPlugin,
+    /// Present until drop, which hands it back to `pool` if the session ended cleanly.
+    inst: Option<Warm>,
+    pool: Arc<Mutex<Vec<Warm>>>,
     session: ResourceAny,
     /// Executes plans with the sequence's own RNG and penalty history.
     native: NativeSampler,
@@ -164,19 +207,20 @@ impl WasmSampler {
 
     fn step(&mut self, logits: &mut [f32], history: History<'_>) -> Result<u32> {
         let vocab = self.vocab_size;
-        self.store.data_mut().logits = Some(LogitsView::new(logits));
-        let (plugin, b, session) = (self.plugin.clone(), &self.bindings, self.session);
+        let (plugin, session) = (self.plugin.clone(), self.session);
+        let Warm { store, bindings: b } = self.inst.as_mut().expect("instance present until drop");
+        store.data_mut().logits = Some(LogitsView::new(logits));
         let decision = if self.needs_full_logits {
             let row = logits.to_vec();
-            plugin.call(&mut self.store, "session.step-full", |s| b.weft_plugin_sampler().session().call_step_full(s, session, &row))
+            plugin.call(store, "session.step-full", |s| b.weft_plugin_sampler().session().call_step_full(s, session, &row))
         } else {
             let cands: Vec<Candidate> = weft_engine::sampling::logprobs::top_n(logits, self.top_k as usize)
                 .into_iter()
                 .map(|(id, logit)| Candidate { id, logit })
                 .collect();
-            plugin.call(&mut self.store, "session.step", |s| b.weft_plugin_sampler().session().call_step(s, session, &cands))
+            plugin.call(store, "session.step", |s| b.weft_plugin_sampler().session().call_step(s, session, &cands))
         };
-        self.store.data_mut().logits = None;
+        store.data_mut().logits = None;
         let decision = decision?.map_err(|m| plugin.plugin_error(format!("step failed: {m}")))?;
         match decision {
             wit::Decision::Token(t) => {
@@ -227,9 +271,10 @@ impl SequenceSampler for WasmSampler {
         if let Some(e) = &self.broken {
             return if self.fallback { Ok(Accept::Continue) } else { Err(to_sampler_error(e.clone())) };
         }
-        let (plugin, b, session) = (self.plugin.clone(), &self.bindings, self.session);
+        let (plugin, session) = (self.plugin.clone(), self.session);
+        let Warm { store, bindings: b } = self.inst.as_mut().expect("instance present until drop");
         let r = plugin
-            .call(&mut self.store, "session.accept", |s| b.weft_plugin_sampler().session().call_accept(s, session, token))
+            .call(store, "session.accept", |s| b.weft_plugin_sampler().session().call_accept(s, session, token))
             .and_then(|r| r.map_err(|m| plugin.plugin_error(format!("accept failed: {m}"))));
         match r {
             Ok(wit::AcceptOutcome::Continue) => Ok(Accept::Continue),
@@ -238,6 +283,21 @@ impl SequenceSampler for WasmSampler {
                 self.fail(e)?;
                 Ok(Accept::Continue)
             }
+        }
+    }
+}
+
+impl Drop for WasmSampler {
+    fn drop(&mut self) {
+        let Some(mut w) = self.inst.take() else { return };
+        let session = self.session;
+        if self.broken.is_some() || self.plugin.call(&mut w.store, "session.drop", |s| session.resource_drop(s)).is_err() {
+            return;
+        }
+        if let Ok(mut pool) = self.pool.lock()
+            && pool.len() < MAX_WARM
+        {
+            pool.push(w);
         }
     }
 }

@@ -321,7 +321,7 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Response {
     let data: Vec<Value> = state
         .model
         .get()
-        .map(|m| vec![json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "weft", "max_model_len": m.engine.model().max_context})])
+        .map(|m| vec![json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "weft", "max_model_len": m.engine().model().max_context})])
         .unwrap_or_default();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
@@ -340,7 +340,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let engine = state.model.get().map(|m| m.engine.metrics());
+    let engine = state.model.get().map(|m| m.engine().metrics());
     let plugins: Vec<&weft_runtime::LoadedPlugin> = state.plugins.get().map(|v| v.iter().map(|p| &**p).collect()).unwrap_or_default();
     let text = state.metrics.render(engine.as_ref(), &plugins);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

@@ -77,6 +77,28 @@ pub struct CommonParams {
     pub logit_bias: Option<HashMap<String, f32>>,
     #[serde(default)]
     pub ignore_eos: bool,
+    /// OpenAI structured output: `text`, `json_object` or `json_schema`.
+    pub response_format: Option<ResponseFormat>,
+    /// vLLM's extensions: a JSON Schema, or a regex the whole output must match.
+    pub guided_json: Option<serde_json::Value>,
+    pub guided_regex: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    JsonObject,
+    JsonSchema { json_schema: JsonSchemaFormat },
+}
+
+#[derive(Deserialize)]
+pub struct JsonSchemaFormat {
+    #[allow(dead_code)]
+    pub name: Option<String>,
+    pub schema: Option<serde_json::Value>,
+    #[allow(dead_code)]
+    pub strict: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +151,8 @@ pub struct GenRequest {
     pub params: SamplingParams,
     pub ignore_eos: bool,
     pub logprobs: Option<usize>,
+    /// Arguments for the structured-output sampler, if the output is constrained.
+    pub constraint: Option<String>,
 }
 
 impl CommonParams {
@@ -173,7 +197,23 @@ impl CommonParams {
             let param = m.split_whitespace().next().unwrap_or("body").to_string();
             return Err(ApiError::invalid(&param, m));
         }
+        let constraint = match (self.response_format, self.guided_json, self.guided_regex) {
+            (None | Some(ResponseFormat::Text), None, None) => None,
+            (Some(ResponseFormat::JsonObject), None, None) => Some(serde_json::json!({"json_object": true})),
+            (Some(ResponseFormat::JsonSchema { json_schema }), None, None) => {
+                let schema = json_schema
+                    .schema
+                    .ok_or_else(|| ApiError::invalid("response_format", "response_format.json_schema.schema is required"))?;
+                Some(serde_json::json!({"json_schema": schema}))
+            }
+            (None | Some(ResponseFormat::Text), Some(schema), None) => Some(serde_json::json!({"json_schema": schema})),
+            (None | Some(ResponseFormat::Text), None, Some(re)) => Some(serde_json::json!({"regex": re})),
+            _ => {
+                return Err(ApiError::invalid("response_format", "give only one of response_format, guided_json and guided_regex"));
+            }
+        };
         Ok(GenRequest {
+            constraint: constraint.map(|c| c.to_string()),
             model: self.model,
             stream: self.stream,
             include_usage: self.stream_options.is_some_and(|o| o.include_usage),

@@ -89,7 +89,7 @@ pub fn start(
     if ids.is_empty() {
         return Err(ApiError::invalid("prompt", "the prompt is empty"));
     }
-    let max_ctx = svc.engine.model().max_context;
+    let max_ctx = svc.engine().model().max_context;
     if ids.len() >= max_ctx {
         return Err(ApiError::invalid("messages", format!(
             "the prompt has {} tokens but the model's context is {max_ctx} tokens",
@@ -99,7 +99,9 @@ pub fn start(
     }
     let room = max_ctx - ids.len();
     let max_tokens = g.max_tokens.unwrap_or(room).min(room);
-    let vocab = svc.engine.model().config.vocab_size;
+    let vocab = svc.engine().model().config.vocab_size;
+    // All choices of a request go to one engine: they share the prompt's blocks.
+    let backend = super::route::choose(&svc, "", &ids)?;
     let (tx, rx) = mpsc::unbounded_channel();
     for index in 0..g.n {
         let mut params = g.params.clone();
@@ -108,7 +110,17 @@ pub fn start(
         let mut r = Request::new(ids.clone(), max_tokens).with_params(params.clone());
         r.ignore_eos = g.ignore_eos;
         r.logprobs = g.logprobs;
-        if let Some(f) = &svc.sampler {
+        if let Some(args) = &g.constraint {
+            // Never falls back: an unconstrained answer would break the requested format.
+            let f = svc.structured.as_ref().ok_or_else(|| {
+                ApiError::invalid("response_format", "structured output is not enabled for this model (pipeline.structured_sampler)")
+            })?;
+            let s = f.session(&params, max_tokens as u32, args, &ids, vocab).map_err(|e| match e.kind {
+                weft_runtime::ErrorKind::Plugin => ApiError::invalid("response_format", e.message.clone()),
+                _ => ApiError::plugin("structured-output sampler", &e),
+            })?;
+            r.sampler = Some(Box::new(s));
+        } else if let Some(f) = &svc.sampler {
             use crate::config::FailurePolicy as P;
             match f.session(&params, max_tokens as u32, "", &ids, vocab) {
                 Ok(s) => r.sampler = Some(Box::new(s.with_fallback(svc.failure.sampler != P::Closed))),
@@ -116,13 +128,15 @@ pub fn start(
                 Err(e) => tracing::warn!(error = %e, "sampler plugin failed to start a session; using the native sampler"),
             }
         }
-        let stream = svc.engine.submit(r).map_err(ApiError::engine)?;
+        let stream = backend.engine.submit(r).map_err(ApiError::engine)?;
+        let in_flight = super::route::InFlight::new(backend);
         let decoder = svc.tokenizer.decoder(true).map_err(|e| ApiError::plugin("tokenizer", &e))?;
         let tx = tx.clone();
         let (svc, metrics, stops) = (svc.clone(), metrics.clone(), g.stop.clone());
         let want_logprobs = g.logprobs.is_some();
         let prompt_len = ids.len();
         tokio::spawn(async move {
+            let _in_flight = in_flight;
             run_choice(index, svc, metrics, stream, decoder, StopMatcher::new(stops), want_logprobs, prompt_len, tx).await;
         });
     }

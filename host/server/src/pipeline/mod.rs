@@ -1,15 +1,19 @@
 //! The request path of one model: transforms (chat template first), the
-//! tokenizer plugin, the sampler (plugin or native), the engine, streaming
-//! decode, stop strings, and response transforms. HTTP knows nothing of
-//! this beyond [`ModelService`] and [`generate`].
+//! tokenizer plugin, the router (when several engines serve the model), the
+//! sampler (plugin, native, or the structured-output sampler when the request
+//! constrains its format), the engine, streaming decode, stop strings, and
+//! response transforms. HTTP knows nothing of this beyond [`ModelService`]
+//! and [`generate`].
 
 pub mod generate;
+pub mod route;
 pub mod stop;
 
 use std::sync::Arc;
 
-use weft_engine::EngineHandle;
-use weft_runtime::{WasmSamplerFactory, WasmTokenizer, WasmTransform};
+use weft_runtime::{WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
+
+pub use route::Backend;
 
 use crate::config::Failure;
 
@@ -22,7 +26,10 @@ pub struct TransformStage {
 /// Everything that serves one model.
 pub struct ModelService {
     pub name: String,
-    pub engine: EngineHandle,
+    /// The engines serving this model (replicas or differently quantized copies).
+    pub backends: Vec<Backend>,
+    /// Chooses among `backends` when there are several.
+    pub router: Option<Arc<WasmRouter>>,
     pub tokenizer: Arc<WasmTokenizer>,
     /// The same tokenizer compiled natively, used when the plugin fails under `fallback`.
     pub native_tokenizer: Option<weft_runtime::NativeTokenizer>,
@@ -30,7 +37,16 @@ pub struct ModelService {
     pub transforms: Vec<TransformStage>,
     /// `None`: the engine's native sampler.
     pub sampler: Option<WasmSamplerFactory>,
+    /// Serves requests with `response_format` / `guided_*` (`None`: such requests are refused).
+    pub structured: Option<WasmSamplerFactory>,
     pub failure: Failure,
     pub created: u64,
 }
 
+
+impl ModelService {
+    /// The first engine: the model's description is the same on all of them.
+    pub fn engine(&self) -> &weft_engine::EngineHandle {
+        &self.backends[0].engine
+    }
+}

@@ -1,0 +1,85 @@
+//! Choosing the engine for a request when several serve one model.
+//!
+//! The router plugin sees each backend's exact in-flight count (kept here,
+//! not sampled from the engine's last step, so a burst of arrivals between
+//! two steps is still spread evenly) split into queued and running by the
+//! engine's latest snapshot, its free KV fraction, and how many of the
+//! prompt's leading tokens its prefix cache holds right now.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use weft_engine::EngineHandle;
+use weft_runtime::{BackendInfo, RouteDecision, RouteRequest};
+
+use super::ModelService;
+use crate::api::error::ApiError;
+
+/// One engine of a model.
+pub struct Backend {
+    pub id: String,
+    pub engine: EngineHandle,
+    /// Sequences submitted and not yet finished.
+    pub in_flight: Arc<AtomicUsize>,
+}
+
+impl Backend {
+    pub fn new(id: String, engine: EngineHandle) -> Self {
+        Self { id, engine, in_flight: Arc::default() }
+    }
+}
+
+/// Counts a sequence as in flight on its backend until dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    pub fn new(b: &Backend) -> Self {
+        b.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(b.in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The backend for a prompt; with one backend, no router call.
+pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result<&'a Backend, ApiError> {
+    let (Some(router), true) = (&svc.router, svc.backends.len() > 1) else { return Ok(&svc.backends[0]) };
+    let hashes = svc.engine().prefix_hashes(prompt);
+    let infos: Vec<BackendInfo> = svc
+        .backends
+        .iter()
+        .map(|b| {
+            let m = b.engine.metrics();
+            let in_flight = b.in_flight.load(Ordering::Relaxed);
+            let running = m.running.min(in_flight);
+            let kv = m.kv;
+            let free = if kv.total_blocks == 0 { 0.0 } else { (kv.total_blocks - kv.used_blocks) as f32 / kv.total_blocks as f32 };
+            BackendInfo {
+                id: b.id.clone(),
+                model: svc.name.clone(),
+                queue_depth: (in_flight - running) as u32,
+                running: running as u32,
+                free_kv_fraction: free,
+                cached_prefix_tokens: b.engine.cached_prefix_tokens(&hashes) as u32,
+                healthy: true,
+            }
+        })
+        .collect();
+    let req = RouteRequest { tenant: tenant.to_string(), model: svc.name.clone(), prompt_tokens: prompt.len() as u32, prefix_hashes: hashes };
+    match router.route(&req, &infos) {
+        Ok(RouteDecision::Backend(i)) => Ok(&svc.backends[i]),
+        Ok(RouteDecision::Reject { status, reason }) => {
+            let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+            Err(ApiError::new(status, "server_error", reason).code("rejected_by_router"))
+        }
+        Err(e) => {
+            // A broken router must not take the model down: least in flight wins.
+            tracing::warn!(error = %e, "router plugin failed; choosing the least-loaded engine");
+            Ok(svc.backends.iter().min_by_key(|b| b.in_flight.load(Ordering::Relaxed)).expect("at least one backend"))
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Constrained decoding as a sampler plugin: every completion is a JSON value
+//! valid under a JSON Schema, any JSON object, or a full match of a regular
+//! expression, and the sequence ends the moment the value is complete.
+//!
+//! How: the constraint becomes one byte automaton ([`automaton`]); each step
+//! walks the vocabulary's token trie ([`trie`]) from the current state to find
+//! every token that keeps the output viable, and hands that set to the host as
+//! the plan's allowed (or, when smaller, banned) list, so the host masks and
+//! samples natively with the request's temperature and seed. Masks are cached
+//! per automaton state, so a long string costs one walk, not one per token.
+//!
+//! Budget: when the tokens left are no more than the bytes needed to finish,
+//! only tokens that bring the value strictly closer to complete are allowed,
+//! so a value always closes within `max_tokens`.
+//!
+//! Arguments (JSON, per request): `{"json_schema": {...}}`, `{"json_object":
+//! true}` or `{"regex": "..."}`, with optional `"whitespace": "compact" |
+//! "flexible"` and `"max_depth"`.
+
+pub mod automaton;
+pub mod schema;
+pub mod trie;
+
+#[cfg(target_arch = "wasm32")]
+mod component;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use automaton::{Automaton, DEAD};
+use schema::{Options, Whitespace};
+use trie::TokenTrie;
+
+/// Bytes of automaton a single constraint may use.
+pub const MAX_AUTOMATON_BYTES: usize = 32 << 20;
+/// Automaton states whose masks are kept, per constraint.
+const MASK_CACHE: usize = 256;
+
+/// The regex a request's arguments ask for.
+pub fn constraint_regex(args: &str) -> Result<String, String> {
+    let a: serde_json::Value = serde_json::from_str(args).map_err(|e| format!("plugin arguments are not JSON: {e}"))?;
+    let mut opts = Options::default();
+    match a.get("whitespace").and_then(|w| w.as_str()) {
+        None | Some("compact") => {}
+        Some("flexible") => opts.whitespace = Whitespace::Flexible,
+        Some(o) => return Err(format!("`whitespace` must be \"compact\" or \"flexible\", not {o:?}")),
+    }
+    if let Some(d) = a.get("max_depth") {
+        opts.max_depth = d.as_u64().filter(|&d| (1..=6).contains(&d)).ok_or("`max_depth` must be 1 to 6")? as usize;
+    }
+    if let Some(s) = a.get("json_schema") {
+        return schema::schema_regex(s, opts);
+    }
+    if a.get("json_object").is_some_and(|v| v == &serde_json::Value::Bool(true)) {
+        return Ok(schema::any_object_regex(opts));
+    }
+    if let Some(r) = a.get("regex") {
+        let r = r.as_str().ok_or("`regex` must be a string")?;
+        regex_syntax::Parser::new().parse(r).map_err(|e| format!("invalid `regex`: {e}"))?;
+        return Ok(r.to_string());
+    }
+    Err("give one of `json_schema`, `json_object: true` or `regex`".into())
+}
+
+/// The allowed set of one automaton state, in the form cheaper to send.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mask {
+    Allowed(Vec<u32>),
+    Banned(Vec<u32>),
+}
+
+impl Mask {
+    pub fn allows(&self, t: u32) -> bool {
+        match self {
+            Mask::Allowed(a) => a.binary_search(&t).is_ok(),
+            Mask::Banned(b) => b.binary_search(&t).is_err(),
+        }
+    }
+
+    pub fn len(&self, vocab: usize) -> usize {
+        match self {
+            Mask::Allowed(a) => a.len(),
+            Mask::Banned(b) => vocab - b.len(),
+        }
+    }
+
+    pub fn is_empty(&self, vocab: usize) -> bool {
+        self.len(vocab) == 0
+    }
+}
+
+/// The model's vocabulary as the plugin sees it.
+pub struct Vocab {
+    pub bytes: Vec<Vec<u8>>,
+    pub eos: Vec<u32>,
+    pub trie: TokenTrie,
+}
+
+impl Vocab {
+    pub fn new(bytes: Vec<Vec<u8>>, eos: Vec<u32>) -> Self {
+        let trie = TokenTrie::new(&bytes);
+        Self { bytes, eos, trie }
+    }
+}
+
+/// A compiled constraint, shared by every sequence that uses it.
+pub struct Compiled {
+    pub automaton: Automaton,
+    masks: RefCell<HashMap<u32, Rc<Mask>>>,
+}
+
+impl Compiled {
+    pub fn new(regex: &str) -> Result<Self, String> {
+        Ok(Self { automaton: Automaton::from_regex(regex, MAX_AUTOMATON_BYTES)?, masks: RefCell::default() })
+    }
+
+    /// Tokens allowed in `state`. With `closing`, only those that take the
+    /// value strictly closer to complete.
+    pub fn mask(&self, vocab: &Vocab, state: u32, closing: bool) -> Rc<Mask> {
+        if !closing && let Some(m) = self.masks.borrow().get(&state) {
+            return m.clone();
+        }
+        let a = &self.automaton;
+        let here = a.dist(state);
+        let mut allowed = Vec::new();
+        vocab.trie.walk(a, state, |t, end| {
+            if !closing || a.dist(end) < here {
+                allowed.push(t);
+            }
+        });
+        if a.is_accepting(state) {
+            allowed.extend(&vocab.eos);
+        }
+        allowed.sort_unstable();
+        allowed.dedup();
+        let n = vocab.bytes.len();
+        let mask = if allowed.len() > n / 2 {
+            let mut banned = Vec::with_capacity(n - allowed.len());
+            let mut it = allowed.iter().peekable();
+            for t in 0..n as u32 {
+                if it.peek() == Some(&&t) {
+                    it.next();
+                } else {
+                    banned.push(t);
+                }
+            }
+            Mask::Banned(banned)
+        } else {
+            Mask::Allowed(allowed)
+        };
+        let mask = Rc::new(mask);
+        if !closing {
+            let mut c = self.masks.borrow_mut();
+            if c.len() >= MASK_CACHE {
+                c.clear();
+            }
+            c.insert(state, mask.clone());
+        }
+        mask
+    }
+}
+
+/// What [`Decoder::accept`] concluded.
+#[derive(Debug, PartialEq)]
+pub enum Progress {
+    Continue,
+    /// The value is complete and nothing may follow (or end of sequence was chosen).
+    Done,
+}
+
+/// One sequence's position in its constraint.
+pub struct Decoder {
+    pub compiled: Rc<Compiled>,
+    pub state: u32,
+    /// Tokens the sequence may still produce.
+    pub remaining: u32,
+}
+
+impl Decoder {
+    pub fn new(compiled: Rc<Compiled>, max_tokens: u32) -> Self {
+        let state = compiled.automaton.start();
+        Self { compiled, state, remaining: max_tokens }
+    }
+
+    /// The tokens allowed next.
+    pub fn mask(&self, vocab: &Vocab) -> Result<Rc<Mask>, String> {
+        let closing = self.remaining <= self.compiled.automaton.dist(self.state).saturating_add(1);
+        let m = self.compiled.mask(vocab, self.state, closing);
+        if m.is_empty(vocab.bytes.len()) {
+            return Err("no token of this vocabulary can continue the constrained output".into());
+        }
+        Ok(m)
+    }
+
+    pub fn accept(&mut self, vocab: &Vocab, token: u32) -> Result<Progress, String> {
+        self.remaining = self.remaining.saturating_sub(1);
+        if vocab.eos.contains(&token) {
+            return Ok(Progress::Done);
+        }
+        let bytes = vocab.bytes.get(token as usize).ok_or(format!("token {token} is outside the vocabulary"))?;
+        let a = &self.compiled.automaton;
+        let next = a.run(self.state, bytes);
+        if next == DEAD || bytes.is_empty() {
+            return Err(format!("token {token} ({:?}) breaks the constraint", String::from_utf8_lossy(bytes)));
+        }
+        self.state = next;
+        Ok(if a.is_accepting(next) && !a.can_continue(next) { Progress::Done } else { Progress::Continue })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every single byte plus some multi-byte tokens spanning JSON lexemes.
+    fn vocab() -> Vocab {
+        let mut bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        for t in ["{\"", "\":", "\",\"", "\"}", "true", "false", "null", "12", " {\"", "name", "\":\"", "\"]}", "<eos>"] {
+            bytes.push(t.as_bytes().to_vec());
+        }
+        let eos = bytes.len() as u32 - 1;
+        bytes[eos as usize] = Vec::new();
+        Vocab::new(bytes, vec![eos])
+    }
+
+    /// Follows `script` (repeating its last token) while the mask allows it,
+    /// else takes the lowest allowed id: a stand-in for a model's preferences.
+    fn run(args: &str, script: &[&str], max_tokens: u32) -> String {
+        let v = vocab();
+        let c = Rc::new(Compiled::new(&constraint_regex(args).unwrap()).unwrap());
+        let mut d = Decoder::new(c, max_tokens);
+        let mut out = Vec::new();
+        let mut next = 0;
+        for _ in 0..max_tokens {
+            let m = d.mask(&v).unwrap();
+            let want = script.get(next.min(script.len() - 1)).and_then(|w| v.bytes.iter().position(|b| b == w.as_bytes()));
+            let pick = match want.map(|i| i as u32).filter(|&t| m.allows(t)) {
+                Some(t) => {
+                    next += 1;
+                    t
+                }
+                None => (0..v.bytes.len() as u32).find(|&t| m.allows(t)).unwrap(),
+            };
+            if v.eos.contains(&pick) {
+                break;
+            }
+            out.extend(&v.bytes[pick as usize]);
+            if d.accept(&v, pick).unwrap() == Progress::Done {
+                break;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn output_follows_the_schema_and_stops_when_complete() {
+        let args = r#"{"json_schema": {"type": "object", "properties": {"name": {"type": "string"}, "ok": {"type": "boolean"}}, "required": ["name", "ok"]}}"#;
+        let out = run(args, &["{\"", "name", "\":\"", "x", "\",\"", "o", "k", "\":", "true", "}"], 64);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["name"], "x");
+        assert_eq!(v["ok"], true);
+    }
+
+    #[test]
+    fn the_budget_closes_a_runaway_string() {
+        let args = r#"{"json_schema": {"type": "object", "properties": {"s": {"type": "string"}}, "required": ["s"]}}"#;
+        // Prefers "a" forever; the budget must force the closing quote and brace.
+        for budget in [9, 12, 30] {
+            let out = run(args, &["{\"", "s", "\":", "\"", "a"], budget);
+            assert!(out.len() > 8, "{out}");
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+            assert!(v["s"].as_str().unwrap().chars().all(|c| c == 'a'), "{out}");
+        }
+    }
+
+    #[test]
+    fn regex_and_eos() {
+        let out = run(r#"{"regex": "[0-9]{3}-[0-9]{2}"}"#, &["12", "1"], 20);
+        assert_eq!(out.len(), 6);
+        assert!(out.as_bytes()[3] == b'-');
+        // A value that could go on may end with end of sequence.
+        let v = vocab();
+        let c = Rc::new(Compiled::new("[0-9]+").unwrap());
+        let mut d = Decoder::new(c, 10);
+        assert!(!d.mask(&v).unwrap().allows(v.eos[0]), "no end before the value is complete");
+        d.accept(&v, b'4' as u32).unwrap();
+        assert!(d.mask(&v).unwrap().allows(v.eos[0]));
+        assert!(d.accept(&v, b'x' as u32).is_err());
+    }
+}

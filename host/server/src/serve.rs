@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use weft_engine::{Engine, EngineConfig, KvCapacity, LoadOptions, Quantize, SchedulerConfig};
-use weft_runtime::{Limits, PluginRuntime, RuntimeConfig, Vocabulary, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
+use weft_runtime::{Limits, PluginRuntime, RuntimeConfig, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
@@ -231,7 +231,8 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
         }
         transforms.push(TransformStage { plugin: WasmTransform::new(load_plugin(t, extra)?)?, native_template });
     }
-    let vocabulary = vocabulary(&tokenizer, &backends[0].engine)?;
+    let info = backends[0].engine.model();
+    let vocabulary = Arc::new(tokenizer.vocabulary(info.config.vocab_size, info.eos_token_ids.clone())?);
     let sampler = match pl.sampler.as_str() {
         "native" => None,
         s => Some(WasmSamplerFactory::new(load_plugin(s, vec![])?)?.with_vocabulary(vocabulary.clone())),
@@ -259,21 +260,6 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
     let _ = state.model.set(Arc::new(service));
     eprintln!("weft: ready, serving model `{name}`");
     Ok(())
-}
-
-/// Every token's output bytes (control tokens: none) and the end-of-sequence
-/// tokens, for sampler plugins that constrain text.
-fn vocabulary(tokenizer: &WasmTokenizer, engine: &weft_engine::EngineHandle) -> anyhow::Result<Arc<Vocabulary>> {
-    let n = engine.model().config.vocab_size as u32;
-    let ids: Vec<u32> = (0..n).collect();
-    let mut tokens = tokenizer.token_bytes(&ids)?;
-    tokens.resize(n as usize, Vec::new());
-    for s in tokenizer.special_tokens() {
-        if let Some(t) = tokens.get_mut(s.id as usize) {
-            t.clear();
-        }
-    }
-    Ok(Arc::new(Vocabulary { tokens, eos: engine.model().eos_token_ids.clone() }))
 }
 
 async fn shutdown_signal() {

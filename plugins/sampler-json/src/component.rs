@@ -76,7 +76,9 @@ impl Sampler for JsonSampler {
         }
         let vocab = vocab();
         let compiled = compiled(args)?;
-        Ok(Self { base: Plan::from_params(&params), decoder: Decoder::new(compiled, params.max_tokens), vocab })
+        let mut decoder = Decoder::new(compiled, params.max_tokens);
+        decoder.cache = crate::mask_cache_enabled(args);
+        Ok(Self { base: Plan::from_params(&params), decoder, vocab })
     }
 
     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {

@@ -15,7 +15,8 @@
 //!
 //! Arguments (JSON, per request): `{"json_schema": {...}}`, `{"json_object":
 //! true}` or `{"regex": "..."}`, with optional `"whitespace": "compact" |
-//! "flexible"` and `"max_depth"`.
+//! "flexible"`, `"max_depth"`, and `"mask_cache": false` (benchmarks: walk
+//! the trie every step).
 
 pub mod automaton;
 pub mod schema;
@@ -61,6 +62,11 @@ pub fn constraint_regex(args: &str) -> Result<String, String> {
         return Ok(r.to_string());
     }
     Err("give one of `json_schema`, `json_object: true` or `regex`".into())
+}
+
+/// Whether the arguments leave the per-state mask cache on (the default).
+pub fn mask_cache_enabled(args: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(args).ok().and_then(|a| a.get("mask_cache")?.as_bool()).unwrap_or(true)
 }
 
 /// The allowed set of one automaton state, in the form cheaper to send.
@@ -117,8 +123,9 @@ impl Compiled {
 
     /// Tokens allowed in `state`. With `closing`, only those that take the
     /// value strictly closer to complete.
-    pub fn mask(&self, vocab: &Vocab, state: u32, closing: bool) -> Rc<Mask> {
-        if !closing && let Some(m) = self.masks.borrow().get(&state) {
+    pub fn mask(&self, vocab: &Vocab, state: u32, closing: bool, cache: bool) -> Rc<Mask> {
+        let cache = cache && !closing;
+        if cache && let Some(m) = self.masks.borrow().get(&state) {
             return m.clone();
         }
         let a = &self.automaton;
@@ -150,7 +157,7 @@ impl Compiled {
             Mask::Allowed(allowed)
         };
         let mask = Rc::new(mask);
-        if !closing {
+        if cache {
             let mut c = self.masks.borrow_mut();
             if c.len() >= MASK_CACHE {
                 c.clear();
@@ -175,18 +182,20 @@ pub struct Decoder {
     pub state: u32,
     /// Tokens the sequence may still produce.
     pub remaining: u32,
+    /// Reuse masks computed for the same state (off only to measure the walk).
+    pub cache: bool,
 }
 
 impl Decoder {
     pub fn new(compiled: Rc<Compiled>, max_tokens: u32) -> Self {
         let state = compiled.automaton.start();
-        Self { compiled, state, remaining: max_tokens }
+        Self { compiled, state, remaining: max_tokens, cache: true }
     }
 
     /// The tokens allowed next.
     pub fn mask(&self, vocab: &Vocab) -> Result<Rc<Mask>, String> {
         let closing = self.remaining <= self.compiled.automaton.dist(self.state).saturating_add(1);
-        let m = self.compiled.mask(vocab, self.state, closing);
+        let m = self.compiled.mask(vocab, self.state, closing, self.cache);
         if m.is_empty(vocab.bytes.len()) {
             return Err("no token of this vocabulary can continue the constrained output".into());
         }

@@ -182,6 +182,20 @@ impl WasmTokenizer {
     }
 
     /// A streaming decoder bound to the current instance.
+    /// The model's vocabulary for sampler plugins: every token's output bytes
+    /// (control and other special tokens: none) and the end-of-sequence tokens.
+    pub fn vocabulary(&self, vocab_size: usize, eos: Vec<u32>) -> Result<crate::state::Vocabulary> {
+        let ids: Vec<u32> = (0..vocab_size as u32).collect();
+        let mut tokens = self.token_bytes(&ids)?;
+        tokens.resize(vocab_size, Vec::new());
+        for s in self.special_tokens() {
+            if let Some(t) = tokens.get_mut(s.id as usize) {
+                t.clear();
+            }
+        }
+        Ok(crate::state::Vocabulary { tokens, eos })
+    }
+
     pub fn decoder(self: &Arc<Self>, skip_special: bool) -> Result<WasmDecoder> {
         let (handle, generation) = self.with(|p, i| {
             let d = p.call(&mut i.store, "tokenizer.decoder", |s| {

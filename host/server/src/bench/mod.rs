@@ -3,6 +3,7 @@
 
 mod plugins;
 mod serve;
+mod structured;
 
 use clap::Subcommand;
 
@@ -14,6 +15,14 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
         /// Fewer iterations.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Constrained decoding: sampler-json's per-step cost (mask walk, cached
+    /// and not) against the plain sampler, and engine tokens/s constrained vs not.
+    Structured {
+        #[arg(long)]
+        json: bool,
         #[arg(long)]
         quick: bool,
     },
@@ -34,6 +43,7 @@ pub enum BenchCmd {
 pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Plugins { json, quick } => plugins::run(json, quick),
+        BenchCmd::Structured { json, quick } => structured::run(json, quick),
         BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
     }
 }

@@ -1,0 +1,158 @@
+//! Structured-output benchmark: what sampler-json costs per token on the
+//! default model's 49k vocabulary, and what it does to engine throughput.
+//!
+//! Both sides of every comparison run in this process on the same inputs:
+//! the mask walk with and without the per-state cache against the plain
+//! `sampler-standard` step, and a constrained engine run against an
+//! unconstrained one at the same concurrency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use weft_engine::sampling::{History, SamplingParams, SequenceSampler};
+use weft_engine::{Engine, EngineConfig, Event, LoadOptions, Request};
+use weft_runtime::{Vocabulary, WasmSamplerFactory, WasmTokenizer};
+
+/// A schema whose outputs are long enough to measure steady decoding.
+fn schema() -> serde_json::Value {
+    json!({"type": "object", "properties": {
+        "title": {"type": "string", "maxLength": 40},
+        "year": {"type": "integer", "minimum": 0},
+        "rating": {"type": "number"},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 16}, "minItems": 3, "maxItems": 6},
+        "cast": {"type": "array", "maxItems": 4, "items": {"type": "object", "properties": {
+            "name": {"type": "string", "maxLength": 24}, "role": {"enum": ["lead", "support", "cameo"]}}, "required": ["name", "role"]}}
+    }, "required": ["title", "year", "rating", "tags", "cast"]})
+}
+
+fn row(vocab: usize, seed: u64) -> Vec<f32> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    (0..vocab)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 10_000) as f32 / 1000.0
+        })
+        .collect()
+}
+
+fn stats(mut d: Vec<Duration>) -> (f64, f64) {
+    d.sort();
+    let mean = d.iter().map(|x| x.as_secs_f64()).sum::<f64>() / d.len() as f64;
+    let p99 = d[(d.len() * 99 / 100).min(d.len() - 1)].as_secs_f64();
+    (mean * 1e6, p99 * 1e6)
+}
+
+/// Runs sessions to completion on synthetic logits, timing every sampling step.
+fn step_times(f: &WasmSamplerFactory, args: &str, vocab: usize, steps: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let params = SamplingParams { temperature: 1.0, seed: Some(3), ..Default::default() };
+    let mut out = Vec::with_capacity(steps);
+    let mut sessions = 0;
+    let mut seed = 0;
+    while out.len() < steps {
+        sessions += 1;
+        let mut s = f.session(&params, 256, args, &[1, 2, 3], vocab)?;
+        let mut history = Vec::new();
+        for _ in 0..256 {
+            seed += 1;
+            let mut logits = row(vocab, seed);
+            let t0 = Instant::now();
+            let t = s.sample(&mut logits, History { prompt: &[1, 2, 3], output: &history }).map_err(|e| anyhow::anyhow!("{e}"))?;
+            out.push(t0.elapsed());
+            history.push(t);
+            if s.accept(t).map_err(|e| anyhow::anyhow!("{e}"))? == weft_engine::sampling::Accept::Stop {
+                break;
+            }
+        }
+    }
+    Ok((out, sessions))
+}
+
+fn engine_run(h: &weft_engine::EngineHandle, f: &WasmSamplerFactory, args: &str, c: usize, n: usize, vocab: usize) -> anyhow::Result<(f64, f64, usize)> {
+    let (steps0, secs0) = (h.metrics().steps, h.metrics().total_step_secs);
+    let t0 = Instant::now();
+    let mut streams = Vec::new();
+    for i in 0..c {
+        let prompt: Vec<u32> = (0..32u32).map(|j| 1000 + (j * 7919 + i as u32 * 104_729) % 30_000).collect();
+        let params = SamplingParams { temperature: 1.0, seed: Some(i as u64), ..Default::default() };
+        let mut r = Request::new(prompt.clone(), n).with_params(params.clone());
+        r.ignore_eos = args.is_empty();
+        r.sampler = Some(Box::new(f.session(&params, n as u32, args, &prompt, vocab)?));
+        streams.push(h.submit(r)?);
+    }
+    let mut tokens = 0;
+    for mut s in streams {
+        while let Some(ev) = s.blocking_next() {
+            match ev {
+                Event::Token { .. } => tokens += 1,
+                Event::Error(e) => anyhow::bail!("{e}"),
+                Event::Finished { .. } => break,
+            }
+        }
+    }
+    let m = h.metrics();
+    Ok((tokens as f64 / t0.elapsed().as_secs_f64(), (m.total_step_secs - secs0) / (m.steps - steps0) as f64 * 1e3, tokens))
+}
+
+pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
+    let rt = crate::cli::runtime()?;
+    let model = crate::model_source::resolve(None)?;
+    let loaded = weft_engine::model::load(&model, LoadOptions::default())?;
+    let spec = loaded.tokenizer.clone().ok_or_else(|| anyhow::anyhow!("default model has no tokenizer"))?;
+    let vocab = loaded.config.vocab_size;
+    let tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
+    let vocabulary: Arc<Vocabulary> = Arc::new(tok.vocabulary(vocab, loaded.eos_token_ids.clone())?);
+    let json_f = WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-json", vec![])?)?.with_vocabulary(vocabulary.clone());
+    let std_f = WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-standard", vec![])?)?.with_vocabulary(vocabulary);
+    let steps = if quick { 300 } else { 3000 };
+    let mut r = serde_json::Map::new();
+
+    let args = json!({"json_schema": schema()}).to_string();
+    let cold_args = json!({"json_schema": schema(), "mask_cache": false}).to_string();
+    let t0 = Instant::now();
+    let _ = json_f.session(&SamplingParams::default(), 8, &cold_args, &[1], vocab)?;
+    r.insert("first_session_ms".into(), json!(t0.elapsed().as_secs_f64() * 1e3));
+    let (cold, sessions) = step_times(&json_f, &cold_args, vocab, steps)?;
+    let (warm, _) = step_times(&json_f, &args, vocab, steps)?;
+    let (plain, _) = step_times(&std_f, "", vocab, steps)?;
+    for (k, d) in [("json_walk_every_step", cold), ("json_cached", warm), ("standard", plain)] {
+        let (mean, p99) = stats(d);
+        r.insert(format!("{k}_step_mean_us"), json!(mean));
+        r.insert(format!("{k}_step_p99_us"), json!(p99));
+    }
+    r.insert("json_sessions".into(), json!(sessions));
+
+    let h = Engine::start(loaded, EngineConfig::default())?;
+    let (c, n) = (8, if quick { 32 } else { 128 });
+    let _ = engine_run(&h, &std_f, "", 2, 4, vocab)?;
+    let (free_tps, free_step, free_tokens) = engine_run(&h, &std_f, "", c, n, vocab)?;
+    let (json_tps, json_step, json_tokens) = engine_run(&h, &json_f, &args, c, n, vocab)?;
+    r.insert("engine_c8_unconstrained_tok_s".into(), json!(free_tps));
+    r.insert("engine_c8_unconstrained_step_ms".into(), json!(free_step));
+    r.insert("engine_c8_unconstrained_tokens".into(), json!(free_tokens));
+    r.insert("engine_c8_json_tok_s".into(), json!(json_tps));
+    r.insert("engine_c8_json_step_ms".into(), json!(json_step));
+    r.insert("engine_c8_json_tokens".into(), json!(json_tokens));
+
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+        return Ok(());
+    }
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    println!("weft bench structured (default model, {vocab}-token vocabulary, nested JSON schema)");
+    println!("  first session (vocabulary, trie, schema compile): {:.1} ms", f("first_session_ms"));
+    for (k, label) in [("json_walk_every_step", "sampler-json, trie walk every step"), ("json_cached", "sampler-json, per-state mask cache"), ("standard", "sampler-standard (no constraint)")] {
+        println!("  {label:<38} step mean {:8.1} us   p99 {:8.1} us", f(&format!("{k}_step_mean_us")), f(&format!("{k}_step_p99_us")));
+    }
+    println!(
+        "  engine, {c} seqs: unconstrained {:.1} tok/s ({:.1} ms/step), json-constrained {:.1} tok/s ({:.1} ms/step); ratio {:.2}",
+        f("engine_c8_unconstrained_tok_s"),
+        f("engine_c8_unconstrained_step_ms"),
+        f("engine_c8_json_tok_s"),
+        f("engine_c8_json_step_ms"),
+        f("engine_c8_json_tok_s") / f("engine_c8_unconstrained_tok_s")
+    );
+    Ok(())
+}

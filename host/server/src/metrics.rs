@@ -76,12 +76,15 @@ impl Default for ServerMetrics {
     }
 }
 
-fn gauge(out: &mut String, name: &str, help: &str, v: f64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-}
-
 fn counter(out: &mut String, name: &str, help: &str, v: f64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}_total {v}");
+}
+
+/// One engine's state at scrape time.
+pub struct EngineSnapshot {
+    pub id: String,
+    pub metrics: weft_engine::EngineMetrics,
+    pub in_flight: usize,
 }
 
 impl ServerMetrics {
@@ -91,7 +94,7 @@ impl ServerMetrics {
         }
     }
 
-    pub fn render(&self, engine: Option<&weft_engine::EngineMetrics>, plugins: &[&LoadedPlugin]) -> String {
+    pub fn render(&self, engines: &[EngineSnapshot], plugins: &[&LoadedPlugin]) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP weft_requests Requests by endpoint and status.\n# TYPE weft_requests counter");
         for ((ep, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
@@ -102,18 +105,30 @@ impl ServerMetrics {
         self.ttft.render(&mut out, "weft_time_to_first_token_seconds", "Time from admission to the first token.");
         self.itl.render(&mut out, "weft_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.");
         self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
-        if let Some(m) = engine {
-            gauge(&mut out, "weft_requests_running", "Sequences in the running batch.", m.running as f64);
-            gauge(&mut out, "weft_requests_waiting", "Sequences waiting for admission.", m.waiting as f64);
-            gauge(&mut out, "weft_kv_cache_usage_ratio", "Fraction of KV blocks in use.", m.kv.usage());
-            gauge(&mut out, "weft_kv_blocks_used", "KV blocks referenced by live sequences.", m.kv.used_blocks as f64);
-            gauge(&mut out, "weft_kv_blocks_free", "KV blocks free.", m.kv.free_blocks as f64);
-            gauge(&mut out, "weft_kv_blocks_cached", "KV blocks holding reusable prefixes.", m.kv.cached_blocks as f64);
-            gauge(&mut out, "weft_prefix_cache_hit_rate", "Prefix-cache block hits over lookups.", m.kv.hit_rate());
-            counter(&mut out, "weft_prefix_cache_queries", "Prompt blocks looked up in the prefix cache.", m.kv.prefix_queries as f64);
-            counter(&mut out, "weft_prefix_cache_hits", "Prompt blocks found in the prefix cache.", m.kv.prefix_hits as f64);
-            counter(&mut out, "weft_preemptions", "Sequences preempted for lack of KV blocks.", m.preemptions as f64);
-            counter(&mut out, "weft_engine_steps", "Engine steps run.", m.steps as f64);
+        // One series per engine of the model, labelled with its id.
+        type Get = fn(&weft_engine::EngineMetrics, usize) -> f64;
+        let families: [(&str, &str, &str, Get); 12] = [
+            ("weft_requests_in_flight", "gauge", "Sequences submitted to the engine and not finished (what routers balance).", |_, f| f as f64),
+            ("weft_requests_running", "gauge", "Sequences in the running batch.", |m, _| m.running as f64),
+            ("weft_requests_waiting", "gauge", "Sequences waiting for admission.", |m, _| m.waiting as f64),
+            ("weft_kv_cache_usage_ratio", "gauge", "Fraction of KV blocks in use.", |m, _| m.kv.usage()),
+            ("weft_kv_blocks_used", "gauge", "KV blocks referenced by live sequences.", |m, _| m.kv.used_blocks as f64),
+            ("weft_kv_blocks_free", "gauge", "KV blocks free.", |m, _| m.kv.free_blocks as f64),
+            ("weft_kv_blocks_cached", "gauge", "KV blocks holding reusable prefixes.", |m, _| m.kv.cached_blocks as f64),
+            ("weft_prefix_cache_hit_rate", "gauge", "Prefix-cache block hits over lookups.", |m, _| m.kv.hit_rate()),
+            ("weft_prefix_cache_queries_total", "counter", "Prompt blocks looked up in the prefix cache.", |m, _| m.kv.prefix_queries as f64),
+            ("weft_prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", |m, _| m.kv.prefix_hits as f64),
+            ("weft_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", |m, _| m.preemptions as f64),
+            ("weft_engine_steps_total", "counter", "Engine steps run.", |m, _| m.steps as f64),
+        ];
+        if !engines.is_empty() {
+            for (name, kind, help, get) in families {
+                let family = name.strip_suffix("_total").unwrap_or(name);
+                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+                for e in engines {
+                    let _ = writeln!(out, "{name}{{engine=\"{}\"}} {}", e.id, get(&e.metrics, e.in_flight));
+                }
+            }
         }
         let _ = writeln!(out, "# HELP weft_plugin_call_duration_seconds Duration of calls into a plugin.\n# TYPE weft_plugin_call_duration_seconds histogram");
         for p in plugins {

@@ -249,6 +249,7 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
         name: name.clone(),
         backends,
         router,
+        route_lock: Default::default(),
         tokenizer,
         native_tokenizer,
         transforms,

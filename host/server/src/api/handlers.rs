@@ -340,9 +340,22 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let engine = state.model.get().map(|m| m.engine().metrics());
+    let engines: Vec<crate::metrics::EngineSnapshot> = state
+        .model
+        .get()
+        .map(|m| {
+            m.backends
+                .iter()
+                .map(|b| crate::metrics::EngineSnapshot {
+                    id: b.id.clone(),
+                    metrics: b.engine.metrics(),
+                    in_flight: b.in_flight.load(Ordering::Relaxed),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let plugins: Vec<&weft_runtime::LoadedPlugin> = state.plugins.get().map(|v| v.iter().map(|p| &**p).collect()).unwrap_or_default();
-    let text = state.metrics.render(engine.as_ref(), &plugins);
+    let text = state.metrics.render(&engines, &plugins);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

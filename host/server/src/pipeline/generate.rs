@@ -101,7 +101,8 @@ pub fn start(
     let max_tokens = g.max_tokens.unwrap_or(room).min(room);
     let vocab = svc.engine().model().config.vocab_size;
     // All choices of a request go to one engine: they share the prompt's blocks.
-    let backend = super::route::choose(&svc, "", &ids)?;
+    let (backend, reserved) = super::route::choose(&svc, "", &ids)?;
+    let mut reserved = Some(reserved);
     let (tx, rx) = mpsc::unbounded_channel();
     for index in 0..g.n {
         let mut params = g.params.clone();
@@ -129,7 +130,7 @@ pub fn start(
             }
         }
         let stream = backend.engine.submit(r).map_err(ApiError::engine)?;
-        let in_flight = super::route::InFlight::new(backend);
+        let in_flight = reserved.take().unwrap_or_else(|| super::route::InFlight::new(backend));
         let decoder = svc.tokenizer.decoder(true).map_err(|e| ApiError::plugin("tokenizer", &e))?;
         let tx = tx.clone();
         let (svc, metrics, stops) = (svc.clone(), metrics.clone(), g.stop.clone());

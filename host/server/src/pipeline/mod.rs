@@ -30,6 +30,8 @@ pub struct ModelService {
     pub backends: Vec<Backend>,
     /// Chooses among `backends` when there are several.
     pub router: Option<Arc<WasmRouter>>,
+    /// Serializes routing decisions (see [`route::choose`]).
+    pub route_lock: std::sync::Mutex<()>,
     pub tokenizer: Arc<WasmTokenizer>,
     /// The same tokenizer compiled natively, used when the plugin fails under `fallback`.
     pub native_tokenizer: Option<weft_runtime::NativeTokenizer>,

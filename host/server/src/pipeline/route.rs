@@ -45,9 +45,14 @@ impl Drop for InFlight {
     }
 }
 
-/// The backend for a prompt; with one backend, no router call.
-pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result<&'a Backend, ApiError> {
-    let (Some(router), true) = (&svc.router, svc.backends.len() > 1) else { return Ok(&svc.backends[0]) };
+/// The backend for a prompt, already counting one sequence in flight on it;
+/// with one backend, no router call. Decisions are serialized so that two
+/// requests arriving together do not both see the same "least loaded" engine.
+pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result<(&'a Backend, InFlight), ApiError> {
+    let (Some(router), true) = (&svc.router, svc.backends.len() > 1) else {
+        return Ok((&svc.backends[0], InFlight::new(&svc.backends[0])));
+    };
+    let _serial = svc.route_lock.lock().unwrap_or_else(|e| e.into_inner());
     let hashes = svc.engine().prefix_hashes(prompt);
     let infos: Vec<BackendInfo> = svc
         .backends
@@ -70,16 +75,17 @@ pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result
         })
         .collect();
     let req = RouteRequest { tenant: tenant.to_string(), model: svc.name.clone(), prompt_tokens: prompt.len() as u32, prefix_hashes: hashes };
-    match router.route(&req, &infos) {
-        Ok(RouteDecision::Backend(i)) => Ok(&svc.backends[i]),
+    let chosen = match router.route(&req, &infos) {
+        Ok(RouteDecision::Backend(i)) => &svc.backends[i],
         Ok(RouteDecision::Reject { status, reason }) => {
             let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-            Err(ApiError::new(status, "server_error", reason).code("rejected_by_router"))
+            return Err(ApiError::new(status, "server_error", reason).code("rejected_by_router"));
         }
         Err(e) => {
             // A broken router must not take the model down: least in flight wins.
             tracing::warn!(error = %e, "router plugin failed; choosing the least-loaded engine");
-            Ok(svc.backends.iter().min_by_key(|b| b.in_flight.load(Ordering::Relaxed)).expect("at least one backend"))
+            svc.backends.iter().min_by_key(|b| b.in_flight.load(Ordering::Relaxed)).expect("at least one backend")
         }
-    }
+    };
+    Ok((chosen, InFlight::new(chosen)))
 }

@@ -107,7 +107,8 @@ impl ServerMetrics {
         self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
         // One series per engine of the model, labelled with its id.
         type Get = fn(&weft_engine::EngineMetrics, usize) -> f64;
-        let families: [(&str, &str, &str, Get); 12] = [
+        let families: [(&str, &str, &str, Get); 13] = [
+            ("weft_engine_sequences_finished_total", "counter", "Sequences that ran to completion on the engine.", |m, _| m.finished as f64),
             ("weft_requests_in_flight", "gauge", "Sequences submitted to the engine and not finished (what routers balance).", |_, f| f as f64),
             ("weft_requests_running", "gauge", "Sequences in the running batch.", |m, _| m.running as f64),
             ("weft_requests_waiting", "gauge", "Sequences waiting for admission.", |m, _| m.waiting as f64),

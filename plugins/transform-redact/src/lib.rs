@@ -31,7 +31,13 @@ pub fn default_rules() -> Vec<Rule> {
         // 13-19 digits in groups separated by spaces or dashes: card numbers.
         r("card", r"\b(?:\d[ -]?){12,18}\d\b", "[card]"),
         // Phone numbers: optional +country, 9-15 digits with common separators.
-        r("phone", r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?)?\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4}\b", "[phone]"),
+        // Either an area code in parentheses and a local number ("(555) 867-5309"),
+        // or three digit groups ("+1 555-123-4567", "020 7946 0958").
+        r(
+            "phone",
+            r"(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{4}|\d{2,4}[ .-]\d{3,4}[ .-]?\d{3,4})\b",
+            "[phone]",
+        ),
     ]
 }
 
@@ -130,9 +136,9 @@ mod tests {
     #[test]
     fn redacts_whole_texts_and_split_streams() {
         let r = Redactor::from_config(None).unwrap();
-        let text = "Mail jane.doe@example.com or call +1 555-123-4567; card 4111 1111 1111 1111, thanks.";
+        let text = "Mail jane.doe@example.com or call +1 555-123-4567 or (555) 867-5309; card 4111 1111 1111 1111, thanks.";
         let want = r.redact(text);
-        assert!(!want.contains("example.com") && !want.contains("4111") && !want.contains("555"), "{want}");
+        assert!(!want.contains("example.com") && !want.contains("4111") && !want.contains("555") && !want.contains("867"), "{want}");
         for size in [1, 2, 3, 7, 13] {
             let mut s = StreamRedactor::new(r.clone());
             let mut out = String::new();

@@ -28,5 +28,5 @@ pub use adapters::transform::{ChatMessage, Rejection, TransformRequest, WasmResp
 pub use error::{ErrorKind, PluginError};
 pub use native::{NativeTokenizer, native_tokenizer};
 pub use registry::PluginRegistry;
-pub use state::Vocabulary;
+pub use state::{Vocabulary, live_instances};
 pub use runtime::{CONTRACT_VERSION, Limits, LoadedPlugin, PluginInfo, PluginRuntime, RuntimeConfig, World};

@@ -61,6 +61,20 @@ impl LogitsView {
     }
 }
 
+/// Instances alive now, across every plugin and version (a leak shows here).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Plugin instances (stores) alive in this process.
+pub fn live_instances() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Store data of every plugin instance.
 pub struct HostState {
     pub(crate) plugin: Arc<str>,
@@ -90,6 +104,7 @@ impl HostState {
         memory_bytes: usize,
         metrics: Arc<PluginMetrics>,
     ) -> Self {
+        LIVE.fetch_add(1, Ordering::Relaxed);
         let budget = Arc::new(AtomicUsize::new(OUTPUT_BUDGET));
         let wasi = WasiCtx::builder()
             .stdout(LogSink { plugin: plugin.clone(), stream: "stdout", budget: budget.clone() })

@@ -15,6 +15,25 @@ pub struct Config {
     pub models: Vec<ModelSection>,
     #[serde(default)]
     pub plugins: Vec<PluginSection>,
+    #[serde(default)]
+    pub admin: AdminSection,
+}
+
+/// The admin API (hot reload, plugin status). Off unless `key` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    pub listen: String,
+    /// Bearer key for every admin request.
+    pub key: Option<String>,
+    /// Reload when the config file or a plugin file changes.
+    pub watch: bool,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8081".into(), key: None, watch: true }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -234,6 +253,7 @@ impl Config {
                 pipeline: Pipeline::default(),
             }],
             plugins: Vec::new(),
+            admin: AdminSection::default(),
         }
     }
 
@@ -249,6 +269,12 @@ impl Config {
     fn check(&self) -> Result<(), String> {
         if self.models.len() != 1 {
             return Err(format!("key `models`: exactly one [[models]] entry is supported for now, found {}", self.models.len()));
+        }
+        if self.admin.key.as_ref().is_some_and(|k| k.len() < 16) {
+            return Err("key `admin.key`: use at least 16 characters".into());
+        }
+        if self.admin.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("key `admin.listen`: `{}` is not an address:port", self.admin.listen));
         }
         for (i, p) in self.plugins.iter().enumerate() {
             let at = format!("plugins[{i}]");

@@ -61,6 +61,8 @@ pub struct ServerMetrics {
     pub ttft: Histogram,
     pub itl: Histogram,
     pub e2e: Histogram,
+    pub reloads: Mutex<std::collections::BTreeMap<(String, String), u64>>,
+    pub reload_seconds: Histogram,
 }
 
 impl Default for ServerMetrics {
@@ -72,6 +74,8 @@ impl Default for ServerMetrics {
             ttft: Histogram::new(LATENCY),
             itl: Histogram::new(LATENCY),
             e2e: Histogram::new(LATENCY),
+            reloads: Mutex::new(Default::default()),
+            reload_seconds: Histogram::new(LATENCY),
         }
     }
 }
@@ -94,8 +98,27 @@ impl ServerMetrics {
         }
     }
 
-    pub fn render(&self, engines: &[EngineSnapshot], plugins: &[&LoadedPlugin]) -> String {
+    /// Counts one reload attempt by what triggered it and how it ended.
+    pub fn count_reload(&self, trigger: &str, result: &str, secs: f64) {
+        if let Ok(mut m) = self.reloads.lock() {
+            *m.entry((trigger.to_string(), result.to_string())).or_default() += 1;
+        }
+        self.reload_seconds.observe(secs);
+    }
+
+    pub fn render(&self, engines: &[EngineSnapshot], plugins: &[&LoadedPlugin], version: u64) -> String {
         let mut out = String::new();
+        let _ = writeln!(out, "# HELP weft_plugin_reloads Pipeline reloads by trigger and result.\n# TYPE weft_plugin_reloads counter");
+        for ((trigger, result), n) in self.reloads.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(out, "weft_plugin_reloads_total{{trigger=\"{trigger}\",result=\"{result}\"}} {n}");
+        }
+        self.reload_seconds.render(&mut out, "weft_plugin_reload_duration_seconds", "Time to build and publish a new pipeline version (or to refuse it).");
+        let _ = writeln!(out, "# HELP weft_pipeline_version Published pipeline versions (1 at startup).\n# TYPE weft_pipeline_version gauge\nweft_pipeline_version {version}");
+        let _ = writeln!(
+            out,
+            "# HELP weft_plugin_instances Live plugin instances (stores), all versions.\n# TYPE weft_plugin_instances gauge\nweft_plugin_instances {}",
+            weft_runtime::live_instances()
+        );
         let _ = writeln!(out, "# HELP weft_requests Requests by endpoint and status.\n# TYPE weft_requests counter");
         for ((ep, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_requests_total{{endpoint=\"{ep}\",status=\"{st}\"}} {n}");

@@ -13,11 +13,13 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use weft_engine::{Engine, EngineConfig, KvCapacity, LoadOptions, Quantize, SchedulerConfig};
-use weft_runtime::{Limits, PluginRuntime, RuntimeConfig, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
+use weft_runtime::{PluginRuntime, RuntimeConfig};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::pipeline::{ModelService, TransformStage};
+use crate::pipeline::Backend;
+use crate::reload::Reloader;
+use crate::reload::build::ModelBase;
 
 #[derive(Args, Clone)]
 pub struct ServeArgs {
@@ -117,9 +119,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let (fail_tx, fail_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     {
-        let (state, cfg) = (state.clone(), cfg.clone());
+        let (state, cfg, args) = (state.clone(), cfg.clone(), args.clone());
         tokio::spawn(async move {
-            let r = tokio::task::spawn_blocking(move || load(&state, &cfg)).await;
+            let r = tokio::task::spawn_blocking(move || load(&state, &cfg, args)).await;
             let err = match r {
                 Ok(Ok(())) => return,
                 Ok(Err(e)) => e,
@@ -153,7 +155,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Loads the model and plugins and publishes them in `state`.
-fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
+fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
+    let config_path = args.config.clone();
     let mc = &cfg.models[0];
     let path = if mc.source == "default" { crate::model_source::resolve(None)? } else { PathBuf::from(&mc.source) };
     let settings = mc.engine_settings();
@@ -176,7 +179,7 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
                 ..Default::default()
             },
         )?;
-        backends.push(crate::pipeline::Backend::new(format!("engine-{i}"), engine));
+        backends.push(Backend::new(format!("engine-{i}"), engine));
     }
     let spec = spec.context("no engine configured")?;
     let name = if mc.name.is_empty() { model_name } else { mc.name.clone() };
@@ -189,77 +192,47 @@ fn load(state: &AppState, cfg: &Config) -> anyhow::Result<()> {
     };
 
     let fuel = cfg.plugins.iter().any(|p| p.limits.fuel.is_some());
-    let prt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
-    let mut plugins = Vec::new();
-    // A pipeline name is a configured plugin, or a built-in with default limits.
-    let mut load_plugin = |pname: &str, extra: Vec<(String, String)>| -> anyhow::Result<Arc<weft_runtime::LoadedPlugin>> {
-        let p = match cfg.plugins.iter().find(|p| p.name == pname) {
-            Some(sec) => {
-                let mut config = sec.config_pairs();
-                for (k, v) in extra {
-                    if !config.iter().any(|(ck, _)| *ck == k) {
-                        config.push((k, v));
-                    }
-                }
-                match (&sec.file, &sec.builtin) {
-                    (Some(f), _) => prt.load_file(pname, f, sec.limits(), config)?,
-                    (None, Some(b)) => prt.load(pname, weft_runtime::builtin::get(b).context("built-in plugin")?, sec.limits(), config)?,
-                    _ => anyhow::bail!("plugin `{pname}` has neither file nor builtin"),
-                }
-            }
-            None => prt.load(pname, weft_runtime::builtin::get(pname).context("built-in plugin")?, Limits::default(), extra)?,
-        };
-        plugins.push(p.clone());
-        Ok(p)
-    };
-    let pl = &mc.pipeline;
-    let tokenizer = WasmTokenizer::new(load_plugin(&pl.tokenizer, vec![])?, &spec)?;
-    let native_tokenizer = weft_runtime::native_tokenizer(&spec);
-    let mut transforms = Vec::new();
-    for t in &pl.transforms {
-        let is_template = t == "transform-chat-template"
-            || cfg.plugins.iter().any(|p| p.name == *t && p.builtin.as_deref() == Some("transform-chat-template"));
-        let mut extra = Vec::new();
-        let mut native_template = None;
-        if is_template {
-            let Some(src) = &template else {
-                tracing::warn!("the model has no chat template; `{t}` is left out and chat requests will be refused");
-                continue;
-            };
-            extra = vec![("chat_template".into(), src.clone()), ("bos_token".into(), bos.clone()), ("eos_token".into(), eos.clone())];
-            native_template = transform_chat_template::ChatTemplate::new(src, &bos, &eos, None).ok();
-        }
-        transforms.push(TransformStage { plugin: WasmTransform::new(load_plugin(t, extra)?)?, native_template });
-    }
-    let info = backends[0].engine.model();
-    let vocabulary = Arc::new(tokenizer.vocabulary(info.config.vocab_size, info.eos_token_ids.clone())?);
-    let sampler = match pl.sampler.as_str() {
-        "native" => None,
-        s => Some(WasmSamplerFactory::new(load_plugin(s, vec![])?)?.with_vocabulary(vocabulary.clone())),
-    };
-    let structured = match pl.structured_sampler.as_str() {
-        "none" => None,
-        s => Some(WasmSamplerFactory::new(load_plugin(s, vec![])?)?.with_vocabulary(vocabulary.clone())),
-    };
-    let router = if backends.len() > 1 { Some(WasmRouter::new(load_plugin(&pl.router, vec![])?)?) } else { None };
-    let _ = state.plugins.set(plugins);
-    let _ = state.runtime.set(prt);
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let service = ModelService {
+    let rt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
+    let base = ModelBase {
         name: name.clone(),
-        backends,
-        router,
-        route_lock: Default::default(),
-        tokenizer,
-        native_tokenizer,
-        transforms,
-        sampler,
-        structured,
-        failure: pl.failure.clone(),
-        created,
+        backends: Arc::new(backends),
+        native_tokenizer: weft_runtime::native_tokenizer(&spec).map(Arc::new),
+        native_template: template
+            .as_ref()
+            .and_then(|src| transform_chat_template::ChatTemplate::new(src, &bos, &eos, None).ok())
+            .map(Arc::new),
+        spec,
+        template,
+        bos,
+        eos,
+        vocabulary: Default::default(),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
-    let _ = state.model.set(Arc::new(service));
+    let read_config: crate::reload::ConfigSource = Box::new(move || args.resolve());
+    let reloader = Reloader::start(state.clone(), rt, base, cfg.clone(), config_path.clone(), read_config)?;
+    let _ = state.reloader.set(reloader.clone());
     eprintln!("weft: ready, serving model `{name}`");
+
+    if cfg.admin.watch && (config_path.is_some() || cfg.plugins.iter().any(|p| p.file.is_some())) {
+        match crate::reload::watch::spawn(reloader.clone()) {
+            Ok(w) => std::mem::forget(w), // watches for the life of the process
+            Err(e) => tracing::warn!(error = %e, "cannot watch the config and plugin files; reload through the admin API"),
+        }
+    }
+    match &cfg.admin.key {
+        Some(key) => {
+            let app = crate::reload::admin::router(reloader, key);
+            let addr: SocketAddr = cfg.admin.listen.parse()?;
+            let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("admin API: cannot listen on {addr}"))?;
+            std_listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(std_listener)?;
+            eprintln!("weft: admin API on http://{}", listener.local_addr()?);
+            tokio::runtime::Handle::current().spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        None => tracing::info!("no admin.key in the config: the admin API is off"),
+    }
     Ok(())
 }
 

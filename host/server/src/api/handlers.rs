@@ -40,7 +40,7 @@ fn admit(state: &Arc<AppState>, model: &str) -> Result<(Arc<ModelService>, Infli
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"));
     }
-    let Some(svc) = state.model.get() else {
+    let Some(svc) = state.model.load_full() else {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the model is still loading");
         e.retry_after = Some(2);
         return Err(e);
@@ -60,7 +60,7 @@ fn admit(state: &Arc<AppState>, model: &str) -> Result<(Arc<ModelService>, Infli
         e.retry_after = Some(1);
         return Err(e);
     }
-    Ok((svc.clone(), guard))
+    Ok((svc, guard))
 }
 
 fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -320,7 +320,7 @@ async fn stream_events(
 pub async fn models(State(state): State<Arc<AppState>>) -> Response {
     let data: Vec<Value> = state
         .model
-        .get()
+        .load_full()
         .map(|m| vec![json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "weft", "max_model_len": m.engine().model().max_context})])
         .unwrap_or_default();
     axum::Json(json!({"object": "list", "data": data})).into_response()
@@ -340,9 +340,9 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let engines: Vec<crate::metrics::EngineSnapshot> = state
-        .model
-        .get()
+    let svc = state.model.load_full();
+    let engines: Vec<crate::metrics::EngineSnapshot> = svc
+        .as_ref()
         .map(|m| {
             m.backends
                 .iter()
@@ -354,8 +354,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let plugins: Vec<&weft_runtime::LoadedPlugin> = state.plugins.get().map(|v| v.iter().map(|p| &**p).collect()).unwrap_or_default();
-    let text = state.metrics.render(&engines, &plugins);
+    let plugins: Vec<&weft_runtime::LoadedPlugin> = svc.as_ref().map(|s| s.plugins.iter().map(|p| &**p).collect()).unwrap_or_default();
+    let text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -6,7 +6,7 @@ mod handlers;
 pub mod openai;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -17,10 +17,10 @@ use crate::pipeline::ModelService;
 
 /// Shared by every handler.
 pub struct AppState {
-    pub model: OnceLock<Arc<ModelService>>,
-    pub plugins: OnceLock<Vec<Arc<weft_runtime::LoadedPlugin>>>,
-    /// Kept for the life of the server: it owns the epoch ticker that enforces plugin deadlines.
-    pub runtime: OnceLock<weft_runtime::PluginRuntime>,
+    /// The serving version of the pipeline; a request keeps the one it was admitted with.
+    pub model: arc_swap::ArcSwapOption<ModelService>,
+    /// Builds and publishes new versions; set once loading is done.
+    pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
     pub draining: AtomicBool,
     pub metrics: Arc<ServerMetrics>,
     pub inflight: AtomicUsize,
@@ -33,9 +33,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(max_inflight: usize, request_timeout: std::time::Duration) -> Self {
         Self {
-            model: OnceLock::new(),
-            plugins: OnceLock::new(),
-            runtime: OnceLock::new(),
+            model: arc_swap::ArcSwapOption::empty(),
+            reloader: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
             metrics: Arc::new(ServerMetrics::default()),
             inflight: AtomicUsize::new(0),
@@ -46,7 +45,7 @@ impl AppState {
     }
 
     pub fn ready(&self) -> bool {
-        self.model.get().is_some() && !self.draining.load(Ordering::Relaxed)
+        self.model.load().is_some() && !self.draining.load(Ordering::Relaxed)
     }
 }
 

@@ -2,6 +2,7 @@
 //! They never assert; the figures go in closing notes and the README.
 
 mod plugins;
+mod reload;
 mod serve;
 mod structured;
 
@@ -26,6 +27,15 @@ pub enum BenchCmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Hot reload: time from an admin upload or a file write to the first
+    /// request served by the new version (warm and cold precompiled cache),
+    /// and throughput under load with and without a burst of reloads.
+    Reload {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Served throughput and latency at 1, 8 and 32 concurrent streaming
     /// clients, against the engine alone on the same workload.
     Serve {
@@ -44,6 +54,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Plugins { json, quick } => plugins::run(json, quick),
         BenchCmd::Structured { json, quick } => structured::run(json, quick),
+        BenchCmd::Reload { json, quick } => reload::run(json, quick),
         BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
     }
 }

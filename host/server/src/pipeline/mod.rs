@@ -20,21 +20,22 @@ use crate::config::Failure;
 /// A request transform and, for the chat template, its native twin (for `fallback`).
 pub struct TransformStage {
     pub plugin: Arc<WasmTransform>,
-    pub native_template: Option<transform_chat_template::ChatTemplate>,
+    pub native_template: Option<Arc<transform_chat_template::ChatTemplate>>,
 }
 
 /// Everything that serves one model.
 pub struct ModelService {
     pub name: String,
-    /// The engines serving this model (replicas or differently quantized copies).
-    pub backends: Vec<Backend>,
+    /// The engines serving this model (replicas or differently quantized copies),
+    /// shared by every version of the pipeline.
+    pub backends: Arc<Vec<Backend>>,
     /// Chooses among `backends` when there are several.
     pub router: Option<Arc<WasmRouter>>,
     /// Serializes routing decisions (see [`route::choose`]).
     pub route_lock: std::sync::Mutex<()>,
     pub tokenizer: Arc<WasmTokenizer>,
     /// The same tokenizer compiled natively, used when the plugin fails under `fallback`.
-    pub native_tokenizer: Option<weft_runtime::NativeTokenizer>,
+    pub native_tokenizer: Option<Arc<weft_runtime::NativeTokenizer>>,
     /// Request transforms in order; the chat template is one of them.
     pub transforms: Vec<TransformStage>,
     /// `None`: the engine's native sampler.
@@ -43,6 +44,10 @@ pub struct ModelService {
     pub structured: Option<WasmSamplerFactory>,
     pub failure: Failure,
     pub created: u64,
+    /// Every plugin of this version (for metrics and the admin API).
+    pub plugins: Vec<Arc<weft_runtime::LoadedPlugin>>,
+    /// Counts published versions: 1 at startup, one more per successful reload.
+    pub version: u64,
 }
 
 

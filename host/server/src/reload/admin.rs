@@ -1,0 +1,100 @@
+//! The admin API, on its own listener (default 127.0.0.1:8081) and guarded by
+//! the admin key from the config (`Authorization: Bearer KEY`):
+//!
+//! - `GET  /admin/plugins`: every plugin of the serving version (kind,
+//!   contract and plugin versions, content hash, origin, load time, status,
+//!   last refused update, call and error counts, rollback depth);
+//! - `PUT  /admin/plugins/{name}`: upload a new component for a pipeline plugin;
+//! - `POST /admin/reload`: re-read the config file and plugin files;
+//! - `POST /admin/plugins/{name}/rollback`: back to the previous good version.
+//!
+//! A refused update answers 422 with the reason; the serving version stays.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde_json::json;
+
+use super::{Reloader, Report, build::BuildError};
+
+/// Largest component an upload may carry.
+const MAX_UPLOAD: usize = 64 << 20;
+
+#[derive(Clone)]
+struct Admin {
+    reloader: Arc<Reloader>,
+    key_sha256: [u8; 32],
+}
+
+pub fn router(reloader: Arc<Reloader>, key: &str) -> Router {
+    use sha2::Digest;
+    let state = Admin { reloader, key_sha256: sha2::Sha256::digest(key.as_bytes()).into() };
+    Router::new()
+        .route("/admin/plugins", get(list))
+        .route("/admin/plugins/{name}", put(upload))
+        .route("/admin/plugins/{name}/rollback", post(rollback))
+        .route("/admin/reload", post(reload))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .with_state(state)
+}
+
+/// Compares digests, so the time taken does not depend on how much of the key matched.
+fn authorized(a: &Admin, headers: &HeaderMap) -> Result<(), Response> {
+    use sha2::Digest;
+    let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+    let d: [u8; 32] = sha2::Sha256::digest(given.as_bytes()).into();
+    if d.iter().zip(&a.key_sha256).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
+        return Ok(());
+    }
+    Err((StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"message": "missing or wrong admin key", "type": "authentication_error"}}))).into_response())
+}
+
+fn answer(r: Result<Report, BuildError>) -> Response {
+    match r {
+        Ok(rep) => (StatusCode::OK, axum::Json(rep.json())).into_response(),
+        Err(e) => {
+            let body = json!({"error": {"message": format!("update refused, the serving version stays: {e}"), "type": "reload_refused", "plugin": e.plugin}});
+            (StatusCode::UNPROCESSABLE_ENTITY, axum::Json(body)).into_response()
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("reload task panicked")
+}
+
+async fn list(State(a): State<Admin>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r;
+    }
+    axum::Json(a.reloader.describe()).into_response()
+}
+
+async fn upload(State(a): State<Admin>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r;
+    }
+    let r = a.reloader.clone();
+    answer(blocking(move || r.upload(&name, body.to_vec())).await)
+}
+
+async fn rollback(State(a): State<Admin>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r;
+    }
+    let r = a.reloader.clone();
+    answer(blocking(move || r.rollback(&name)).await)
+}
+
+async fn reload(State(a): State<Admin>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorized(&a, &headers) {
+        return r;
+    }
+    let r = a.reloader.clone();
+    answer(blocking(move || r.reload("admin")).await)
+}

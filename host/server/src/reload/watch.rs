@@ -14,7 +14,7 @@ use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
 use super::Reloader;
 
 /// Quiet time after the last event before reloading (a copy may write in several steps).
-const DEBOUNCE: Duration = Duration::from_millis(40);
+const DEBOUNCE: Duration = Duration::from_millis(25);
 
 /// Keeps the watcher alive; dropping it stops watching.
 pub struct Watch {

@@ -23,4 +23,4 @@ pub use kv::KvCapacity;
 pub use model::fetch::{DefaultModel, ensure_default_model};
 pub use model::{LoadOptions, LoadedModel, Quantize, TokenizerSpec};
 pub use sampling::SamplingParams;
-pub use scheduler::SchedulerConfig;
+pub use scheduler::{Fcfs, SchedulerConfig, SchedulingPolicy, TenantShare, TenantShares, Vtc};

@@ -17,6 +17,68 @@ pub struct Config {
     pub plugins: Vec<PluginSection>,
     #[serde(default)]
     pub admin: AdminSection,
+    /// With tenants, every request needs a tenant's API key; without, the server is open.
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
+}
+
+/// A tenant: its keys, the models it may use, its own pipeline and plugins,
+/// its quotas and its share of the engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub id: String,
+    /// SHA-256 of each key, hex (`weft tenant hash-key KEY` prints it); keys themselves are never stored.
+    #[serde(default)]
+    pub api_keys: Vec<String>,
+    /// Models the tenant may use; unset: all.
+    pub models: Option<Vec<String>>,
+    /// Share of the engine under contention (fair scheduling).
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    #[serde(default)]
+    pub quotas: QuotaSection,
+    /// Replaces parts of the model's pipeline for this tenant.
+    #[serde(default)]
+    pub pipeline: PipelineOverride,
+    /// Plugins of this tenant's own (same form as `[[plugins]]`); a name here
+    /// shadows a global plugin of that name, with its own code, limits and config.
+    #[serde(default)]
+    pub plugins: Vec<PluginSection>,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSection {
+    pub max_concurrent: Option<usize>,
+    pub requests_per_minute: Option<u32>,
+    /// Prompt plus completion tokens per minute.
+    pub tokens_per_minute: Option<u64>,
+    /// Largest `max_tokens` a request may ask for (also the default when it asks none).
+    pub max_tokens: Option<u32>,
+    /// Largest fraction of each engine's KV blocks the tenant may hold.
+    pub kv_share: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineOverride {
+    pub transforms: Option<Vec<String>>,
+    pub tokenizer: Option<String>,
+    pub sampler: Option<String>,
+    pub structured_sampler: Option<String>,
+    pub router: Option<String>,
+    pub failure: Option<Failure>,
+}
+
+/// The SHA-256 of an API key, as stored in `tenants[].api_keys`.
+pub fn hash_key(key: &str) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(key.trim().as_bytes()))
 }
 
 /// The admin API (hot reload, plugin status). Off unless `key` is set.
@@ -84,6 +146,8 @@ pub struct ModelSection {
     pub engines: Vec<EngineSection>,
     #[serde(default)]
     pub pipeline: Pipeline,
+    /// `fcfs` or `vtc` (weighted fair sharing between tenants); default: `vtc` with tenants, else `fcfs`.
+    pub scheduler: Option<String>,
 }
 
 /// One engine of a model; unset keys take the model's values.
@@ -206,7 +270,7 @@ impl Default for LimitsSection {
     }
 }
 
-const BUILTINS: [(&str, &str); 7] = [
+pub const BUILTINS: [(&str, &str); 7] = [
     ("sampler-json", "sampler"),
     ("router-prefix-affinity", "router"),
     ("transform-redact", "transform"),
@@ -226,7 +290,8 @@ impl Config {
             anyhow::anyhow!("{}: key `{key}`: {}", path.display(), e.into_inner().message().trim())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in &mut cfg.plugins {
+        let tenant_plugins: Vec<&mut PluginSection> = cfg.tenants.iter_mut().flat_map(|t| t.plugins.iter_mut()).collect();
+        for p in tenant_plugins.into_iter().chain(cfg.plugins.iter_mut()) {
             if let Some(f) = &p.file
                 && f.is_relative()
             {
@@ -251,10 +316,80 @@ impl Config {
                 replicas: default_replicas(),
                 engines: Vec::new(),
                 pipeline: Pipeline::default(),
+                scheduler: None,
             }],
             plugins: Vec::new(),
             admin: AdminSection::default(),
+            tenants: Vec::new(),
         }
+    }
+
+    /// The configuration as one tenant's pipeline sees it: its overrides
+    /// applied and every plugin name prefixed with `<tenant>/`, so each tenant
+    /// loads its own plugins (own instances, limits and config).
+    pub fn for_tenant(&self, t: &TenantSection) -> Config {
+        let pre = |n: &str| format!("{}/{n}", t.id);
+        let mut c = self.clone();
+        c.tenants.clear();
+        let mut plugins: Vec<PluginSection> = t.plugins.clone();
+        for g in &self.plugins {
+            if !plugins.iter().any(|p| p.name == g.name) {
+                plugins.push(g.clone());
+            }
+        }
+        let m = &mut c.models[0];
+        let o = &t.pipeline;
+        let p = &mut m.pipeline;
+        if let Some(v) = &o.transforms {
+            p.transforms = v.clone();
+        }
+        if let Some(v) = &o.tokenizer {
+            p.tokenizer = v.clone();
+        }
+        if let Some(v) = &o.sampler {
+            p.sampler = v.clone();
+        }
+        if let Some(v) = &o.structured_sampler {
+            p.structured_sampler = v.clone();
+        }
+        if let Some(v) = &o.router {
+            p.router = v.clone();
+        }
+        if let Some(v) = &o.failure {
+            p.failure = v.clone();
+        }
+        // Built-ins named directly in the pipeline become explicit, tenant-owned plugins.
+        let mut used: Vec<String> = p.transforms.clone();
+        used.extend([p.tokenizer.clone(), p.sampler.clone(), p.structured_sampler.clone(), p.router.clone()]);
+        for n in used {
+            if n == "native" || n == "none" || plugins.iter().any(|q| q.name == n) {
+                continue;
+            }
+            if let Some((_, kind)) = BUILTINS.iter().find(|(b, _)| *b == n) {
+                plugins.push(PluginSection {
+                    name: n.clone(),
+                    file: None,
+                    builtin: Some(n.clone()),
+                    kind: kind.to_string(),
+                    limits: LimitsSection::default(),
+                    config: BTreeMap::new(),
+                });
+            }
+        }
+        let rename = |n: &mut String| {
+            if n != "native" && n != "none" {
+                *n = pre(n);
+            }
+        };
+        p.transforms.iter_mut().for_each(rename);
+        for n in [&mut p.tokenizer, &mut p.sampler, &mut p.structured_sampler, &mut p.router] {
+            rename(n);
+        }
+        for q in &mut plugins {
+            q.name = pre(&q.name);
+        }
+        c.plugins = plugins;
+        c
     }
 
     /// The kind of a plugin name (configured or built-in).
@@ -267,6 +402,41 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), String> {
+        self.check_one()?;
+        let mut keys = std::collections::HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            let at = format!("tenants[{i}]");
+            if t.id.is_empty() || !t.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(format!("key `{at}.id`: `{}` must be letters, digits, - or _", t.id));
+            }
+            if self.tenants.iter().filter(|u| u.id == t.id).count() > 1 {
+                return Err(format!("key `{at}.id`: tenant `{}` is defined twice", t.id));
+            }
+            for (j, k) in t.api_keys.iter().enumerate() {
+                if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!("key `{at}.api_keys[{j}]`: not a SHA-256 hex digest (use `weft tenant hash-key KEY`)"));
+                }
+                if !keys.insert(k.to_ascii_lowercase()) {
+                    return Err(format!("key `{at}.api_keys[{j}]`: this key already belongs to a tenant"));
+                }
+            }
+            if !(t.weight > 0.0 && t.weight.is_finite()) {
+                return Err(format!("key `{at}.weight`: must be positive"));
+            }
+            if t.quotas.kv_share.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
+                return Err(format!("key `{at}.quotas.kv_share`: must be in (0, 1]"));
+            }
+            for m in t.models.iter().flatten() {
+                if !self.models.iter().any(|x| x.name == *m) {
+                    return Err(format!("key `{at}.models`: no model named `{m}`"));
+                }
+            }
+            self.for_tenant(t).check_one().map_err(|e| format!("{e} (in tenant `{}`)", t.id))?;
+        }
+        Ok(())
+    }
+
+    fn check_one(&self) -> Result<(), String> {
         if self.models.len() != 1 {
             return Err(format!("key `models`: exactly one [[models]] entry is supported for now, found {}", self.models.len()));
         }
@@ -299,6 +469,9 @@ impl Config {
         }
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
+            if m.scheduler.as_deref().is_some_and(|s| s != "fcfs" && s != "vtc") {
+                return Err(format!("key `{at}.scheduler`: `{}` is not fcfs or vtc", m.scheduler.as_deref().unwrap_or("")));
+            }
             if m.quantize.parse::<weft_engine::Quantize>().is_err() {
                 return Err(format!("key `{at}.quantize`: `{}` is not none or q8_0", m.quantize));
             }

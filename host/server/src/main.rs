@@ -11,6 +11,7 @@ mod metrics;
 mod model_source;
 mod pipeline;
 mod reload;
+mod tenancy;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,16 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
+    /// Tenant helpers.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+}
+
+#[derive(Subcommand)]
+enum TenantCmd {
+    /// Print the SHA-256 of an API key, the form `tenants[].api_keys` stores
+    /// (the key is read from stdin when not given, to keep it out of shell history).
+    HashKey { key: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -61,10 +72,19 @@ fn main() {
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Template(a) => cli::template::run(a),
         Command::Config(ConfigCmd::Check { file }) => config::Config::load(&file).map(|c| {
-            println!("{}: ok ({} model, {} plugins)", file.display(), c.models.len(), c.plugins.len())
+            println!("{}: ok ({} model, {} plugins, {} tenants)", file.display(), c.models.len(), c.plugins.len(), c.tenants.len())
         }),
         Command::Fetch => model_source::resolve(None).map(|p| println!("{}", p.display())),
         Command::Bench(b) => bench::run(b),
+        Command::Tenant(TenantCmd::HashKey { key }) => (|| {
+            let key = match key {
+                Some(k) => k,
+                None => std::io::read_to_string(std::io::stdin())?,
+            };
+            anyhow::ensure!(!key.trim().is_empty(), "empty key");
+            println!("{}", config::hash_key(&key));
+            Ok(())
+        })(),
     };
     if let Err(e) = r {
         eprintln!("error: {e:#}");

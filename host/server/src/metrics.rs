@@ -55,7 +55,10 @@ impl Histogram {
 }
 
 pub struct ServerMetrics {
-    pub requests: Mutex<std::collections::BTreeMap<(String, u16), u64>>,
+    /// By (endpoint, tenant, status).
+    pub requests: Mutex<std::collections::BTreeMap<(String, String, u16), u64>>,
+    /// By (tenant, "prompt" | "completion").
+    pub tenant_tokens: Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
     pub prompt_tokens: Counter,
     pub generation_tokens: Counter,
     pub ttft: Histogram,
@@ -69,6 +72,7 @@ impl Default for ServerMetrics {
     fn default() -> Self {
         Self {
             requests: Mutex::new(Default::default()),
+            tenant_tokens: Mutex::new(Default::default()),
             prompt_tokens: Counter::default(),
             generation_tokens: Counter::default(),
             ttft: Histogram::new(LATENCY),
@@ -84,6 +88,11 @@ fn counter(out: &mut String, name: &str, help: &str, v: f64) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}_total {v}");
 }
 
+/// A tenant's plugins are named `<tenant>/<plugin>`.
+fn tenant_of(plugin: &str) -> &str {
+    plugin.split_once('/').map(|(t, _)| t).unwrap_or("")
+}
+
 /// One engine's state at scrape time.
 pub struct EngineSnapshot {
     pub id: String,
@@ -92,9 +101,19 @@ pub struct EngineSnapshot {
 }
 
 impl ServerMetrics {
-    pub fn count_request(&self, endpoint: &str, status: u16) {
+    pub fn count_request(&self, endpoint: &str, tenant: &str, status: u16) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((endpoint.to_string(), status)).or_default() += 1;
+            *m.entry((endpoint.to_string(), tenant.to_string(), status)).or_default() += 1;
+        }
+    }
+
+    /// Adds a finished sequence's tokens to the global and the tenant's counters.
+    pub fn count_tokens(&self, tenant: &str, prompt: usize, completion: usize) {
+        self.prompt_tokens.add(prompt as u64);
+        self.generation_tokens.add(completion as u64);
+        if let Ok(mut m) = self.tenant_tokens.lock() {
+            *m.entry((tenant.to_string(), "prompt")).or_default() += prompt as u64;
+            *m.entry((tenant.to_string(), "completion")).or_default() += completion as u64;
         }
     }
 
@@ -120,8 +139,12 @@ impl ServerMetrics {
             weft_runtime::live_instances()
         );
         let _ = writeln!(out, "# HELP weft_requests Requests by endpoint and status.\n# TYPE weft_requests counter");
-        for ((ep, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
-            let _ = writeln!(out, "weft_requests_total{{endpoint=\"{ep}\",status=\"{st}\"}} {n}");
+        for ((ep, tenant, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(out, "weft_requests_total{{endpoint=\"{ep}\",tenant=\"{tenant}\",status=\"{st}\"}} {n}");
+        }
+        let _ = writeln!(out, "# HELP weft_tenant_tokens Prompt and completion tokens of finished sequences, by tenant.\n# TYPE weft_tenant_tokens counter");
+        for ((tenant, kind), n) in self.tenant_tokens.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(out, "weft_tenant_tokens_total{{tenant=\"{tenant}\",kind=\"{kind}\"}} {n}");
         }
         counter(&mut out, "weft_prompt_tokens", "Prompt tokens of finished requests.", self.prompt_tokens.get() as f64);
         counter(&mut out, "weft_generation_tokens", "Generated tokens of finished requests.", self.generation_tokens.get() as f64);
@@ -160,17 +183,17 @@ impl ServerMetrics {
             let mut cum = 0;
             for (i, b) in weft_runtime::metrics::CALL_BUCKETS.iter().enumerate() {
                 cum += m.call_buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",le=\"{b}\"}} {cum}", p.name);
+                let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",tenant=\"{}\",le=\"{b}\"}} {cum}", p.name, tenant_of(&p.name));
             }
             let n = m.calls.load(Ordering::Relaxed);
-            let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",le=\"+Inf\"}} {n}", p.name);
-            let _ = writeln!(out, "weft_plugin_call_duration_seconds_sum{{plugin=\"{}\"}} {}", p.name, m.call_nanos.load(Ordering::Relaxed) as f64 / 1e9);
-            let _ = writeln!(out, "weft_plugin_call_duration_seconds_count{{plugin=\"{}\"}} {n}", p.name);
+            let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",tenant=\"{}\",le=\"+Inf\"}} {n}", p.name, tenant_of(&p.name));
+            let _ = writeln!(out, "weft_plugin_call_duration_seconds_sum{{plugin=\"{}\",tenant=\"{}\"}} {}", p.name, tenant_of(&p.name), m.call_nanos.load(Ordering::Relaxed) as f64 / 1e9);
+            let _ = writeln!(out, "weft_plugin_call_duration_seconds_count{{plugin=\"{}\",tenant=\"{}\"}} {n}", p.name, tenant_of(&p.name));
         }
         let _ = writeln!(out, "# HELP weft_plugin_errors Plugin failures by kind.\n# TYPE weft_plugin_errors counter");
         for p in plugins {
             for (kind, n) in p.metrics.error_counts() {
-                let _ = writeln!(out, "weft_plugin_errors_total{{plugin=\"{}\",kind=\"{kind}\"}} {n}", p.name);
+                let _ = writeln!(out, "weft_plugin_errors_total{{plugin=\"{}\",tenant=\"{}\",kind=\"{kind}\"}} {n}", p.name, tenant_of(&p.name));
             }
         }
         let _ = writeln!(out, "# HELP weft_plugin_custom Series a plugin reports through host.counter-add / host.histogram-record.\n# TYPE weft_plugin_custom gauge");

@@ -171,14 +171,16 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
             template = model.chat_template.clone();
             model_name = model.name.clone();
         }
-        let engine = Engine::start(
-            model,
-            EngineConfig {
-                kv_capacity: KvCapacity::Bytes(kv_mib << 20),
-                scheduler: SchedulerConfig { max_batched_tokens: mc.max_tokens_per_step, max_num_seqs: mc.max_sequences, ..Default::default() },
-                ..Default::default()
-            },
-        )?;
+        let engine_cfg = EngineConfig {
+            kv_capacity: KvCapacity::Bytes(kv_mib << 20),
+            scheduler: SchedulerConfig { max_batched_tokens: mc.max_tokens_per_step, max_num_seqs: mc.max_sequences, ..Default::default() },
+            ..Default::default()
+        };
+        // Fair sharing between tenants unless the config asks for first come, first served.
+        let fair = mc.scheduler.as_deref().map(|s| s == "vtc").unwrap_or(!cfg.tenants.is_empty());
+        let policy: Box<dyn weft_engine::SchedulingPolicy> =
+            if fair { Box::new(weft_engine::Vtc::new(state.shares.clone())) } else { Box::new(weft_engine::Fcfs) };
+        let engine = Engine::start_with_policy(model, engine_cfg, policy)?;
         backends.push(Backend::new(format!("engine-{i}"), engine));
     }
     let spec = spec.context("no engine configured")?;

@@ -186,5 +186,5 @@ fn sampler_failure_policy_closed_fails_with_the_plugin_named_and_fallback_serves
     let (st, body) = post(&s, "/v1/chat/completions", &chat("hi", json!({"max_tokens": 4})));
     assert_eq!(st, 200, "{body}");
     let text = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
-    assert!(text.contains("weft_plugin_errors_total{plugin=\"hostile\",kind=\"trap\"}"), "{text}");
+    assert!(text.contains("weft_plugin_errors_total{plugin=\"hostile\",tenant=\"\",kind=\"trap\"}"), "{text}");
 }

@@ -12,7 +12,7 @@ impl SchedulingPolicy for Fcfs {
         "fcfs"
     }
 
-    fn pick_next(&mut self, waiting: &[SeqView<'_>]) -> usize {
-        waiting.iter().enumerate().min_by_key(|(_, s)| s.arrival).map(|(i, _)| i).unwrap_or(0)
+    fn pick_next(&mut self, waiting: &[SeqView<'_>], _running: &[SeqView<'_>], _total_blocks: usize) -> Option<usize> {
+        waiting.iter().enumerate().min_by_key(|(_, s)| s.arrival).map(|(i, _)| i)
     }
 }

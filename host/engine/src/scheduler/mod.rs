@@ -10,12 +10,14 @@
 //! released (full ones stay in the prefix cache) and it is recomputed later.
 
 mod fcfs;
+mod vtc;
 mod policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use fcfs::Fcfs;
+pub use vtc::{TenantShare, TenantShares, Vtc};
 pub use policy::{SchedulingPolicy, SeqView};
 
 use crate::kv::block_manager::prefix_hashes;
@@ -72,6 +74,7 @@ impl SeqState {
             admitted_at: self.admitted_at,
             prompt_len: self.prompt_len,
             num_tokens: self.tokens.len(),
+            blocks: self.block_table.len(),
         }
     }
 }
@@ -283,7 +286,8 @@ impl Scheduler {
             && self.running.len() < self.cfg.max_num_seqs
         {
             let views: Vec<SeqView<'_>> = self.waiting.iter().map(|w| self.seqs[w].view()).collect();
-            let idx = self.policy.pick_next(&views);
+            let running: Vec<SeqView<'_>> = self.running.iter().map(|r| self.seqs[r].view()).collect();
+            let Some(idx) = self.policy.pick_next(&views, &running, self.blocks.num_blocks()) else { break };
             let id = self.waiting[idx];
             let seq = &self.seqs[&id];
             // Leave the last token uncached so the step produces logits for it.

@@ -15,6 +15,8 @@ pub struct SeqView<'a> {
     pub admitted_at: u64,
     pub prompt_len: usize,
     pub num_tokens: usize,
+    /// KV blocks the sequence holds now (0 while waiting).
+    pub blocks: usize,
 }
 
 /// Chooses admissions and preemption victims.
@@ -22,8 +24,10 @@ pub trait SchedulingPolicy: Send {
     /// Short name for logs and metrics.
     fn name(&self) -> &'static str;
 
-    /// Index into `waiting` (never empty) of the sequence to admit next.
-    fn pick_next(&mut self, waiting: &[SeqView<'_>]) -> usize;
+    /// Index into `waiting` (never empty) of the sequence to admit next, or
+    /// `None` to admit nothing this step (e.g. every waiting tenant is at its
+    /// KV share). `running` and `total_blocks` let a policy see who holds what.
+    fn pick_next(&mut self, waiting: &[SeqView<'_>], running: &[SeqView<'_>], total_blocks: usize) -> Option<usize>;
 
     /// Index into `running` (never empty) of the sequence to preempt.
     /// Default: lowest priority, and among those the most recently admitted.

@@ -31,6 +31,14 @@ impl ApiError {
         self
     }
 
+    /// A tenant quota refused the request: 429 naming the quota, with Retry-After when waiting helps.
+    pub fn quota(e: crate::tenancy::quota::Exceeded) -> Self {
+        let mut x = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", e.message);
+        x.code = Some(format!("quota_{}", e.quota));
+        x.retry_after = e.retry_after;
+        x
+    }
+
     pub fn not_found_model(model: &str) -> Self {
         let mut e = Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("the model `{model}` does not exist"));
         e.param = Some("model".into());

@@ -9,7 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -17,14 +17,15 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use weft_runtime::{ChatMessage, TransformRequest};
 
-use super::AppState;
+use super::{AppState, auth};
 use super::error::ApiError;
 use super::openai::{ChatRequest, CompletionRequest, GenRequest, parse};
 use crate::pipeline::ModelService;
 use crate::pipeline::generate::{self, ChoiceEvent, TokenLogprob};
 
-/// Counts a request in flight; the count drops when the response (or stream) ends.
-struct Inflight(Arc<AppState>);
+/// Counts a request in flight (server-wide, and for its tenant's
+/// `max_concurrent`); both drop when the response (or stream) ends.
+struct Inflight(Arc<AppState>, #[allow(dead_code)] Option<crate::tenancy::quota::Slot>);
 
 impl Drop for Inflight {
     fn drop(&mut self) {
@@ -36,20 +37,22 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn admit(state: &Arc<AppState>, model: &str) -> Result<(Arc<ModelService>, Inflight), ApiError> {
+fn admit(state: &Arc<AppState>, headers: &HeaderMap, model: &str) -> Result<(Arc<ModelService>, Inflight), ApiError> {
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"));
     }
-    let Some(svc) = state.model.load_full() else {
+    let Some((services, caller)) = auth::caller(state, headers)? else {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the model is still loading");
         e.retry_after = Some(2);
         return Err(e);
     };
-    if model != svc.name {
-        return Err(ApiError::not_found_model(model));
-    }
+    let svc = auth::service_for(&services, &caller, model)?;
+    let slot = match &svc.tenant {
+        Some(t) => Some(t.meter.admit(&t.quotas).map_err(ApiError::quota)?),
+        None => None,
+    };
     let n = state.inflight.fetch_add(1, Ordering::Relaxed);
-    let guard = Inflight(state.clone());
+    let guard = Inflight(state.clone(), slot);
     if n >= state.max_inflight {
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -61,6 +64,14 @@ fn admit(state: &Arc<AppState>, model: &str) -> Result<(Arc<ModelService>, Infli
         return Err(e);
     }
     Ok((svc, guard))
+}
+
+/// The `tenant` label for a request's metrics, from its key (empty if open or unknown).
+fn tenant_label(state: &AppState, headers: &HeaderMap) -> String {
+    match auth::caller(state, headers) {
+        Ok(Some((_, c))) => c.label().to_string(),
+        _ => String::new(),
+    }
 }
 
 fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
@@ -79,8 +90,9 @@ enum Kind {
     Completion,
 }
 
-pub async fn chat(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
     let r = async {
+        auth::caller(&state, &headers)?; // a bad key is a 401 whatever the body
         let (req, common): (ChatRequest, _) = parse(&body(b)?)?;
         if req.messages.is_empty() {
             return Err(ApiError::invalid("messages", "messages must not be empty"));
@@ -96,37 +108,57 @@ pub async fn chat(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesReje
             .map(|m| Ok(ChatMessage { role: m.role.clone(), content: m.text()?, name: m.name.clone() }))
             .collect::<Result<Vec<_>, ApiError>>()?;
         let g = common.into_gen(top)?;
-        let (svc, guard) = admit(&state, &g.model)?;
+        let (svc, guard) = admit(&state, &headers, &g.model)?;
+        let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), messages: Some(messages), ..Default::default() };
         run(state.clone(), svc, guard, treq, g, Kind::Chat).await
     }
     .await;
-    finish(&state, "chat", r)
+    finish(&state, "chat", &tenant_label(&state, &headers), r)
 }
 
-pub async fn completions(State(state): State<Arc<AppState>>, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn completions(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
     let r = async {
+        auth::caller(&state, &headers)?;
         let (req, common): (CompletionRequest, _) = parse(&body(b)?)?;
         let mut prompts = req.prompt.into_vec();
         if prompts.len() != 1 {
             return Err(ApiError::invalid("prompt", "exactly one prompt string is supported per request"));
         }
         let g = common.into_gen(req.logprobs.map(|n| n.min(20) as usize))?;
-        let (svc, guard) = admit(&state, &g.model)?;
+        let (svc, guard) = admit(&state, &headers, &g.model)?;
+        let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), prompt: prompts.pop(), ..Default::default() };
         run(state.clone(), svc, guard, treq, g, Kind::Completion).await
     }
     .await;
-    finish(&state, "completions", r)
+    finish(&state, "completions", &tenant_label(&state, &headers), r)
 }
 
-fn finish(state: &AppState, endpoint: &str, r: Result<Response, ApiError>) -> Response {
+fn finish(state: &AppState, endpoint: &str, tenant: &str, r: Result<Response, ApiError>) -> Response {
     let resp = r.unwrap_or_else(|e| {
-        tracing::info!(endpoint, status = e.status.as_u16(), error = %e.message, "request refused");
+        tracing::info!(endpoint, tenant, status = e.status.as_u16(), error = %e.message, "request refused");
         e.into_response()
     });
-    state.metrics.count_request(endpoint, resp.status().as_u16());
+    state.metrics.count_request(endpoint, tenant, resp.status().as_u16());
     resp
+}
+
+/// The tenant's `max_tokens` quota: a larger ask is refused, no ask gets the cap.
+fn cap_max_tokens(svc: &ModelService, mut g: GenRequest) -> Result<GenRequest, ApiError> {
+    let Some(cap) = svc.tenant.as_ref().and_then(|t| t.quotas.max_tokens) else { return Ok(g) };
+    match g.max_tokens {
+        Some(m) if m > cap as usize => Err(ApiError::quota(crate::tenancy::quota::Exceeded {
+            quota: "max_tokens",
+            message: format!("quota exceeded: max_tokens is capped at {cap} for this key, the request asks {m}"),
+            retry_after: None,
+        })),
+        Some(_) => Ok(g),
+        None => {
+            g.max_tokens = Some(cap as usize);
+            Ok(g)
+        }
+    }
 }
 
 async fn run(
@@ -317,12 +349,16 @@ async fn stream_events(
     let _ = tx.send(Ok(SseEvent::default().data("[DONE]"))).await;
 }
 
-pub async fn models(State(state): State<Arc<AppState>>) -> Response {
-    let data: Vec<Value> = state
-        .model
-        .load_full()
-        .map(|m| vec![json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "weft", "max_model_len": m.engine().model().max_context})])
-        .unwrap_or_default();
+pub async fn models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let (services, caller) = match auth::caller(&state, &headers) {
+        Ok(Some(x)) => x,
+        Ok(None) => return axum::Json(json!({"object": "list", "data": []})).into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let data: Vec<Value> = auth::visible_models(&services, &caller)
+        .into_iter()
+        .map(|m| json!({"id": m.name, "object": "model", "created": m.created, "owned_by": "weft", "max_model_len": m.engine().model().max_context}))
+        .collect();
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 
@@ -340,7 +376,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let svc = state.model.load_full();
+    let services = state.services.load_full();
+    let svc = services.as_ref().and_then(|s| s.any().cloned());
     let engines: Vec<crate::metrics::EngineSnapshot> = svc
         .as_ref()
         .map(|m| {
@@ -354,7 +391,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let plugins: Vec<&weft_runtime::LoadedPlugin> = svc.as_ref().map(|s| s.plugins.iter().map(|p| &**p).collect()).unwrap_or_default();
+    let plugins: Vec<&weft_runtime::LoadedPlugin> =
+        services.as_ref().map(|s| s.all().into_iter().flat_map(|(_, v)| v.plugins.iter().map(|p| &**p)).collect()).unwrap_or_default();
     let text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

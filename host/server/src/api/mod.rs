@@ -1,6 +1,7 @@
 //! The HTTP API: OpenAI-compatible chat and completions (streaming or not),
 //! models, health, readiness and metrics.
 
+pub mod auth;
 pub mod error;
 mod handlers;
 pub mod openai;
@@ -13,12 +14,17 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::metrics::ServerMetrics;
-use crate::pipeline::ModelService;
+use crate::tenancy::Services;
 
 /// Shared by every handler.
 pub struct AppState {
-    /// The serving version of the pipeline; a request keeps the one it was admitted with.
-    pub model: arc_swap::ArcSwapOption<ModelService>,
+    /// The serving version of every pipeline (one, or one per tenant) and the
+    /// key table; a request keeps the version it was admitted with.
+    pub services: arc_swap::ArcSwapOption<Services>,
+    /// Quota usage per tenant, kept across reloads.
+    pub meters: crate::tenancy::Meters,
+    /// Tenant weights and KV caps, read by the engines' fair scheduler.
+    pub shares: weft_engine::TenantShares,
     /// Builds and publishes new versions; set once loading is done.
     pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
     pub draining: AtomicBool,
@@ -33,7 +39,9 @@ pub struct AppState {
 impl AppState {
     pub fn new(max_inflight: usize, request_timeout: std::time::Duration) -> Self {
         Self {
-            model: arc_swap::ArcSwapOption::empty(),
+            services: arc_swap::ArcSwapOption::empty(),
+            meters: Default::default(),
+            shares: Default::default(),
             reloader: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
             metrics: Arc::new(ServerMetrics::default()),
@@ -45,7 +53,7 @@ impl AppState {
     }
 
     pub fn ready(&self) -> bool {
-        self.model.load().is_some() && !self.draining.load(Ordering::Relaxed)
+        self.services.load().is_some() && !self.draining.load(Ordering::Relaxed)
     }
 }
 

@@ -97,11 +97,15 @@ pub fn start(
         ))
         .code("context_length_exceeded"));
     }
+    if let Some(t) = &svc.tenant {
+        // Exact: every choice processes the prompt, but it is charged once, as the engine shares its blocks.
+        t.meter.charge_prompt(&t.quotas, ids.len() as u64).map_err(ApiError::quota)?;
+    }
     let room = max_ctx - ids.len();
     let max_tokens = g.max_tokens.unwrap_or(room).min(room);
     let vocab = svc.engine().model().config.vocab_size;
     // All choices of a request go to one engine: they share the prompt's blocks.
-    let (backend, reserved) = super::route::choose(&svc, "", &ids)?;
+    let (backend, reserved) = super::route::choose(&svc, svc.tenant_id(), &ids)?;
     let mut reserved = Some(reserved);
     let (tx, rx) = mpsc::unbounded_channel();
     for index in 0..g.n {
@@ -110,6 +114,7 @@ pub fn start(
         params.seed = params.seed.map(|s| s.wrapping_add(index as u64));
         let mut r = Request::new(ids.clone(), max_tokens).with_params(params.clone());
         r.ignore_eos = g.ignore_eos;
+        r.tenant = std::sync::Arc::from(svc.tenant_id());
         r.logprobs = g.logprobs;
         if let Some(args) = &g.constraint {
             // Never falls back: an unconstrained answer would break the requested format.
@@ -189,6 +194,9 @@ async fn run_choice(
                 }
                 last = Some(now);
                 generated += 1;
+                if let Some(t) = &svc.tenant {
+                    t.meter.charge_completion(1);
+                }
                 let piece = match decoder.push(id) {
                     Ok(p) => p,
                     Err(e) => {
@@ -215,8 +223,7 @@ async fn run_choice(
                     // Ending here frees the sequence now; the rest would be discarded anyway.
                     // Cached-token counts arrive only with the engine's final event: reported as 0 here.
                     let _ = tx.send(ChoiceEvent::Done { index, finish_reason: "stop", prompt_tokens: prompt_len, cached_tokens: 0, completion_tokens: generated });
-                    metrics.prompt_tokens.add(prompt_len as u64);
-                    metrics.generation_tokens.add(generated as u64);
+                    metrics.count_tokens(svc.tenant_id(), prompt_len, generated);
                     metrics.e2e.observe(t0.elapsed().as_secs_f64());
                     drop(stream);
                     return;
@@ -237,8 +244,7 @@ async fn run_choice(
                 if !tail.is_empty() {
                     let _ = tx.send(ChoiceEvent::Delta { index, text: tail, logprobs: Vec::new() });
                 }
-                metrics.prompt_tokens.add(usage.prompt_tokens as u64);
-                metrics.generation_tokens.add(usage.completion_tokens as u64);
+                metrics.count_tokens(svc.tenant_id(), usage.prompt_tokens, usage.completion_tokens);
                 metrics.e2e.observe(t0.elapsed().as_secs_f64());
                 let _ = tx.send(ChoiceEvent::Done {
                     index,

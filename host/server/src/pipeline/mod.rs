@@ -48,6 +48,16 @@ pub struct ModelService {
     pub plugins: Vec<Arc<weft_runtime::LoadedPlugin>>,
     /// Counts published versions: 1 at startup, one more per successful reload.
     pub version: u64,
+    /// The tenant this pipeline serves (`None` on an open server).
+    pub tenant: Option<TenantCtx>,
+}
+
+/// What the request path needs of its tenant: id, quotas and usage meter.
+#[derive(Clone)]
+pub struct TenantCtx {
+    pub id: String,
+    pub quotas: crate::tenancy::Quotas,
+    pub meter: Arc<crate::tenancy::Meter>,
 }
 
 
@@ -55,5 +65,10 @@ impl ModelService {
     /// The first engine: the model's description is the same on all of them.
     pub fn engine(&self) -> &weft_engine::EngineHandle {
         &self.backends[0].engine
+    }
+
+    /// The tenant id for engine requests, routing and metrics ("" when open).
+    pub fn tenant_id(&self) -> &str {
+        self.tenant.as_ref().map(|t| t.id.as_str()).unwrap_or("")
     }
 }

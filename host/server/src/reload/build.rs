@@ -126,6 +126,7 @@ pub struct Builder<'a> {
     pub current: &'a Loaded,
     pub prev: Option<&'a ModelService>,
     pub version: u64,
+    pub tenant: Option<crate::pipeline::TenantCtx>,
 }
 
 impl Builder<'_> {
@@ -237,6 +238,7 @@ impl Builder<'_> {
             created: base.created,
             plugins,
             version: self.version,
+            tenant: self.tenant.clone(),
         };
         Ok((service, loaded))
     }

@@ -27,7 +27,10 @@ use serde_json::{Value, json};
 use weft_runtime::PluginRuntime;
 
 use crate::api::AppState;
-use crate::config::Config;
+use crate::config::{Config, TenantSection};
+use crate::pipeline::TenantCtx;
+use crate::tenancy::{Quotas, Services, Tenant};
+use weft_engine::TenantShare;
 use build::{BuildError, Builder, Loaded, ModelBase, Origin, Source};
 
 /// Previous good versions kept per plugin for rollback.
@@ -189,35 +192,68 @@ impl Reloader {
             cfg.models[0] = inner.config.models[0].clone();
             cfg.models[0].pipeline = pipeline;
         }
-        let names = build::pipeline_names(&cfg, self.base.backends.len());
+        // One pipeline per tenant (plugin names prefixed `<tenant>/`), or one for everyone.
+        let owners: Vec<(Option<TenantSection>, Config)> = if cfg.tenants.is_empty() {
+            vec![(None, cfg.clone())]
+        } else {
+            cfg.tenants.iter().map(|t| (Some(t.clone()), cfg.for_tenant(t))).collect()
+        };
+        let engines = self.base.backends.len();
+        let mut names: Vec<String> = owners.iter().flat_map(|(_, c)| build::pipeline_names(c, engines)).collect();
+        names.sort();
+        names.dedup();
         if let Some((name, _)) = &replace
             && !names.contains(name)
         {
             drop(inner);
-            let e = BuildError { plugin: name.clone(), error: anyhow::anyhow!("no plugin named `{name}` in the serving pipeline") };
+            let e = BuildError { plugin: name.clone(), error: anyhow::anyhow!("no plugin named `{name}` in the serving pipelines") };
             return Err(e);
         }
         let mut file_hashes = inner.file_hashes.clone();
-        let sources = build::resolve_sources(&cfg, &names, &inner.serving, &mut file_hashes).map(|mut s| {
-            if let Some((name, src)) = replace.clone() {
-                s.insert(name, src);
+        let prev = self.state.services.load_full();
+        let built = (|| {
+            let mut sources = HashMap::new();
+            for (_, c) in &owners {
+                sources.extend(build::resolve_sources(c, &build::pipeline_names(c, engines), &inner.serving, &mut file_hashes)?);
             }
-            s
-        });
-        let prev = self.state.model.load_full();
-        let built = sources.and_then(|sources| {
-            let b = Builder {
-                rt: &self.rt,
-                base: &self.base,
-                cfg: &cfg,
-                sources: &sources,
-                current: &inner.loaded,
-                prev: prev.as_deref(),
-                version: inner.version + 1,
-            };
-            b.build().map(|(svc, loaded)| (svc, loaded, sources))
-        });
-        let (service, loaded, sources) = match built {
+            if let Some((name, src)) = replace.clone() {
+                sources.insert(name, src);
+            }
+            let mut loaded = Loaded::new();
+            let mut services = Vec::new();
+            for (tenant, c) in &owners {
+                let prev_svc = prev.as_deref().and_then(|p| match (p, tenant) {
+                    (Services::Open(s), None) => Some(s.clone()),
+                    (Services::Tenants { by_id, .. }, Some(t)) => by_id.get(&t.id).map(|x| x.service.clone()),
+                    _ => None,
+                });
+                let ctx = tenant.as_ref().map(|t| TenantCtx {
+                    id: t.id.clone(),
+                    quotas: Quotas {
+                        max_concurrent: t.quotas.max_concurrent,
+                        requests_per_minute: t.quotas.requests_per_minute,
+                        tokens_per_minute: t.quotas.tokens_per_minute,
+                        max_tokens: t.quotas.max_tokens,
+                    },
+                    meter: self.state.meters.get(&t.id),
+                });
+                let b = Builder {
+                    rt: &self.rt,
+                    base: &self.base,
+                    cfg: c,
+                    sources: &sources,
+                    current: &inner.loaded,
+                    prev: prev_svc.as_deref(),
+                    version: inner.version + 1,
+                    tenant: ctx,
+                };
+                let (svc, l) = b.build()?;
+                loaded.extend(l);
+                services.push((tenant.clone(), Arc::new(svc)));
+            }
+            Ok::<_, BuildError>((services, loaded, sources))
+        })();
+        let (services, loaded, sources) = match built {
             Ok(b) => b,
             Err(e) => {
                 drop(inner);
@@ -225,6 +261,26 @@ impl Reloader {
                 return Err(e);
             }
         };
+        let published = if services.len() == 1 && services[0].0.is_none() {
+            Services::Open(services[0].1.clone())
+        } else {
+            let mut by_id = HashMap::new();
+            let mut keys = HashMap::new();
+            for (t, svc) in services {
+                let t = t.expect("tenant pipelines");
+                for k in &t.api_keys {
+                    keys.insert(k.to_ascii_lowercase(), t.id.clone());
+                }
+                by_id.insert(t.id.clone(), Arc::new(Tenant { id: t.id.clone(), service: svc, models: t.models.clone() }));
+            }
+            Services::Tenants { by_id, keys }
+        };
+        if let Ok(mut shares) = self.state.shares.write() {
+            shares.clear();
+            for t in &cfg.tenants {
+                shares.insert(t.id.clone(), TenantShare { weight: t.weight, max_kv_fraction: t.quotas.kv_share.unwrap_or(1.0) });
+            }
+        }
         let mut changed: Vec<String> = loaded
             .iter()
             .filter(|(n, (k, _))| inner.loaded.get(*n).is_none_or(|(old, _)| old != k))
@@ -255,7 +311,7 @@ impl Reloader {
         inner.config = cfg;
         let version = inner.version;
         drop(inner);
-        self.state.model.store(Some(Arc::new(service)));
+        self.state.services.store(Some(Arc::new(published)));
         let secs = t0.elapsed().as_secs_f64();
         self.state.metrics.count_reload(trigger, "success", secs);
         if trigger != "startup" {
@@ -328,6 +384,7 @@ fn restart_keys(old: &Config, new: &Config, fuel_on: bool) -> Vec<String> {
         ("models[0].max_sequences", o.max_sequences != n.max_sequences),
         ("models[0].replicas", o.replicas != n.replicas),
         ("models[0].engines", format!("{:?}", o.engines) != format!("{:?}", n.engines)),
+        ("models[0].scheduler", o.scheduler != n.scheduler),
     ] {
         if differs {
             keys.push(k.to_string());

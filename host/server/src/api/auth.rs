@@ -1,0 +1,76 @@
+//! Who is calling: the tenant a bearer key belongs to, and what it may reach.
+//! A missing or unknown key is a 401; a model the tenant may not use is a 404
+//! worded exactly like a model that does not exist, so keys reveal nothing
+//! about other tenants' models.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+
+use super::AppState;
+use super::error::ApiError;
+use crate::pipeline::ModelService;
+use crate::tenancy::{Services, Tenant};
+
+/// The caller: nobody in particular on an open server, else a tenant.
+#[derive(Clone)]
+pub enum Caller {
+    Open,
+    Tenant(Arc<Tenant>),
+}
+
+impl Caller {
+    /// The `tenant` label of metrics and logs (empty when open).
+    pub fn label(&self) -> &str {
+        match self {
+            Caller::Open => "",
+            Caller::Tenant(t) => &t.id,
+        }
+    }
+}
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", msg).code("invalid_api_key")
+}
+
+/// Identifies the caller from `Authorization: Bearer KEY`; `None` while loading.
+pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Arc<Services>, Caller)>, ApiError> {
+    let Some(services) = state.services.load_full() else { return Ok(None) };
+    if let Services::Open(_) = &*services {
+        return Ok(Some((services, Caller::Open)));
+    }
+    let key = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| unauthorized("no API key: send `Authorization: Bearer <key>`"))?;
+    let tenant = services.tenant_for_key(key).cloned().ok_or_else(|| unauthorized("the API key is not valid"))?;
+    Ok(Some((services, Caller::Tenant(tenant))))
+}
+
+/// The pipeline that serves `model` for this caller.
+pub fn service_for(services: &Services, caller: &Caller, model: &str) -> Result<Arc<ModelService>, ApiError> {
+    let svc = match (services, caller) {
+        (Services::Open(s), _) => s.clone(),
+        (_, Caller::Tenant(t)) if t.may_use(model) => t.service.clone(),
+        _ => return Err(ApiError::not_found_model(model)),
+    };
+    if svc.name != model {
+        return Err(ApiError::not_found_model(model));
+    }
+    Ok(svc)
+}
+
+/// Models the caller may see.
+pub fn visible_models<'a>(services: &'a Services, caller: &Caller) -> Vec<&'a Arc<ModelService>> {
+    match (services, caller) {
+        (Services::Open(s), _) => vec![s],
+        (_, Caller::Tenant(t)) => {
+            let svc = services.all().into_iter().find(|(id, _)| *id == Some(t.id.as_str())).map(|(_, s)| s);
+            svc.filter(|s| t.may_use(&s.name)).into_iter().collect()
+        }
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,205 @@
+//! Tenants end to end: keys pick the tenant and its own pipeline, models a
+//! tenant may not use do not exist for it, a tenant whose plugin traps does
+//! not change another's answers, every quota refuses with its own 429, and a
+//! key rotated in the config takes effect on reload.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::*;
+
+const ADMIN_KEY: &str = "tenant-test-admin-key-0123";
+const MODEL: &str = "SmolLM2-135M-Instruct";
+
+fn hash(key: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn config(admin_port: u16, beta_key: &str) -> String {
+    let dir = weft_runtime::builtin::build_dir();
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+key = "{ADMIN_KEY}"
+
+[[plugins]]
+name = "tagger"
+file = "{tagger}"
+kind = "transform"
+
+[[plugins]]
+name = "hostile"
+file = "{hostile}"
+kind = "sampler"
+[plugins.config]
+mode = "trap"
+
+[[models]]
+name = "{MODEL}"
+
+[[tenants]]
+id = "alpha"
+api_keys = ["{alpha}"]
+[tenants.pipeline]
+transforms = ["tagger", "transform-chat-template"]
+sampler = "native"
+
+[[tenants]]
+id = "beta"
+api_keys = ["{beta}"]
+
+[[tenants]]
+id = "gamma"
+api_keys = ["{gamma}"]
+[tenants.quotas]
+max_concurrent = 1
+requests_per_minute = 4
+tokens_per_minute = 40
+max_tokens = 8
+
+[[tenants]]
+id = "delta"
+api_keys = ["{delta}"]
+models = []
+
+[[tenants]]
+id = "evil"
+api_keys = ["{evil}"]
+weight = 0.5
+[tenants.pipeline]
+sampler = "hostile"
+"#,
+        tagger = dir.join("tagger_a.wasm").display(),
+        hostile = dir.join("hostile_sampler.wasm").display(),
+        alpha = hash("alpha-key-0001"),
+        beta = hash(beta_key),
+        gamma = hash("gamma-key-0003"),
+        delta = hash("delta-key-0004"),
+        evil = hash("evil-key-0005"),
+    )
+}
+
+fn call(s: &Server, key: Option<&str>, path: &str, body: &Value) -> (u16, Value, Option<String>) {
+    let mut r = client().post(format!("{}{path}", s.base)).json(body);
+    if let Some(k) = key {
+        r = r.bearer_auth(k);
+    }
+    let r = r.send().unwrap();
+    let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
+    (r.status().as_u16(), r.json().unwrap_or(Value::Null), retry)
+}
+
+fn ask(s: &Server, key: &str) -> (u16, Value) {
+    let (st, v, _) = call(s, Some(key), "/v1/chat/completions", &chat("Name a fruit.", json!({"max_tokens": 12})));
+    (st, v)
+}
+
+fn text(v: &Value) -> String {
+    v["choices"][0]["message"]["content"].as_str().unwrap_or_default().to_string()
+}
+
+fn models(s: &Server, key: &str) -> Vec<String> {
+    let v: Value = client().get(format!("{}/v1/models", s.base)).bearer_auth(key).send().unwrap().json().unwrap();
+    v["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn tenants_get_their_own_pipelines_keys_quotas_and_isolation() {
+    let admin_port = free_port();
+    let dir = std::env::temp_dir().join(format!("weft-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("weft.toml");
+    std::fs::write(&cfg, config(admin_port, "beta-key-0002")).unwrap();
+    let (s, _) = start(&["--config", cfg.to_str().unwrap()]);
+
+    // Keys: none or unknown is a 401; each tenant its own pipeline.
+    let (st, e, _) = call(&s, None, "/v1/chat/completions", &chat("hi", json!({})));
+    assert_eq!((st, e["error"]["code"].as_str()), (401, Some("invalid_api_key")), "{e}");
+    let (st, _, _) = call(&s, Some("not-a-key"), "/v1/chat/completions", &chat("hi", json!({})));
+    assert_eq!(st, 401);
+    let (st, a) = ask(&s, "alpha-key-0001");
+    assert_eq!(st, 200, "{a}");
+    assert!(text(&a).starts_with("[tagger-a]"), "alpha's transform chain: {a}");
+    let (st, b) = ask(&s, "beta-key-0002");
+    assert_eq!(st, 200, "{b}");
+    assert!(!text(&b).contains("[tagger-"), "beta has no tagger: {b}");
+
+    // A model the tenant may not use does not exist for it.
+    let (st, e, _) = call(&s, Some("delta-key-0004"), "/v1/chat/completions", &chat("hi", json!({})));
+    let (st2, e2, _) = call(&s, Some("beta-key-0002"), "/v1/chat/completions", &chat("hi", json!({"model": "no-such-model"})));
+    assert_eq!((st, st2), (404, 404));
+    assert_eq!(e["error"]["message"].as_str().unwrap().replace(MODEL, "X"), e2["error"]["message"].as_str().unwrap().replace("no-such-model", "X"));
+    assert!(models(&s, "delta-key-0004").is_empty());
+    assert_eq!(models(&s, "beta-key-0002"), vec![MODEL.to_string()]);
+
+    // Evil's sampler traps on every request; beta's answers do not change.
+    std::thread::scope(|sc| {
+        let h = sc.spawn(|| (0..6).map(|_| ask(&s, "evil-key-0005")).collect::<Vec<_>>());
+        for _ in 0..3 {
+            let (st, again) = ask(&s, "beta-key-0002");
+            assert_eq!(st, 200);
+            assert_eq!(text(&again), text(&b), "beta's seeded answer changed while evil's plugin trapped");
+        }
+        for (st, e) in h.join().unwrap() {
+            assert_eq!(st, 500, "{e}");
+            let msg = e["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("evil/hostile") && !msg.contains("beta"), "{msg}");
+        }
+    });
+
+    // Quotas, each with its own 429.
+    let g = "gamma-key-0003";
+    let (st, e, retry) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi", "max_tokens": 9}));
+    assert_eq!((st, e["error"]["code"].as_str(), retry), (429, Some("quota_max_tokens"), None), "{e}");
+    let open = client()
+        .post(format!("{}/v1/completions", s.base))
+        .bearer_auth(g)
+        .json(&json!({"model": MODEL, "prompt": "hello", "max_tokens": 8, "stream": true}))
+        .send()
+        .unwrap();
+    assert_eq!(open.status(), 200);
+    let (st, e, retry) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi"}));
+    assert_eq!((st, e["error"]["code"].as_str()), (429, Some("quota_max_concurrent")), "{e}");
+    assert!(retry.is_some());
+    drop(open.text().unwrap());
+    let long_prompt = "one two three four five six seven eight nine ten ".repeat(5);
+    let t0 = Instant::now();
+    let (st, e, retry) = loop {
+        let r = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": long_prompt}));
+        if r.0 != 429 || r.1["error"]["code"] != "quota_max_concurrent" || t0.elapsed() > Duration::from_secs(5) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!((st, e["error"]["code"].as_str()), (429, Some("quota_tokens_per_minute")), "{e}");
+    assert!(retry.is_some() && e["error"]["message"].as_str().unwrap().contains("tokens_per_minute"));
+    let (st, _, _) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi"}));
+    assert_eq!(st, 200);
+    let (st, e, retry) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi"}));
+    assert_eq!((st, e["error"]["code"].as_str()), (429, Some("quota_requests_per_minute")), "{e}");
+    assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+
+    // Per-tenant labels.
+    let m = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
+    for needle in [
+        "weft_requests_total{endpoint=\"chat\",tenant=\"beta\",status=\"200\"}",
+        "weft_tenant_tokens_total{tenant=\"alpha\",kind=\"completion\"}",
+        "weft_plugin_errors_total{plugin=\"evil/hostile\",tenant=\"evil\",kind=\"trap\"}",
+    ] {
+        assert!(m.contains(needle), "{needle} missing");
+    }
+
+    // Rotate beta's key in the config: the old one stops, the new one works.
+    std::fs::write(&cfg, config(admin_port, "beta-key-rotated")).unwrap();
+    let r = client().post(format!("http://127.0.0.1:{admin_port}/admin/reload")).bearer_auth(ADMIN_KEY).send().unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    assert_eq!(ask(&s, "beta-key-0002").0, 401);
+    let (st, again) = ask(&s, "beta-key-rotated");
+    assert_eq!(st, 200);
+    assert_eq!(text(&again), text(&b));
+}

@@ -5,6 +5,7 @@ mod plugins;
 mod reload;
 mod serve;
 mod structured;
+mod tenants;
 
 use clap::Subcommand;
 
@@ -36,6 +37,14 @@ pub enum BenchCmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Tenant fairness: B's TTFT while A floods (FCFS vs VTC), token shares
+    /// under weights 1:1 and 2:1, and B's latency beside A's slow sampler plugin.
+    Tenants {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Served throughput and latency at 1, 8 and 32 concurrent streaming
     /// clients, against the engine alone on the same workload.
     Serve {
@@ -55,6 +64,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Plugins { json, quick } => plugins::run(json, quick),
         BenchCmd::Structured { json, quick } => structured::run(json, quick),
         BenchCmd::Reload { json, quick } => reload::run(json, quick),
+        BenchCmd::Tenants { json, quick } => tenants::run(json, quick),
         BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
     }
 }

@@ -1,7 +1,8 @@
 //! A sampler that misbehaves as its plugin arguments say, so the runtime's
 //! limits and output validation can be tested against a real component:
-//! `{"mode": "loop" | "oom" | "trap" | "oov" | "ok"}` (or the `mode` config value). With config
-//! `fail_init = "yes"`, `init` fails.
+//! `{"mode": "loop" | "oom" | "trap" | "oov" | "slow" | "ok"}` (or the `mode` config value).
+//! `slow` spins `spin` iterations (argument, default 20 million) each step, then answers:
+//! a plugin that is slow but within its deadline. With config `fail_init = "yes"`, `init` fails.
 
 use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
@@ -9,6 +10,7 @@ use weft_sdk::{Config, Metadata, Plugin, config_value};
 struct Hostile {
     mode: String,
     hoard: Vec<Vec<u8>>,
+    spin: u64,
 }
 
 impl Plugin for Hostile {
@@ -29,7 +31,8 @@ impl Sampler for Hostile {
         let v: serde_json::Value = serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
         // The request's arguments choose the misbehaviour, else the plugin's `mode` setting.
         let mode = v["mode"].as_str().map(str::to_string).or_else(|| weft_sdk::host::config_get("mode")).unwrap_or_else(|| "ok".into());
-        Ok(Self { mode, hoard: Vec::new() })
+        let spin = v["spin"].as_u64().unwrap_or(20_000_000);
+        Ok(Self { mode, hoard: Vec::new(), spin })
     }
 
     fn step(&mut self, candidates: &[Candidate]) -> Result<Decision, String> {
@@ -44,6 +47,13 @@ impl Sampler for Hostile {
                 self.hoard.push(vec![1u8; 1 << 20]);
             },
             "trap" => panic!("hostile sampler traps on purpose"),
+            "slow" => {
+                let mut x: u64 = 1;
+                for _ in 0..self.spin {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+                Ok(candidates.first().map(|c| Decision::Token(c.id + (x == 0) as u32)).unwrap_or(Decision::Plan(Plan::greedy())))
+            }
             "oov" => Ok(Decision::Token(u32::MAX - 7)),
             "error" => Err("hostile sampler reports an error".into()),
             _ => Ok(candidates.first().map(|c| Decision::Token(c.id)).unwrap_or(Decision::Plan(Plan::greedy()))),

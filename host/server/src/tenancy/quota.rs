@@ -26,7 +26,7 @@ pub struct Exceeded {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Default)]
+#[derive(Default, Debug)]
 struct Usage {
     in_flight: usize,
     requests: VecDeque<Instant>,
@@ -50,12 +50,13 @@ impl Usage {
 }
 
 /// One tenant's usage; survives reloads.
-#[derive(Default)]
+#[derive(Default, Debug)]
 pub struct Meter {
     usage: Mutex<Usage>,
 }
 
 /// A slot that owns its meter (for tasks that outlive the handler).
+#[derive(Debug)]
 pub struct Slot(std::sync::Arc<Meter>);
 
 impl Drop for Slot {

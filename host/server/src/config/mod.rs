@@ -1,6 +1,10 @@
 //! `weft.toml`: the whole configuration, refused whole on any unknown key or
 //! bad value, with the error naming the file and the key path.
 
+mod tenant;
+
+pub use tenant::{TenantSection, hash_key};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -22,64 +26,6 @@ pub struct Config {
     pub tenants: Vec<TenantSection>,
 }
 
-/// A tenant: its keys, the models it may use, its own pipeline and plugins,
-/// its quotas and its share of the engine.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantSection {
-    pub id: String,
-    /// SHA-256 of each key, hex (`weft tenant hash-key KEY` prints it); keys themselves are never stored.
-    #[serde(default)]
-    pub api_keys: Vec<String>,
-    /// Models the tenant may use; unset: all.
-    pub models: Option<Vec<String>>,
-    /// Share of the engine under contention (fair scheduling).
-    #[serde(default = "default_weight")]
-    pub weight: f64,
-    #[serde(default)]
-    pub quotas: QuotaSection,
-    /// Replaces parts of the model's pipeline for this tenant.
-    #[serde(default)]
-    pub pipeline: PipelineOverride,
-    /// Plugins of this tenant's own (same form as `[[plugins]]`); a name here
-    /// shadows a global plugin of that name, with its own code, limits and config.
-    #[serde(default)]
-    pub plugins: Vec<PluginSection>,
-}
-
-fn default_weight() -> f64 {
-    1.0
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct QuotaSection {
-    pub max_concurrent: Option<usize>,
-    pub requests_per_minute: Option<u32>,
-    /// Prompt plus completion tokens per minute.
-    pub tokens_per_minute: Option<u64>,
-    /// Largest `max_tokens` a request may ask for (also the default when it asks none).
-    pub max_tokens: Option<u32>,
-    /// Largest fraction of each engine's KV blocks the tenant may hold.
-    pub kv_share: Option<f64>,
-}
-
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct PipelineOverride {
-    pub transforms: Option<Vec<String>>,
-    pub tokenizer: Option<String>,
-    pub sampler: Option<String>,
-    pub structured_sampler: Option<String>,
-    pub router: Option<String>,
-    pub failure: Option<Failure>,
-}
-
-/// The SHA-256 of an API key, as stored in `tenants[].api_keys`.
-pub fn hash_key(key: &str) -> String {
-    use sha2::Digest;
-    format!("{:x}", sha2::Sha256::digest(key.trim().as_bytes()))
-}
 
 /// The admin API (hot reload, plugin status). Off unless `key` is set.
 #[derive(Debug, Clone, Deserialize)]
@@ -270,7 +216,7 @@ impl Default for LimitsSection {
     }
 }
 
-pub const BUILTINS: [(&str, &str); 7] = [
+pub(crate) const BUILTINS: [(&str, &str); 7] = [
     ("sampler-json", "sampler"),
     ("router-prefix-affinity", "router"),
     ("transform-redact", "transform"),
@@ -324,74 +270,6 @@ impl Config {
         }
     }
 
-    /// The configuration as one tenant's pipeline sees it: its overrides
-    /// applied and every plugin name prefixed with `<tenant>/`, so each tenant
-    /// loads its own plugins (own instances, limits and config).
-    pub fn for_tenant(&self, t: &TenantSection) -> Config {
-        let pre = |n: &str| format!("{}/{n}", t.id);
-        let mut c = self.clone();
-        c.tenants.clear();
-        let mut plugins: Vec<PluginSection> = t.plugins.clone();
-        for g in &self.plugins {
-            if !plugins.iter().any(|p| p.name == g.name) {
-                plugins.push(g.clone());
-            }
-        }
-        let m = &mut c.models[0];
-        let o = &t.pipeline;
-        let p = &mut m.pipeline;
-        if let Some(v) = &o.transforms {
-            p.transforms = v.clone();
-        }
-        if let Some(v) = &o.tokenizer {
-            p.tokenizer = v.clone();
-        }
-        if let Some(v) = &o.sampler {
-            p.sampler = v.clone();
-        }
-        if let Some(v) = &o.structured_sampler {
-            p.structured_sampler = v.clone();
-        }
-        if let Some(v) = &o.router {
-            p.router = v.clone();
-        }
-        if let Some(v) = &o.failure {
-            p.failure = v.clone();
-        }
-        // Built-ins named directly in the pipeline become explicit, tenant-owned plugins.
-        let mut used: Vec<String> = p.transforms.clone();
-        used.extend([p.tokenizer.clone(), p.sampler.clone(), p.structured_sampler.clone(), p.router.clone()]);
-        for n in used {
-            if n == "native" || n == "none" || plugins.iter().any(|q| q.name == n) {
-                continue;
-            }
-            if let Some((_, kind)) = BUILTINS.iter().find(|(b, _)| *b == n) {
-                plugins.push(PluginSection {
-                    name: n.clone(),
-                    file: None,
-                    builtin: Some(n.clone()),
-                    kind: kind.to_string(),
-                    limits: LimitsSection::default(),
-                    config: BTreeMap::new(),
-                });
-            }
-        }
-        let rename = |n: &mut String| {
-            if n != "native" && n != "none" {
-                *n = pre(n);
-            }
-        };
-        p.transforms.iter_mut().for_each(rename);
-        for n in [&mut p.tokenizer, &mut p.sampler, &mut p.structured_sampler, &mut p.router] {
-            rename(n);
-        }
-        for q in &mut plugins {
-            q.name = pre(&q.name);
-        }
-        c.plugins = plugins;
-        c
-    }
-
     /// The kind of a plugin name (configured or built-in).
     pub fn plugin_kind(&self, name: &str) -> Option<&str> {
         self.plugins
@@ -403,36 +281,7 @@ impl Config {
 
     fn check(&self) -> Result<(), String> {
         self.check_one()?;
-        let mut keys = std::collections::HashSet::new();
-        for (i, t) in self.tenants.iter().enumerate() {
-            let at = format!("tenants[{i}]");
-            if t.id.is_empty() || !t.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(format!("key `{at}.id`: `{}` must be letters, digits, - or _", t.id));
-            }
-            if self.tenants.iter().filter(|u| u.id == t.id).count() > 1 {
-                return Err(format!("key `{at}.id`: tenant `{}` is defined twice", t.id));
-            }
-            for (j, k) in t.api_keys.iter().enumerate() {
-                if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("key `{at}.api_keys[{j}]`: not a SHA-256 hex digest (use `weft tenant hash-key KEY`)"));
-                }
-                if !keys.insert(k.to_ascii_lowercase()) {
-                    return Err(format!("key `{at}.api_keys[{j}]`: this key already belongs to a tenant"));
-                }
-            }
-            if !(t.weight > 0.0 && t.weight.is_finite()) {
-                return Err(format!("key `{at}.weight`: must be positive"));
-            }
-            if t.quotas.kv_share.is_some_and(|f| !(f > 0.0 && f <= 1.0)) {
-                return Err(format!("key `{at}.quotas.kv_share`: must be in (0, 1]"));
-            }
-            for m in t.models.iter().flatten() {
-                if !self.models.iter().any(|x| x.name == *m) {
-                    return Err(format!("key `{at}.models`: no model named `{m}`"));
-                }
-            }
-            self.for_tenant(t).check_one().map_err(|e| format!("{e} (in tenant `{}`)", t.id))?;
-        }
+        self.check_tenants()?;
         Ok(())
     }
 

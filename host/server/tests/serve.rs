@@ -1,7 +1,7 @@
 //! End to end: the real `weft serve` on a free localhost port, spoken to over HTTP.
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};

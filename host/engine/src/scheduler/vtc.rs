@@ -13,7 +13,7 @@
 //! Shares can change while the engine runs (config reload): they are read
 //! through a shared map at every decision.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use super::policy::{SchedulingPolicy, SeqView};
@@ -44,11 +44,13 @@ pub type TenantShares = Arc<RwLock<HashMap<String, TenantShare>>>;
 pub struct Vtc {
     shares: TenantShares,
     counters: HashMap<String, f64>,
+    /// Tenants with a sequence waiting or running at the last decision.
+    active: HashSet<String>,
 }
 
 impl Vtc {
     pub fn new(shares: TenantShares) -> Self {
-        Self { shares, counters: HashMap::new() }
+        Self { shares, counters: HashMap::new(), active: HashSet::new() }
     }
 
     fn share(&self, tenant: &str) -> TenantShare {
@@ -71,19 +73,21 @@ impl SchedulingPolicy for Vtc {
         for r in running {
             *held.entry(r.tenant).or_default() += r.blocks;
         }
-        // Lift tenants that were idle to the smallest counter among active ones.
-        let active_min = running
-            .iter()
-            .chain(waiting)
-            .filter_map(|s| self.counters.get(s.tenant).copied())
-            .fold(f64::INFINITY, f64::min);
-        for w in waiting {
-            let busy = running.iter().any(|r| r.tenant == w.tenant);
-            let c = self.counters.entry(w.tenant.to_string()).or_insert(if active_min.is_finite() { active_min } else { 0.0 });
-            if !busy && active_min.is_finite() && *c < active_min {
+        // A tenant that just became active is lifted to the smallest counter of
+        // those already active: idle time is not banked as credit. Only on the
+        // transition: a tenant kept waiting keeps its (low) counter and goes next.
+        let now_active: HashSet<&str> = running.iter().chain(waiting).map(|s| s.tenant).collect();
+        let active_min = self.active.iter().filter_map(|t| self.counters.get(t).copied()).fold(f64::INFINITY, f64::min);
+        for t in &now_active {
+            if self.active.contains(*t) {
+                continue;
+            }
+            let c = self.counters.entry(t.to_string()).or_insert(0.0);
+            if active_min.is_finite() && *c < active_min {
                 *c = active_min;
             }
         }
+        self.active = now_active.iter().map(|t| t.to_string()).collect();
         waiting
             .iter()
             .enumerate()
@@ -151,6 +155,7 @@ mod tests {
         shares.write().unwrap().insert("a".into(), TenantShare { weight: 1.0, max_kv_fraction: 0.5 });
         let mut p = Vtc::new(shares);
         let a = view(1, "a", 1, 0);
+        assert_eq!(p.pick_next(&[a], &[], 100), Some(0));
         p.on_scheduled(&a, 1000);
         let running = [view(1, "a", 1, 60)];
         let waiting = [view(2, "a", 2, 0), view(3, "c", 3, 0)];
@@ -159,5 +164,9 @@ mod tests {
         assert_eq!(p.counters()["c"], 1000.0);
         // a holds 60 of 100 blocks, over its 50% cap: not admitted even alone in the queue.
         assert_eq!(p.pick_next(&waiting[..1], &running, 100), None);
+        // c, kept waiting, is not lifted again: it keeps its place while a is served.
+        p.on_scheduled(&a, 500);
+        assert_eq!(p.pick_next(&waiting, &running, 100), Some(1));
+        assert_eq!(p.counters()["c"], 1000.0);
     }
 }

@@ -390,6 +390,9 @@ fn restart_keys(old: &Config, new: &Config, fuel_on: bool) -> Vec<String> {
             keys.push(k.to_string());
         }
     }
+    if o.scheduler.is_none() && old.tenants.is_empty() != new.tenants.is_empty() {
+        keys.push("tenants (the engines' scheduler, fair or FCFS, is chosen at startup)".into());
+    }
     if !fuel_on && new.plugins.iter().any(|p| p.limits.fuel.is_some()) {
         keys.push("plugins[].limits.fuel (fuel metering is chosen at startup)".into());
     }

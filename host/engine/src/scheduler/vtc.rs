@@ -158,12 +158,12 @@ mod tests {
         assert_eq!(p.pick_next(&[a], &[], 100), Some(0));
         p.on_scheduled(&a, 1000);
         let running = [view(1, "a", 1, 60)];
+        // a holds 60 of 100 blocks, over its 50% cap: not admitted even alone in the queue.
+        assert_eq!(p.pick_next(&[view(2, "a", 2, 0)], &running, 100), None);
         let waiting = [view(2, "a", 2, 0), view(3, "c", 3, 0)];
         // c was never seen: it starts at a's counter, not at zero with 1000 tokens of credit.
         assert_eq!(p.pick_next(&waiting, &running, 100), Some(1));
         assert_eq!(p.counters()["c"], 1000.0);
-        // a holds 60 of 100 blocks, over its 50% cap: not admitted even alone in the queue.
-        assert_eq!(p.pick_next(&waiting[..1], &running, 100), None);
         // c, kept waiting, is not lifted again: it keeps its place while a is served.
         p.on_scheduled(&a, 500);
         assert_eq!(p.pick_next(&waiting, &running, 100), Some(1));

@@ -345,6 +345,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn sched(blocks: usize, budget: usize) -> Scheduler {
         Scheduler::new(
@@ -416,5 +417,47 @@ mod tests {
         run_step(&mut s, 1);
         let p = run_step(&mut s, 1);
         assert_eq!(p.out_of_memory, vec![1]);
+    }
+
+    /// Two tenants keep the queue full; VTC must serve them tokens in the ratio of their weights.
+    #[test]
+    fn vtc_serves_saturating_tenants_by_weight() {
+        for (wa, want) in [(1.0, 1.0), (2.0, 2.0)] {
+            let shares: TenantShares = Default::default();
+            shares.write().unwrap().insert("A".into(), TenantShare { weight: wa, max_kv_fraction: 1.0 });
+            let mut s = Scheduler::new(
+                SchedulerConfig { max_batched_tokens: 256, max_num_seqs: 8, watermark_blocks: 0 },
+                BlockManager::new(4096, 16, false),
+                Box::new(Vtc::new(shares)),
+            );
+            let mut next_id = 0u64;
+            let mut tenant_of = std::collections::HashMap::new();
+            let mut add = |s: &mut Scheduler, t: &str, tenant_of: &mut std::collections::HashMap<u64, String>| {
+                next_id += 1;
+                s.add(next_id, Arc::from(t), 0, (0..32).collect());
+                tenant_of.insert(next_id, t.to_string());
+            };
+            for _ in 0..16 {
+                add(&mut s, "A", &mut tenant_of);
+                add(&mut s, "B", &mut tenant_of);
+            }
+            let mut served = std::collections::HashMap::<String, usize>::new();
+            for _ in 0..3000 {
+                let plan = run_step(&mut s, 5);
+                for sc in &plan.scheduled {
+                    if sc.want_logits {
+                        *served.entry(tenant_of[&sc.id].clone()).or_default() += 1;
+                    }
+                }
+                let done: Vec<u64> = s.ids().filter(|id| s.get(*id).is_some_and(|q| q.tokens.len() >= 32 + 16)).collect();
+                for id in done {
+                    s.remove(id);
+                    let t = tenant_of[&id].clone();
+                    add(&mut s, &t, &mut tenant_of);
+                }
+            }
+            let ratio = served["A"] as f64 / served["B"] as f64;
+            assert!((ratio / want - 1.0).abs() < 0.1, "weight {wa}: A/B = {ratio:.2} ({served:?})");
+        }
     }
 }

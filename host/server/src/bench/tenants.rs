@@ -23,6 +23,8 @@ fn prompt(seed: usize, len: usize) -> Vec<u32> {
 }
 
 fn request(tenant: &str, seed: usize, prompt_len: usize, new_tokens: usize) -> Request {
+    // Distinct prompts per tenant: a prefix cached by one tenant must not make the other's cheaper.
+    let seed = seed + tenant.bytes().map(|b| b as usize).sum::<usize>() * 1_000_003;
     let mut r = Request::new(prompt(seed, prompt_len), new_tokens).with_params(SamplingParams { temperature: 0.0, ..Default::default() });
     r.ignore_eos = true;
     r.tenant = Arc::from(tenant);

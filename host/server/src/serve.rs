@@ -193,7 +193,7 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
         _ => (String::new(), String::new()),
     };
 
-    let fuel = cfg.plugins.iter().any(|p| p.limits.fuel.is_some());
+    let fuel = cfg.wants_fuel();
     let rt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
     let base = ModelBase {
         name: name.clone(),

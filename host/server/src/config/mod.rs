@@ -270,6 +270,11 @@ impl Config {
         }
     }
 
+    /// Whether any plugin, global or a tenant's, sets a fuel limit (metering is engine-wide).
+    pub fn wants_fuel(&self) -> bool {
+        self.plugins.iter().chain(self.tenants.iter().flat_map(|t| t.plugins.iter())).any(|p| p.limits.fuel.is_some())
+    }
+
     /// The kind of a plugin name (configured or built-in).
     pub fn plugin_kind(&self, name: &str) -> Option<&str> {
         self.plugins

@@ -100,7 +100,7 @@ impl Reloader {
             base,
             config_path,
             read_config,
-            fuel_metering: config.plugins.iter().any(|p| p.limits.fuel.is_some()),
+            fuel_metering: config.wants_fuel(),
             inner: Mutex::new(Inner {
                 config: config.clone(),
                 serving: HashMap::new(),
@@ -130,7 +130,8 @@ impl Reloader {
     /// Plugin files of the serving configuration (what the watcher follows).
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<PathBuf> = inner.config.plugins.iter().filter_map(|p| p.file.clone()).collect();
+        let tenant_plugins = inner.config.tenants.iter().flat_map(|t| t.plugins.iter());
+        let mut v: Vec<PathBuf> = inner.config.plugins.iter().chain(tenant_plugins).filter_map(|p| p.file.clone()).collect();
         v.extend(self.config_path.clone());
         v
     }
@@ -393,7 +394,7 @@ fn restart_keys(old: &Config, new: &Config, fuel_on: bool) -> Vec<String> {
     if o.scheduler.is_none() && old.tenants.is_empty() != new.tenants.is_empty() {
         keys.push("tenants (the engines' scheduler, fair or FCFS, is chosen at startup)".into());
     }
-    if !fuel_on && new.plugins.iter().any(|p| p.limits.fuel.is_some()) {
+    if !fuel_on && new.wants_fuel() {
         keys.push("plugins[].limits.fuel (fuel metering is chosen at startup)".into());
     }
     keys

@@ -132,7 +132,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let n = if quick { 10 } else { 40 };
-    let mut seq = 0u64;
+    // A nonce per run: a rerun must not find last run's "cold" versions in the disk cache.
+    let mut seq = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     let mut next = |cold: bool, i: usize| -> (Vec<u8>, &'static str) {
         seq += 1;
         let (base, t) = if i % 2 == 0 { (&b, "b") } else { (&a, "a") };
@@ -175,7 +176,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         let mut i = 0u64;
         while t.elapsed().as_secs_f64() < secs {
             i += 1;
-            let bytes = unique(if i % 2 == 0 { &b } else { &a }, 1_000_000 + i);
+            let bytes = unique(if i % 2 == 0 { &b } else { &a }, seq.wrapping_add(1_000_000 + i));
             if c.put(format!("{admin}/admin/plugins/tagger")).bearer_auth(KEY).body(bytes).send().map(|r| r.status() == 200).unwrap_or(false) {
                 reloads.fetch_add(1, Ordering::Relaxed);
             }

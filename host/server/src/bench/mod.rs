@@ -7,7 +7,32 @@ mod serve;
 mod structured;
 mod tenants;
 
+use std::process::Child;
+
 use clap::Subcommand;
+
+/// A `weft serve` child process started by a benchmark, killed when dropped.
+struct Spawned(Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The `p` quantile (0..=1) of `v`, nearest rank; NaN when empty.
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
 
 #[derive(Subcommand)]
 pub enum BenchCmd {

@@ -6,26 +6,15 @@
 //! reloads, in the same run.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::{Spawned, free_port, pct};
+
 const KEY: &str = "bench-admin-key-0123456789";
-
-struct Spawned(Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// The component with a custom section appended: same code, new hash.
 fn unique(bytes: &[u8], n: u64) -> Vec<u8> {
@@ -53,12 +42,6 @@ fn tag(c: &reqwest::blocking::Client, url: &str) -> anyhow::Result<String> {
     let v: Value = c.post(format!("{url}/v1/chat/completions")).json(&body).send()?.json()?;
     let text = v["choices"][0]["message"]["content"].as_str().unwrap_or_default();
     Ok(text.strip_prefix("[tagger-").and_then(|r| r.split_once(']')).map(|(t, _)| t.to_string()).unwrap_or_default())
-}
-
-fn pcts(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(f64::total_cmp);
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize] * 1e3;
-    (at(0.5), at(0.99))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -162,7 +145,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         }
         let name = if cold { "cold" } else { "warm" };
         for (what, v) in [("upload", upload), ("file", file_write)] {
-            let (p50, p99) = pcts(v);
+            let mut ms: Vec<f64> = v.iter().map(|s| s * 1e3).collect();
+            let (p50, p99) = (pct(&mut ms, 0.5), pct(&mut ms, 0.99));
             r.insert(format!("{what}_{name}_p50_ms"), json!(p50));
             r.insert(format!("{what}_{name}_p99_ms"), json!(p99));
         }

@@ -3,20 +3,11 @@
 //! cost of HTTP + tokenizer + chat template + Wasm sampler is a ratio.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weft_engine::{Engine, EngineConfig, Event, LoadOptions, Request, SamplingParams};
-
-struct Spawned(Child);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[derive(Default)]
 struct Run {
@@ -24,14 +15,6 @@ struct Run {
     secs: f64,
     ttft: Vec<f64>,
     itl: Vec<f64>,
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 const TOPICS: [&str; 8] = ["the sea", "a robot", "winter", "a lost key", "bees", "a city", "trains", "the moon"];
@@ -135,8 +118,8 @@ fn engine_alone(h: &weft_engine::EngineHandle, prompts: &[Vec<u32>], clients: us
 fn summary(mut r: Run) -> Value {
     json!({
         "output_tok_s": r.tokens as f64 / r.secs,
-        "ttft_p50_s": pct(&mut r.ttft, 0.5), "ttft_p99_s": pct(&mut r.ttft, 0.99),
-        "itl_p50_s": pct(&mut r.itl, 0.5), "itl_p99_s": pct(&mut r.itl, 0.99),
+        "ttft_p50_s": super::pct(&mut r.ttft, 0.5), "ttft_p99_s": super::pct(&mut r.ttft, 0.99),
+        "itl_p50_s": super::pct(&mut r.itl, 0.5), "itl_p99_s": super::pct(&mut r.itl, 0.99),
         "tokens": r.tokens,
     })
 }
@@ -146,13 +129,13 @@ pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Res
     let url = match url {
         Some(u) => u,
         None => {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = super::free_port()?;
             let child = Command::new(std::env::current_exe()?)
                 .args(["serve", "--port", &port.to_string()])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()?;
-            _spawned = Some(Spawned(child));
+            _spawned = Some(super::Spawned(child));
             format!("http://127.0.0.1:{port}")
         }
     };

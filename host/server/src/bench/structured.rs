@@ -38,11 +38,11 @@ fn row(vocab: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-fn stats(mut d: Vec<Duration>) -> (f64, f64) {
-    d.sort();
-    let mean = d.iter().map(|x| x.as_secs_f64()).sum::<f64>() / d.len() as f64;
-    let p99 = d[(d.len() * 99 / 100).min(d.len() - 1)].as_secs_f64();
-    (mean * 1e6, p99 * 1e6)
+/// Mean and p99, in microseconds.
+fn stats(d: Vec<Duration>) -> (f64, f64) {
+    let mut us: Vec<f64> = d.iter().map(|x| x.as_secs_f64() * 1e6).collect();
+    let mean = us.iter().sum::<f64>() / us.len() as f64;
+    (mean, super::pct(&mut us, 0.99))
 }
 
 /// Runs sessions to completion on synthetic logits, timing every sampling step.

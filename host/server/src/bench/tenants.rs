@@ -16,6 +16,8 @@ use serde_json::json;
 use weft_engine::{Engine, EngineConfig, EngineHandle, Event, Fcfs, LoadOptions, Request, SamplingParams, SchedulerConfig, TenantShare, TenantShares, Vtc};
 use weft_runtime::WasmSamplerFactory;
 
+use super::pct;
+
 const MAX_SEQS: usize = 8;
 
 fn prompt(seed: usize, len: usize) -> Vec<u32> {
@@ -62,11 +64,6 @@ fn flood<'s>(sc: &'s std::thread::Scope<'s, '_>, h: &'s EngineHandle, tenant: &'
             }
         });
     }
-}
-
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// B's TTFTs (ms) while A floods.

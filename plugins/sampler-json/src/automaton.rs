@@ -181,10 +181,6 @@ impl Automaton {
         self.dist[state as usize]
     }
 
-    pub fn states(&self) -> usize {
-        self.accepting.len()
-    }
-
     /// Whether the whole of `s` matches.
     pub fn matches(&self, s: &[u8]) -> bool {
         let st = self.run(self.start, s);

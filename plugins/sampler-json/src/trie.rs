@@ -16,7 +16,6 @@ pub struct TokenTrie {
     tok_start: Vec<u32>,
     tokens: Vec<u32>,
     max_depth: usize,
-    vocab_size: usize,
 }
 
 impl TokenTrie {
@@ -31,7 +30,6 @@ impl TokenTrie {
             tok_start: Vec::new(),
             tokens: Vec::new(),
             max_depth: 0,
-            vocab_size: vocab.len(),
         };
         t.build(vocab, &ids, 0);
         t.tok_start.push(t.tokens.len() as u32);
@@ -64,14 +62,6 @@ impl TokenTrie {
             self.skip[node] = self.byte.len() as u32;
             i = j;
         }
-    }
-
-    pub fn vocab_size(&self) -> usize {
-        self.vocab_size
-    }
-
-    pub fn nodes(&self) -> usize {
-        self.byte.len()
     }
 
     /// Calls `f(token, end_state)` for every token whose bytes keep `a` alive from `state`.

@@ -68,11 +68,6 @@ impl WasmSamplerFactory {
         self
     }
 
-    /// Idle instances waiting for a session.
-    pub fn warm_instances(&self) -> usize {
-        self.warm.lock().map(|w| w.len()).unwrap_or(0)
-    }
-
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
         &self.plugin
     }

@@ -64,13 +64,10 @@ pub fn service_for(services: &Services, caller: &Caller, model: &str) -> Result<
 }
 
 /// Models the caller may see.
-pub fn visible_models<'a>(services: &'a Services, caller: &Caller) -> Vec<&'a Arc<ModelService>> {
+pub fn visible_models<'a>(services: &'a Services, caller: &'a Caller) -> Vec<&'a Arc<ModelService>> {
     match (services, caller) {
         (Services::Open(s), _) => vec![s],
-        (_, Caller::Tenant(t)) => {
-            let svc = services.all().into_iter().find(|(id, _)| *id == Some(t.id.as_str())).map(|(_, s)| s);
-            svc.filter(|s| t.may_use(&s.name)).into_iter().collect()
-        }
+        (_, Caller::Tenant(t)) => Some(&t.service).filter(|s| t.may_use(&s.name)).into_iter().collect(),
         _ => Vec::new(),
     }
 }

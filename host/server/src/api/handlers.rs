@@ -37,11 +37,23 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn admit(state: &Arc<AppState>, headers: &HeaderMap, model: &str) -> Result<(Arc<ModelService>, Inflight), ApiError> {
+/// The caller as identified once per request (`None` while loading), and its metrics label.
+type Who = Option<(Arc<crate::tenancy::Services>, auth::Caller)>;
+
+fn identify(state: &AppState, headers: &HeaderMap) -> (Result<Who, ApiError>, String) {
+    let who = auth::caller(state, headers);
+    let label = match &who {
+        Ok(Some((_, c))) => c.label().to_string(),
+        _ => String::new(),
+    };
+    (who, label)
+}
+
+fn admit(state: &Arc<AppState>, who: Who, model: &str) -> Result<(Arc<ModelService>, Inflight), ApiError> {
     if state.draining.load(Ordering::Relaxed) {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"));
     }
-    let Some((services, caller)) = auth::caller(state, headers)? else {
+    let Some((services, caller)) = who else {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the model is still loading");
         e.retry_after = Some(2);
         return Err(e);
@@ -66,14 +78,6 @@ fn admit(state: &Arc<AppState>, headers: &HeaderMap, model: &str) -> Result<(Arc
     Ok((svc, guard))
 }
 
-/// The `tenant` label for a request's metrics, from its key (empty if open or unknown).
-fn tenant_label(state: &AppState, headers: &HeaderMap) -> String {
-    match auth::caller(state, headers) {
-        Ok(Some((_, c))) => c.label().to_string(),
-        _ => String::new(),
-    }
-}
-
 fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     b.map_err(|r| {
         let status = r.status();
@@ -91,8 +95,9 @@ enum Kind {
 }
 
 pub async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    let (who, label) = identify(&state, &headers);
     let r = async {
-        auth::caller(&state, &headers)?; // a bad key is a 401 whatever the body
+        let who = who?; // a bad key is a 401 whatever the body
         let (req, common): (ChatRequest, _) = parse(&body(b)?)?;
         if req.messages.is_empty() {
             return Err(ApiError::invalid("messages", "messages must not be empty"));
@@ -108,31 +113,32 @@ pub async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Res
             .map(|m| Ok(ChatMessage { role: m.role.clone(), content: m.text()?, name: m.name.clone() }))
             .collect::<Result<Vec<_>, ApiError>>()?;
         let g = common.into_gen(top)?;
-        let (svc, guard) = admit(&state, &headers, &g.model)?;
+        let (svc, guard) = admit(&state, who, &g.model)?;
         let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), messages: Some(messages), ..Default::default() };
         run(state.clone(), svc, guard, treq, g, Kind::Chat).await
     }
     .await;
-    finish(&state, "chat", &tenant_label(&state, &headers), r)
+    finish(&state, "chat", &label, r)
 }
 
 pub async fn completions(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    let (who, label) = identify(&state, &headers);
     let r = async {
-        auth::caller(&state, &headers)?;
+        let who = who?;
         let (req, common): (CompletionRequest, _) = parse(&body(b)?)?;
         let mut prompts = req.prompt.into_vec();
         if prompts.len() != 1 {
             return Err(ApiError::invalid("prompt", "exactly one prompt string is supported per request"));
         }
         let g = common.into_gen(req.logprobs.map(|n| n.min(20) as usize))?;
-        let (svc, guard) = admit(&state, &headers, &g.model)?;
+        let (svc, guard) = admit(&state, who, &g.model)?;
         let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), prompt: prompts.pop(), ..Default::default() };
         run(state.clone(), svc, guard, treq, g, Kind::Completion).await
     }
     .await;
-    finish(&state, "completions", &tenant_label(&state, &headers), r)
+    finish(&state, "completions", &label, r)
 }
 
 fn finish(state: &AppState, endpoint: &str, tenant: &str, r: Result<Response, ApiError>) -> Response {

@@ -17,7 +17,7 @@ use weft_runtime::{PluginRuntime, RuntimeConfig};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::pipeline::Backend;
+use crate::pipeline::{Backend, Backends};
 use crate::reload::Reloader;
 use crate::reload::build::ModelBase;
 
@@ -197,7 +197,7 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
     let rt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
     let base = ModelBase {
         name: name.clone(),
-        backends: Arc::new(backends),
+        backends: Arc::new(Backends::new(backends)),
         native_tokenizer: weft_runtime::native_tokenizer(&spec).map(Arc::new),
         native_template: template
             .as_ref()

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use weft_runtime::{WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
 
-pub use route::Backend;
+pub use route::{Backend, Backends};
 
 use crate::config::Failure;
 
@@ -28,11 +28,9 @@ pub struct ModelService {
     pub name: String,
     /// The engines serving this model (replicas or differently quantized copies),
     /// shared by every version of the pipeline.
-    pub backends: Arc<Vec<Backend>>,
+    pub backends: Arc<Backends>,
     /// Chooses among `backends` when there are several.
     pub router: Option<Arc<WasmRouter>>,
-    /// Serializes routing decisions (see [`route::choose`]).
-    pub route_lock: std::sync::Mutex<()>,
     pub tokenizer: Arc<WasmTokenizer>,
     /// The same tokenizer compiled natively, used when the plugin fails under `fallback`.
     pub native_tokenizer: Option<Arc<weft_runtime::NativeTokenizer>>,

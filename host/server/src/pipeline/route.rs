@@ -29,6 +29,27 @@ impl Backend {
     }
 }
 
+/// The engines of a model, shared by every pipeline version and every tenant,
+/// with the lock that serializes routing decisions across all of them.
+pub struct Backends {
+    list: Vec<Backend>,
+    route_lock: std::sync::Mutex<()>,
+}
+
+impl Backends {
+    pub fn new(list: Vec<Backend>) -> Self {
+        assert!(!list.is_empty(), "a model has at least one engine");
+        Self { list, route_lock: Default::default() }
+    }
+}
+
+impl std::ops::Deref for Backends {
+    type Target = [Backend];
+    fn deref(&self) -> &[Backend] {
+        &self.list
+    }
+}
+
 /// Counts a sequence as in flight on its backend until dropped.
 pub struct InFlight(Arc<AtomicUsize>);
 
@@ -46,13 +67,14 @@ impl Drop for InFlight {
 }
 
 /// The backend for a prompt, already counting one sequence in flight on it;
-/// with one backend, no router call. Decisions are serialized so that two
-/// requests arriving together do not both see the same "least loaded" engine.
+/// with one backend, no router call. Decisions are serialized (across tenants
+/// and pipeline versions too) so that two requests arriving together do not
+/// both see the same "least loaded" engine.
 pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result<(&'a Backend, InFlight), ApiError> {
     let (Some(router), true) = (&svc.router, svc.backends.len() > 1) else {
         return Ok((&svc.backends[0], InFlight::new(&svc.backends[0])));
     };
-    let _serial = svc.route_lock.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = svc.backends.route_lock.lock().unwrap_or_else(|e| e.into_inner());
     let hashes = svc.engine().prefix_hashes(prompt);
     let infos: Vec<BackendInfo> = svc
         .backends

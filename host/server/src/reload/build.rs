@@ -15,12 +15,12 @@ use anyhow::Context;
 use weft_runtime::{LoadedPlugin, PluginRuntime, Vocabulary, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
 
 use crate::config::Config;
-use crate::pipeline::{Backend, ModelService, TransformStage};
+use crate::pipeline::{Backends, ModelService, TransformStage};
 
 /// What does not change between versions: the engines and facts about the model.
 pub struct ModelBase {
     pub name: String,
-    pub backends: Arc<Vec<Backend>>,
+    pub backends: Arc<Backends>,
     pub spec: weft_engine::TokenizerSpec,
     pub template: Option<String>,
     pub bos: String,
@@ -228,7 +228,6 @@ impl Builder<'_> {
             name: base.name.clone(),
             backends: base.backends.clone(),
             router,
-            route_lock: Default::default(),
             tokenizer,
             native_tokenizer: base.native_tokenizer.clone(),
             transforms,

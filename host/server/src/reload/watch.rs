@@ -16,9 +16,11 @@ use super::Reloader;
 /// Quiet time after the last event before reloading (a copy may write in several steps).
 const DEBOUNCE: Duration = Duration::from_millis(25);
 
-/// Keeps the watcher alive; dropping it stops watching.
+type Slot = Arc<Mutex<Option<Debouncer<RecommendedWatcher>>>>;
+
+/// Keeps the watcher alive for as long as it is held.
 pub struct Watch {
-    _debouncer: Arc<Mutex<Debouncer<RecommendedWatcher>>>,
+    _debouncer: Slot,
 }
 
 fn targets(r: &Reloader) -> (HashSet<PathBuf>, HashSet<PathBuf>) {
@@ -28,19 +30,16 @@ fn targets(r: &Reloader) -> (HashSet<PathBuf>, HashSet<PathBuf>) {
 }
 
 pub fn spawn(reloader: Arc<Reloader>) -> anyhow::Result<Watch> {
-    let (files, dirs) = targets(&reloader);
-    let watched = Arc::new(Mutex::new((files, dirs.clone())));
-    let slot: Arc<Mutex<Option<Arc<Mutex<Debouncer<RecommendedWatcher>>>>>> = Arc::default();
-    let (r, w, s) = (reloader.clone(), watched.clone(), slot.clone());
+    let (mut files, mut dirs) = targets(&reloader);
+    let initial_dirs = dirs.clone();
+    // The callback adds watches when the config names new directories.
+    let slot: Slot = Arc::default();
+    let (r, s) = (reloader.clone(), slot.clone());
     // Reading a file raises events too: reload only when a size or time changed.
     let mut seen = reloader.stamps();
     let debouncer = new_debouncer(DEBOUNCE, move |res: DebounceEventResult| {
         let Ok(events) = res else { return };
-        let hit = {
-            let w = w.lock().unwrap_or_else(|e| e.into_inner());
-            events.iter().any(|e| w.0.contains(&e.path))
-        };
-        if !hit {
+        if !events.iter().any(|e| files.contains(&e.path)) {
             return;
         }
         let now = r.stamps();
@@ -52,24 +51,20 @@ pub fn spawn(reloader: Arc<Reloader>) -> anyhow::Result<Watch> {
             Ok(rep) => eprintln!("weft: reloaded after a file change (version {}, changed {:?})", rep.version, rep.changed),
             Err(e) => eprintln!("weft: file change refused, the serving version stays: {e}"),
         }
-        // The config may name new plugin files: follow them.
-        let (files, dirs) = targets(&r);
-        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(d) = s.lock().ok().and_then(|d| d.clone()) {
-            let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
-            for dir in dirs.difference(&w.1) {
+        let (new_files, new_dirs) = targets(&r);
+        if let Some(d) = s.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            for dir in new_dirs.difference(&dirs) {
                 let _ = d.watcher().watch(dir, RecursiveMode::NonRecursive);
             }
         }
-        *w = (files, dirs);
+        (files, dirs) = (new_files, new_dirs);
     })?;
-    let debouncer = Arc::new(Mutex::new(debouncer));
     {
-        let mut d = debouncer.lock().unwrap_or_else(|e| e.into_inner());
-        for dir in &dirs {
+        let mut d = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let d = d.insert(debouncer);
+        for dir in &initial_dirs {
             d.watcher().watch(dir, RecursiveMode::NonRecursive)?;
         }
     }
-    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(debouncer.clone());
-    Ok(Watch { _debouncer: debouncer })
+    Ok(Watch { _debouncer: slot })
 }

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     InvalidOutput,
     /// The plugin returned an error value of its own.
     Plugin,
+    /// The plugin's circuit breaker is open after repeated faults.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -37,6 +39,7 @@ impl ErrorKind {
             ErrorKind::Memory => "memory",
             ErrorKind::InvalidOutput => "invalid-output",
             ErrorKind::Plugin => "plugin",
+            ErrorKind::Unavailable => "unavailable",
         }
     }
 }
@@ -54,11 +57,18 @@ pub struct PluginError {
     pub plugin: String,
     pub kind: ErrorKind,
     pub message: String,
+    /// When trying again can succeed (an open breaker).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl PluginError {
     pub fn new(plugin: impl Into<String>, kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { plugin: plugin.into(), kind, message: message.into() }
+        Self { plugin: plugin.into(), kind, message: message.into(), retry_after: None }
+    }
+
+    pub fn retry_after(mut self, d: std::time::Duration) -> Self {
+        self.retry_after = Some(d);
+        self
     }
 
     /// The stable kind string.

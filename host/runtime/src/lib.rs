@@ -12,8 +12,11 @@
 
 pub mod adapters;
 pub mod bindings;
+pub mod breaker;
 pub mod builtin;
+mod cache;
 pub mod error;
+pub mod executor;
 mod host_impl;
 pub mod metrics;
 pub mod native;
@@ -23,8 +26,10 @@ pub mod state;
 
 pub use adapters::router::{BackendInfo, RouteDecision, RouteRequest, WasmRouter};
 pub use adapters::sampler::{WasmSampler, WasmSamplerFactory};
-pub use adapters::tokenizer::{SpecialToken, WasmDecoder, WasmTokenizer};
+pub use adapters::tokenizer::{SpecialToken, TokenDecoder, WasmTokenizer};
+pub use executor::{ExecError, PluginExecutor};
 pub use adapters::transform::{ChatMessage, Rejection, TransformRequest, WasmResponseStream, WasmTransform};
+pub use breaker::{Breaker, BreakerPolicy};
 pub use error::{ErrorKind, PluginError};
 pub use native::{NativeTokenizer, native_tokenizer};
 pub use registry::PluginRegistry;

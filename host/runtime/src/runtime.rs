@@ -13,6 +13,7 @@ use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, typ
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::bindings;
+use crate::cache;
 use crate::error::{ErrorKind, PluginError, Result};
 use crate::metrics::PluginMetrics;
 use crate::state::HostState;
@@ -80,6 +81,8 @@ pub struct Limits {
     pub fuel: Option<u64>,
     /// Largest string or list the host accepts from one call, in bytes.
     pub max_output_bytes: usize,
+    /// When repeated faults stop the plugin serving for a while.
+    pub breaker: crate::breaker::BreakerPolicy,
 }
 
 impl Default for Limits {
@@ -89,6 +92,7 @@ impl Default for Limits {
             deadline: Duration::from_secs(2),
             fuel: None,
             max_output_bytes: 16 << 20,
+            breaker: Default::default(),
         }
     }
 }
@@ -147,6 +151,8 @@ pub struct LoadedPlugin {
     pub limits: Limits,
     pub config: Arc<Vec<(String, String)>>,
     pub metrics: Arc<PluginMetrics>,
+    /// Opens after repeated faults (see [`crate::breaker`]).
+    pub breaker: crate::breaker::Breaker,
     pub loaded_at: SystemTime,
     /// Whether compiling was skipped thanks to the precompiled cache.
     pub cache_hit: bool,
@@ -208,6 +214,7 @@ impl PluginRuntime {
         for world in [World::Tokenizer, World::Sampler, World::Router, World::Transform] {
             let mut l: Linker<HostState> = Linker::new(&engine);
             wasmtime_wasi::p2::add_to_linker_sync(&mut l).map_err(err)?;
+            link_instant_timers(&mut l).map_err(err)?;
             match world {
                 World::Tokenizer => {
                     bindings::tokenizer::TokenizerPlugin::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s).map_err(err)?
@@ -287,6 +294,7 @@ impl PluginRuntime {
             limits,
             config: Arc::new(config),
             metrics: Arc::new(PluginMetrics::default()),
+            breaker: crate::breaker::Breaker::new(limits.breaker),
             loaded_at: SystemTime::now(),
             cache_hit,
             engine: self.engine.clone(),
@@ -310,9 +318,18 @@ impl PluginRuntime {
         std::hash::Hash::hash(&self.engine.precompile_compatibility_hash(), &mut h);
         let key = format!("{hash}-{:016x}.cwasm", std::hash::Hasher::finish(&h));
         let path = dir.join(key);
-        if path.exists() {
+        let trusted = match cache::trusted_dir(dir) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(plugin = name, dir = %dir.display(), "precompiled cache not used: {why}");
+                false
+            }
+        };
+        if trusted && cache::trusted_file(&path).is_ok() {
             // SAFETY: the file was written by `precompile_component` of an engine with
-            // the same compatibility hash, into a directory only this user writes.
+            // the same compatibility hash, into a directory and file that only this
+            // user can write (checked just above), so nobody else can have put native
+            // code there.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => return Ok((c, true)),
                 Err(e) => tracing::warn!(plugin = name, error = %e, "precompiled cache entry unusable; recompiling"),
@@ -323,7 +340,7 @@ impl PluginRuntime {
         // SAFETY: bytes just produced by this engine.
         let component = unsafe { Component::deserialize(&self.engine, &compiled) }.map_err(load_err)?;
         tracing::debug!(plugin = name, ms = t0.elapsed().as_millis() as u64, "compiled component");
-        if std::fs::create_dir_all(dir).is_ok() {
+        if trusted || (cache::create_private(dir).is_ok() && cache::trusted_dir(dir).is_ok()) {
             let tmp = dir.join(format!(".{}.{}.tmp", hash, std::process::id()));
             if std::fs::write(&tmp, &compiled).is_ok() {
                 let _ = std::fs::rename(&tmp, &path);
@@ -331,6 +348,39 @@ impl PluginRuntime {
         }
         Ok((component, false))
     }
+}
+
+/// The WASI clock interface whose timers [`link_instant_timers`] replaces
+/// (the version wasmtime-wasi links; components built against older 0.2.x
+/// patches resolve to it by semver).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces WASI's timers with ones that have already fired.
+///
+/// Why: wasmtime-wasi's sync bindings wait for a timer by blocking the calling
+/// thread in `poll`, where epoch interruption cannot reach; a plugin that
+/// sleeps would hold its thread (the engine's, or a server worker) for as
+/// long as it likes. Plugins see frozen clocks anyway (time is not a grant
+/// they have), so a sleep that returns at once is consistent with what they
+/// can observe, and every remaining way to spend time is guest code, which the
+/// epoch deadline interrupts. The other pollables a plugin can reach (its
+/// empty stdin, its log-only stdout/stderr) are always ready.
+fn link_instant_timers(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    use wasmtime::StoreContextMut;
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+
+    fn fired(mut cx: StoreContextMut<'_, HostState>) -> wasmtime::Result<Resource<DynPollable>> {
+        let table = &mut cx.data_mut().table;
+        let timer = table.push(crate::state::FiredTimer)?;
+        wasmtime_wasi::p2::subscribe(table, timer)
+    }
+    l.allow_shadowing(true);
+    let mut clock = l.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |cx: StoreContextMut<'_, HostState>, (_ns,): (u64,)| Ok((fired(cx)?,)))?;
+    clock.func_wrap("subscribe-instant", |cx: StoreContextMut<'_, HostState>, (_at,): (u64,)| Ok((fired(cx)?,)))?;
+    l.allow_shadowing(false);
+    Ok(())
 }
 
 /// Finds which world a component implements and which contract version it was built for.
@@ -482,8 +532,10 @@ impl LoadedPlugin {
             let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
         }
         let t0 = Instant::now();
+        store.data().clear_stderr_tail();
         let r = f(store);
         self.metrics.record_call(t0.elapsed().as_secs_f64());
+        self.breaker.record(r.is_err());
         r.map_err(|e| {
             let err = self.classify(store, e, what);
             self.metrics.record_error(err.kind.as_str());
@@ -513,6 +565,10 @@ impl LoadedPlugin {
             ErrorKind::Memory => {
                 format!("`{what}` tried to grow memory past its limit of {} bytes", self.limits.memory_bytes)
             }
+            ErrorKind::Trap => match panic_message(&store.data().stderr_tail()) {
+                Some(panic) => format!("`{what}` panicked: {panic}"),
+                None => format!("`{what}`: {}", first_lines(&format!("{e:?}"), 6)),
+            },
             _ => format!("`{what}`: {}", first_lines(&format!("{e:?}"), 6)),
         };
         PluginError::new(&*self.name, kind, detail)
@@ -534,6 +590,7 @@ impl LoadedPlugin {
     /// Checks a guest-provided string or list length against the output cap.
     pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<()> {
         if bytes > self.limits.max_output_bytes {
+            self.breaker.record(true);
             self.metrics.record_error(ErrorKind::InvalidOutput.as_str());
             return Err(PluginError::new(
                 &*self.name,
@@ -545,14 +602,44 @@ impl LoadedPlugin {
     }
 
     pub(crate) fn invalid(&self, message: String) -> PluginError {
+        self.breaker.record(true);
         self.metrics.record_error(ErrorKind::InvalidOutput.as_str());
         PluginError::new(&*self.name, ErrorKind::InvalidOutput, message)
+    }
+
+    /// `Err` with a typed error while the plugin's breaker is open.
+    pub fn check_breaker(&self) -> Result<()> {
+        self.breaker.check().map_err(|left| {
+            PluginError::new(
+                &*self.name,
+                ErrorKind::Unavailable,
+                format!("failed repeatedly and is paused for another {:.1}s", left.as_secs_f64()),
+            )
+            .retry_after(left)
+        })
     }
 
     pub(crate) fn plugin_error(&self, message: String) -> PluginError {
         self.metrics.record_error(ErrorKind::Plugin.as_str());
         PluginError::new(&*self.name, ErrorKind::Plugin, message)
     }
+}
+
+/// The panic message a Rust guest printed before trapping: from
+/// "panicked at" to the end, on one line (at most 512 bytes).
+fn panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.rfind("panicked at")?;
+    let text: String = stderr[at..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+        .collect::<Vec<_>>()
+        .join(": ");
+    let mut end = text.len().min(512);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_string())
 }
 
 fn first_lines(s: &str, n: usize) -> String {
@@ -562,6 +649,13 @@ fn first_lines(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_text_is_extracted() {
+        let err = "some log\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nfilter blew up\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(err).unwrap(), "panicked at src/lib.rs:5:9:: filter blew up");
+        assert_eq!(panic_message("just a log line"), None);
+    }
 
     #[test]
     fn semver_rules() {

@@ -1,6 +1,7 @@
 //! What a plugin instance's store holds: its identity and configuration, an
 //! empty WASI context (no files, sockets, environment or arguments; frozen
-//! clocks; stdout/stderr forwarded to tracing, size-capped), the memory
+//! clocks whose timers fire at once; stdout/stderr forwarded to tracing,
+//! size-capped, never blocking), the memory
 //! limiter, and for samplers the model's vocabulary and, during a step, a view
 //! of the logits row.
 
@@ -86,7 +87,13 @@ pub struct HostState {
     pub(crate) logits: Option<LogitsView>,
     /// The model's vocabulary, for samplers (empty until a factory installs it).
     pub(crate) vocabulary: Arc<Vocabulary>,
+    /// The last bytes the instance wrote to stderr during the current call:
+    /// a Rust guest prints its panic message there just before it traps.
+    pub(crate) stderr_tail: Arc<std::sync::Mutex<Vec<u8>>>,
 }
+
+/// Bytes of stderr kept for the error message of a trap.
+const STDERR_TAIL: usize = 2048;
 
 /// A model's tokens as the bytes they add to output text, and its end-of-sequence
 /// tokens: what the `vocabulary` import serves to sampler plugins.
@@ -106,9 +113,10 @@ impl HostState {
     ) -> Self {
         LIVE.fetch_add(1, Ordering::Relaxed);
         let budget = Arc::new(AtomicUsize::new(OUTPUT_BUDGET));
+        let stderr_tail = Arc::new(std::sync::Mutex::new(Vec::new()));
         let wasi = WasiCtx::builder()
-            .stdout(LogSink { plugin: plugin.clone(), stream: "stdout", budget: budget.clone() })
-            .stderr(LogSink { plugin: plugin.clone(), stream: "stderr", budget })
+            .stdout(LogSink { plugin: plugin.clone(), stream: "stdout", budget: budget.clone(), tail: None })
+            .stderr(LogSink { plugin: plugin.clone(), stream: "stderr", budget, tail: Some(stderr_tail.clone()) })
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .allow_tcp(false)
@@ -124,6 +132,18 @@ impl HostState {
             metrics,
             logits: None,
             vocabulary: Arc::default(),
+            stderr_tail,
+        }
+    }
+
+    /// What the guest wrote to stderr since the last [`HostState::clear_stderr_tail`].
+    pub(crate) fn stderr_tail(&self) -> String {
+        self.stderr_tail.lock().map(|t| String::from_utf8_lossy(&t).trim().to_string()).unwrap_or_default()
+    }
+
+    pub(crate) fn clear_stderr_tail(&self) {
+        if let Ok(mut t) = self.stderr_tail.lock() {
+            t.clear();
         }
     }
 }
@@ -162,6 +182,8 @@ struct LogSink {
     plugin: Arc<str>,
     stream: &'static str,
     budget: Arc<AtomicUsize>,
+    /// stderr only: the recent output, kept even once the log budget is spent.
+    tail: Option<Arc<std::sync::Mutex<Vec<u8>>>>,
 }
 
 impl IsTerminal for LogSink {
@@ -183,6 +205,16 @@ impl StdoutStream for LogSink {
 #[async_trait::async_trait]
 impl OutputStream for LogSink {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        if let Some(tail) = &self.tail
+            && let Ok(mut t) = tail.lock()
+        {
+            let keep = bytes.len().min(STDERR_TAIL);
+            t.extend_from_slice(&bytes[bytes.len() - keep..]);
+            if t.len() > STDERR_TAIL {
+                let cut = t.len() - STDERR_TAIL;
+                t.drain(..cut);
+            }
+        }
         let left = self.budget.load(Ordering::Relaxed);
         if left == 0 {
             return Ok(());
@@ -211,5 +243,13 @@ impl OutputStream for LogSink {
 
 #[async_trait::async_trait]
 impl Pollable for LogSink {
+    async fn ready(&mut self) {}
+}
+
+/// A timer that has already fired (see `runtime::link_instant_timers`).
+pub(crate) struct FiredTimer;
+
+#[async_trait::async_trait]
+impl Pollable for FiredTimer {
     async fn ready(&mut self) {}
 }

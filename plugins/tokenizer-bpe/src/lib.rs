@@ -36,6 +36,14 @@ pub struct GgufFields {
     pub add_space_prefix: Option<bool>,
 }
 
+/// First occurrence of `needle` in `text` at or after byte `from`.
+fn find_from(text: &str, needle: &str, from: usize) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    text.get(from..)?.find(needle).map(|p| p + from)
+}
+
 /// A ready tokenizer.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
@@ -172,14 +180,24 @@ impl Tokenizer {
         Ok(())
     }
 
+    /// Splits `text` at special-token text (the earliest occurrence, longest
+    /// token at a position). Linear in the text: each special token's next
+    /// occurrence is remembered and searched for again only once the cursor has
+    /// passed it, so each token scans the text at most once in all. (Searching
+    /// every token from the cursor at every split made a prompt of 100,000
+    /// `<|im_end|>` quadratic: seconds instead of milliseconds.)
     fn partition<'a>(&self, text: &'a str) -> Vec<Fragment<'a>> {
         let mut out = Vec::new();
-        let mut rest = text;
-        'outer: while !rest.is_empty() {
-            // The earliest special-token occurrence (longest token at that position).
+        // Next occurrence of each special at or after the cursor (None: no more).
+        let mut next: Vec<Option<usize>> = self.specials.iter().map(|(s, _)| find_from(text, s, 0)).collect();
+        let mut cursor = 0;
+        while cursor < text.len() {
             let mut best: Option<(usize, usize, u32)> = None;
-            for (s, id) in &self.specials {
-                if let Some(pos) = rest.find(s.as_str())
+            for (i, (s, id)) in self.specials.iter().enumerate() {
+                if next[i].is_some_and(|p| p < cursor) {
+                    next[i] = find_from(text, s, cursor);
+                }
+                if let Some(pos) = next[i]
                     && best.is_none_or(|(bp, bl, _)| pos < bp || (pos == bp && s.len() > bl))
                 {
                     best = Some((pos, s.len(), *id));
@@ -187,15 +205,15 @@ impl Tokenizer {
             }
             match best {
                 Some((pos, len, id)) => {
-                    if pos > 0 {
-                        out.push(Fragment::Text(&rest[..pos]));
+                    if pos > cursor {
+                        out.push(Fragment::Text(&text[cursor..pos]));
                     }
                     out.push(Fragment::Special(id));
-                    rest = &rest[pos + len..];
+                    cursor = pos + len;
                 }
                 None => {
-                    out.push(Fragment::Text(rest));
-                    break 'outer;
+                    out.push(Fragment::Text(&text[cursor..]));
+                    break;
                 }
             }
         }

@@ -21,6 +21,10 @@ pub struct EngineMetrics {
     pub generation_tokens: u64,
     pub finished: u64,
     pub cancelled: u64,
+    /// Samples that missed their step's budget and were taken by a later step.
+    pub deferred_samples: u64,
+    /// Sequences whose sampler is running past the step now.
+    pub sampling_late: usize,
 }
 
 impl EngineMetrics {

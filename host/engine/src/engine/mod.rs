@@ -30,6 +30,9 @@ pub struct EngineConfig {
     pub kv_capacity: KvCapacity,
     pub scheduler: SchedulerConfig,
     pub prefix_caching: bool,
+    /// How long a step waits for external (plugin) samplers before going on
+    /// without the late ones.
+    pub sample_budget: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -39,6 +42,7 @@ impl Default for EngineConfig {
             kv_capacity: KvCapacity::Bytes(512 << 20),
             scheduler: SchedulerConfig::default(),
             prefix_caching: true,
+            sample_budget: std::time::Duration::from_millis(5),
         }
     }
 }
@@ -143,7 +147,7 @@ impl Engine {
         let sched = Scheduler::new(cfg.scheduler, blocks, policy);
         let metrics = Arc::new(Mutex::new(EngineMetrics::default()));
         let (tx, rx) = mpsc::channel();
-        let lp = step::StepLoop::new(llama, kv, sched, info.clone(), metrics.clone(), rx);
+        let lp = step::StepLoop::new(llama, kv, sched, info.clone(), metrics.clone(), rx, cfg.sample_budget);
         std::thread::Builder::new()
             .name("weft-engine".into())
             .spawn(move || lp.run())

@@ -1,9 +1,18 @@
-//! The step loop: intake, cancellation, schedule, forward, sample, emit.
+//! The step loop: intake, cancellation, late samples, schedule, forward,
+//! sample, emit.
+//!
+//! Sampling: native samplers run inside the step, in parallel. External
+//! (plugin) samplers run on the sampling pool; the step waits for them up to
+//! its budget, and a sequence whose sampler is later than that is left out of
+//! the batch until its token comes back (its row is the job's own copy). A
+//! sequence late once is not waited for again until it is on time, so a slow
+//! policy costs the other sequences one budget at most, not its whole
+//! duration on every step.
 
-use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -11,7 +20,8 @@ use super::{Command, EngineMetrics, Event, FinishReason, ModelInfo, Request, Usa
 use crate::error::EngineError;
 use crate::kv::KvStore;
 use crate::model::{ForwardBatch, LlamaModel};
-use crate::sampling::{self, Accept, History, NativeSampler, SampleRow, SequenceSampler};
+use crate::sampling::pool::{SampleDone, SampleJob, SamplingPool};
+use crate::sampling::{self, Accept, History, NativeSampler, SampleRow, Sampled, SamplerError, SequenceSampler};
 use crate::scheduler::{Scheduler, SeqId};
 
 /// Per-sequence data the scheduler does not need.
@@ -35,6 +45,12 @@ pub(super) struct StepLoop {
     live: HashMap<SeqId, Live>,
     counters: EngineMetrics,
     disconnected: bool,
+    pool: SamplingPool,
+    sample_budget: Duration,
+    /// Sequences whose last external sample missed the budget: not waited for.
+    late: HashSet<SeqId>,
+    /// Sequences whose sampler is out on the pool now.
+    out: HashSet<SeqId>,
 }
 
 impl StepLoop {
@@ -45,6 +61,7 @@ impl StepLoop {
         info: Arc<ModelInfo>,
         metrics: Arc<Mutex<EngineMetrics>>,
         rx: Receiver<Command>,
+        sample_budget: Duration,
     ) -> Self {
         Self {
             model,
@@ -56,6 +73,10 @@ impl StepLoop {
             live: HashMap::new(),
             counters: EngineMetrics::default(),
             disconnected: false,
+            pool: SamplingPool::new(),
+            sample_budget,
+            late: HashSet::new(),
+            out: HashSet::new(),
         }
     }
 
@@ -81,8 +102,13 @@ impl StepLoop {
                 }
             }
             self.drop_cancelled();
-            if !self.sched.is_idle() {
-                self.step();
+            self.collect_late();
+            if !self.sched.is_idle() && !self.step() && !self.out.is_empty() {
+                // Nothing to compute until a late sample returns: wait for one
+                // (briefly, so new requests are still taken promptly).
+                if let Ok(done) = self.pool.results().recv_timeout(Duration::from_millis(2)) {
+                    self.take_done(done);
+                }
             }
             self.publish();
         }
@@ -127,32 +153,73 @@ impl StepLoop {
     fn drop_cancelled(&mut self) {
         let gone: Vec<SeqId> = self.live.iter().filter(|(_, l)| l.tx.is_closed()).map(|(id, _)| *id).collect();
         for id in gone {
-            self.live.remove(&id);
+            if let Some(l) = self.live.remove(&id) {
+                self.release(l);
+            }
             self.sched.remove(id);
             self.counters.cancelled += 1;
         }
     }
 
+    /// Ends a sequence's bookkeeping; an external sampler is dropped on the
+    /// pool (its drop runs plugin code), never on this thread.
+    fn release(&mut self, mut live: Live) {
+        if let Some(s) = live.sampler.take()
+            && s.is_external()
+        {
+            self.pool.dispose(s);
+        }
+    }
+
+    /// Takes the samples that came back since the last step.
+    fn collect_late(&mut self) {
+        while let Ok(done) = self.pool.results().try_recv() {
+            self.take_done(done);
+        }
+    }
+
+    /// A job came back: its sampler returns to the sequence and its token is applied.
+    fn take_done(&mut self, done: SampleDone) {
+        let SampleDone { id, sampler, result, took, .. } = done;
+        self.out.remove(&id);
+        if took <= self.sample_budget {
+            self.late.remove(&id);
+        }
+        match self.live.get_mut(&id) {
+            Some(l) => l.sampler = Some(sampler),
+            None => {
+                self.pool.dispose(sampler);
+                return;
+            }
+        }
+        self.apply(id, result);
+    }
+
     fn finish(&mut self, id: SeqId, reason: FinishReason) {
         let Some(live) = self.live.remove(&id) else { return };
+        let generated = live.generated;
+        let tx = live.tx.clone();
+        self.release(live);
         let seq = self.sched.remove(id);
         let usage = Usage {
             prompt_tokens: seq.as_ref().map_or(0, |s| s.prompt_len),
             cached_prompt_tokens: seq.as_ref().and_then(|s| s.cached_prompt_tokens).unwrap_or(0),
-            completion_tokens: live.generated,
+            completion_tokens: generated,
         };
-        let _ = live.tx.send(Event::Finished { reason, usage });
+        let _ = tx.send(Event::Finished { reason, usage });
         self.counters.finished += 1;
     }
 
     fn fail(&mut self, id: SeqId, err: EngineError) {
         if let Some(live) = self.live.remove(&id) {
             let _ = live.tx.send(Event::Error(err));
+            self.release(live);
         }
         self.sched.remove(id);
     }
 
-    fn step(&mut self) {
+    /// One step; false when nothing was scheduled.
+    fn step(&mut self) -> bool {
         let t0 = Instant::now();
         let plan = self.sched.schedule();
         for &id in &plan.out_of_memory {
@@ -167,7 +234,7 @@ impl StepLoop {
                     self.fail(id, EngineError::KvCapacity { needed: cap + 1, capacity: cap });
                 }
             }
-            return;
+            return false;
         }
 
         let mut batch = ForwardBatch::default();
@@ -199,7 +266,7 @@ impl StepLoop {
                 for sc in &plan.scheduled {
                     self.fail(sc.id, EngineError::Forward(e.to_string()));
                 }
-                return;
+                return true;
             }
         };
         for sc in &plan.scheduled {
@@ -208,65 +275,123 @@ impl StepLoop {
 
         let want: Vec<SeqId> = plan.scheduled.iter().filter(|s| s.want_logits).map(|s| s.id).collect();
         let vocab = self.info.config.vocab_size;
-        let mut samplers: Vec<Box<dyn SequenceSampler>> = want
-            .iter()
-            .map(|id| self.live.get_mut(id).and_then(|l| l.sampler.take()).expect("live sampler"))
-            .collect();
-        let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut rows: Vec<SampleRow<'_>> = Vec::with_capacity(want.len());
-            for ((id, sampler), chunk) in want.iter().zip(samplers.iter_mut()).zip(logits.chunks_exact_mut(vocab)) {
-                let seq = self.sched.get(*id).expect("sequence exists");
-                rows.push(SampleRow {
-                    sampler: sampler.as_mut(),
-                    logits: chunk,
-                    history: History { prompt: &seq.tokens[..seq.prompt_len], output: &seq.tokens[seq.prompt_len..] },
+        // External samplers go to the pool first, so they run while the native ones do.
+        let mut native: Vec<(SeqId, usize, Box<dyn SequenceSampler>)> = Vec::new();
+        let mut submitted: Vec<SeqId> = Vec::new();
+        for (row, id) in want.iter().enumerate() {
+            // A sampler that is away (a late job) keeps its sequence's turn: its
+            // token is the one that counts, and this row (a recomputation after
+            // preemption) is dropped.
+            let Some(sampler) = self.live.get_mut(id).and_then(|l| l.sampler.take()) else { continue };
+            if sampler.is_external() {
+                let seq = self.sched.get(*id).expect("scheduled sequence exists");
+                self.pool.submit(SampleJob {
+                    id: *id,
+                    sampler,
+                    logits: logits[row * vocab..(row + 1) * vocab].to_vec(),
+                    tokens: seq.tokens.clone(),
+                    prompt_len: seq.prompt_len,
                     logprobs: self.live[id].logprobs,
                 });
+                self.out.insert(*id);
+                submitted.push(*id);
+            } else {
+                native.push((*id, row, sampler));
             }
-            sampling::sample_step(&mut rows)
-        }))
-        .unwrap_or_else(|_| {
-            want.iter().map(|_| Err(sampling::SamplerError::new("panic", "sampler panicked"))).collect()
-        });
-        for (id, s) in want.iter().zip(samplers) {
-            if let Some(l) = self.live.get_mut(id) {
+        }
+        let sample_t0 = Instant::now();
+
+        let results = {
+            let mut chunks: Vec<Option<&mut [f32]>> = logits.chunks_exact_mut(vocab).map(Some).collect();
+            let sched = &self.sched;
+            let live = &self.live;
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut rows: Vec<SampleRow<'_>> = Vec::with_capacity(native.len());
+                for (id, row, sampler) in native.iter_mut() {
+                    let seq = sched.get(*id).expect("sequence exists");
+                    rows.push(SampleRow {
+                        sampler: sampler.as_mut(),
+                        logits: chunks[*row].take().expect("one row per sequence"),
+                        history: History { prompt: &seq.tokens[..seq.prompt_len], output: &seq.tokens[seq.prompt_len..] },
+                        logprobs: live[id].logprobs,
+                    });
+                }
+                sampling::sample_step(&mut rows)
+            }))
+            .unwrap_or_else(|_| native.iter().map(|_| Err(SamplerError::new("panic", "sampler panicked"))).collect())
+        };
+        let mut native_ids = Vec::with_capacity(native.len());
+        for (id, _, s) in native {
+            if let Some(l) = self.live.get_mut(&id) {
                 l.sampler = Some(s);
+            }
+            native_ids.push(id);
+        }
+        for (id, res) in native_ids.into_iter().zip(results) {
+            self.apply(id, res);
+        }
+
+        // Wait for the external samples of this step, up to the budget; a
+        // sequence already known to be late is not waited for.
+        let deadline = sample_t0 + self.sample_budget;
+        let mut awaited: HashSet<SeqId> = submitted.iter().copied().filter(|id| !self.late.contains(id)).collect();
+        while !awaited.is_empty() {
+            let now = Instant::now();
+            let done = match self.pool.results().try_recv() {
+                Ok(d) => d,
+                Err(_) if now >= deadline => break,
+                Err(_) => match self.pool.results().recv_timeout(deadline - now) {
+                    Ok(d) => d,
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+            };
+            awaited.remove(&done.id);
+            self.take_done(done);
+        }
+        for id in submitted {
+            if self.out.contains(&id) && self.late.insert(id) {
+                self.counters.deferred_samples += 1;
             }
         }
 
-        for (id, res) in want.into_iter().zip(results) {
-            let sampled = match res {
-                Ok(s) => s,
-                Err(e) => {
-                    self.fail(id, EngineError::Sampler(e.to_string()));
-                    continue;
-                }
-            };
-            if sampled.token as usize >= vocab {
-                self.fail(id, EngineError::Sampler(format!("token {} is outside the vocabulary", sampled.token)));
-                continue;
-            }
-            let live = self.live.get_mut(&id).expect("live sequence");
-            live.generated += 1;
-            self.counters.generation_tokens += 1;
-            let is_eos = !live.ignore_eos && self.info.eos_token_ids.contains(&sampled.token);
-            if is_eos || live.stop_token_ids.contains(&sampled.token) {
-                self.finish(id, FinishReason::Stop);
-                continue;
-            }
-            let _ = live.tx.send(Event::Token { id: sampled.token, logprob: sampled.logprob });
-            let done_len = live.generated >= live.max_tokens;
-            self.sched.append_token(id, sampled.token);
-            if sampled.accept == Accept::Stop {
-                self.finish(id, FinishReason::Stop);
-            } else if done_len {
-                self.finish(id, FinishReason::Length);
-            }
-        }
         let dt = t0.elapsed().as_secs_f64();
         self.counters.steps += 1;
         self.counters.last_step_secs = dt;
         self.counters.total_step_secs += dt;
+        true
+    }
+
+    /// Applies one sequence's sample: emits the token, or ends or fails the sequence.
+    fn apply(&mut self, id: SeqId, res: Result<Sampled, SamplerError>) {
+        let vocab = self.info.config.vocab_size;
+        let sampled = match res {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail(id, EngineError::Sampler(e.to_string()));
+                return;
+            }
+        };
+        if sampled.token as usize >= vocab {
+            self.fail(id, EngineError::Sampler(format!("token {} is outside the vocabulary", sampled.token)));
+            return;
+        }
+        let Some(live) = self.live.get_mut(&id) else { return };
+        live.generated += 1;
+        self.counters.generation_tokens += 1;
+        let is_eos = !live.ignore_eos && self.info.eos_token_ids.contains(&sampled.token);
+        if is_eos || live.stop_token_ids.contains(&sampled.token) {
+            self.finish(id, FinishReason::Stop);
+            return;
+        }
+        let _ = live.tx.send(Event::Token { id: sampled.token, logprob: sampled.logprob });
+        let done_len = live.generated >= live.max_tokens;
+        self.sched.append_token(id, sampled.token);
+        if sampled.accept == Accept::Stop {
+            self.finish(id, FinishReason::Stop);
+        } else if done_len {
+            self.finish(id, FinishReason::Length);
+        }
     }
 
     fn publish(&mut self) {
@@ -274,6 +399,7 @@ impl StepLoop {
         self.counters.waiting = self.sched.num_waiting();
         self.counters.kv = self.sched.kv_stats();
         self.counters.preemptions = self.sched.preemptions();
+        self.counters.sampling_late = self.out.len();
         if let Ok(mut m) = self.metrics.lock() {
             *m = self.counters.clone();
         }

@@ -10,6 +10,7 @@
 pub mod logprobs;
 pub mod native;
 pub mod params;
+pub mod pool;
 
 use rayon::prelude::*;
 
@@ -56,6 +57,13 @@ pub trait SequenceSampler: Send {
     fn accept(&mut self, _token: u32) -> Result<Accept, SamplerError> {
         Ok(Accept::Continue)
     }
+
+    /// True when the sampler runs code the engine does not control (a
+    /// plugin) and may take long: the engine runs it on the sampling pool
+    /// under the step's budget instead of inside the step (see [`pool`]).
+    fn is_external(&self) -> bool {
+        false
+    }
 }
 
 /// One row of a step's sampling work.
@@ -78,17 +86,5 @@ pub struct Sampled {
 /// Samples every row of a step, in parallel. Log-probabilities are taken from
 /// the raw logits, before any sampler transform (as vLLM reports them).
 pub fn sample_step(rows: &mut [SampleRow<'_>]) -> Vec<Result<Sampled, SamplerError>> {
-    rows.par_iter_mut()
-        .map(|row| {
-            let lp = row.logprobs.map(|n| {
-                let raw = logprobs::RawLogprobs::new(row.logits);
-                let top = raw.top(n);
-                (raw, top)
-            });
-            let token = row.sampler.sample(row.logits, row.history)?;
-            let accept = row.sampler.accept(token)?;
-            let logprob = lp.map(|(raw, top)| TokenLogprob { token, logprob: raw.of(token), top });
-            Ok(Sampled { token, logprob, accept })
-        })
-        .collect()
+    rows.par_iter_mut().map(|row| pool::sample_row(row.sampler, row.logits, row.history, row.logprobs)).collect()
 }

@@ -236,6 +236,12 @@ impl Scheduler {
                 let s = &self.seqs[&id];
                 (s.num_computed, s.tokens.len(), s.block_table.len())
             };
+            if computed == total {
+                // Everything is computed and its next token is still being sampled
+                // (a late sampler, see `sampling::pool`): nothing to do this step.
+                i += 1;
+                continue;
+            }
             let n = (total - computed).min(budget);
             let need = self.blocks.blocks_for(computed + n).saturating_sub(have);
             let mut fits = true;

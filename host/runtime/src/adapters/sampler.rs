@@ -245,6 +245,11 @@ impl WasmSampler {
 }
 
 impl SequenceSampler for WasmSampler {
+    /// Plugin code: the engine runs it on its sampling pool, under the step budget.
+    fn is_external(&self) -> bool {
+        true
+    }
+
     fn sample(&mut self, logits: &mut [f32], history: History<'_>) -> std::result::Result<u32, SamplerError> {
         if let Some(e) = &self.broken {
             if self.fallback {

@@ -1,6 +1,8 @@
 //! The tokenizer plugin as the server uses it: encode, decode, and streaming
 //! decoders. The tokenizer is built once per instance (`load` from the model's
-//! description); an instance that fails is replaced on the next call.
+//! description). Instances are pooled: each call has one to itself, so a slow
+//! or failing encode never blocks or fails another request. Streaming decode
+//! runs in the host from the token-bytes table read once at start.
 
 use std::sync::{Arc, Mutex};
 
@@ -19,8 +21,12 @@ struct Inst {
     store: Store<HostState>,
     b: TokenizerPlugin,
     tok: ResourceAny,
-    /// Bumped every time the instance is replaced; decoders of an older one stop working.
-    generation: u64,
+}
+
+/// Idle tokenizer instances kept: enough that the plugin executor's threads
+/// never wait for each other; more concurrent calls build more, then drop them.
+fn pool_max() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(4)
 }
 
 /// A special token as the tokenizer reports it.
@@ -36,10 +42,18 @@ pub struct SpecialToken {
 pub struct WasmTokenizer {
     plugin: Arc<LoadedPlugin>,
     source: wit::TokenizerSource,
-    inst: Mutex<Option<Inst>>,
-    generations: std::sync::atomic::AtomicU64,
+    /// Idle instances. A call takes one for itself, so a slow encode holds
+    /// only its own instance and a failure replaces only that one.
+    idle: Mutex<Vec<Inst>>,
     vocab_size: u32,
     specials: Vec<SpecialToken>,
+    /// Every token's output bytes (control tokens: empty), read once when the
+    /// tokenizer is built: streaming decode and log-probability text need no
+    /// plugin call.
+    token_bytes: Arc<Vec<Vec<u8>>>,
+    /// Longest text one token can stand for, special tokens included: a prompt
+    /// of more than `max_context` times this many bytes cannot fit the context.
+    max_token_len: usize,
 }
 
 fn source_of(spec: &TokenizerSpec) -> wit::TokenizerSource {
@@ -70,10 +84,11 @@ impl WasmTokenizer {
         let mut t = Self {
             plugin,
             source: source_of(spec),
-            inst: Mutex::new(None),
-            generations: Default::default(),
+            idle: Mutex::new(Vec::new()),
             vocab_size: 0,
             specials: Vec::new(),
+            token_bytes: Arc::default(),
+            max_token_len: 1,
         };
         let (vocab, specials) = t.with(|p, i| {
             let v = p.call(&mut i.store, "tokenizer.vocab-size", |s| i.b.weft_plugin_tokenizer().tokenizer().call_vocab_size(s, i.tok))?;
@@ -103,7 +118,31 @@ impl WasmTokenizer {
                 },
             })
             .collect();
+        let ids: Vec<u32> = (0..vocab).collect();
+        let mut bytes = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(8192) {
+            let part = t.with(|p, i| {
+                let out = p.call(&mut i.store, "tokenizer.token-bytes", |s| {
+                    i.b.weft_plugin_tokenizer().tokenizer().call_token_bytes(s, i.tok, chunk)
+                })?;
+                if out.len() != chunk.len() {
+                    return Err(p.invalid(format!("token-bytes returned {} entries for {} ids", out.len(), chunk.len())));
+                }
+                Ok(out)
+            })?;
+            bytes.extend(part);
+        }
+        for s in &t.specials {
+            bytes[s.id as usize].clear();
+        }
+        t.max_token_len = bytes.iter().map(Vec::len).chain(t.specials.iter().map(|s| s.text.len())).max().unwrap_or(1).max(1);
+        t.token_bytes = Arc::new(bytes);
         Ok(Arc::new(t))
+    }
+
+    /// Longest text (in bytes) one token stands for.
+    pub fn max_token_len(&self) -> usize {
+        self.max_token_len
     }
 
     pub fn plugin(&self) -> &Arc<LoadedPlugin> {
@@ -118,23 +157,30 @@ impl WasmTokenizer {
         &self.specials
     }
 
-    /// Runs `f` on the live instance, creating it first if needed; drops the
-    /// instance if the call fails so the next call starts fresh.
+    /// Runs `f` on an instance of its own (an idle one, or a new one),
+    /// which goes back to the pool unless the call failed in a way that may
+    /// have left it broken (a trap, timeout or memory fault).
     fn with<T>(&self, f: impl FnOnce(&LoadedPlugin, &mut Inst) -> Result<T>) -> Result<T> {
-        let mut guard = self.inst.lock().map_err(|_| PluginError::new(&*self.plugin.name, ErrorKind::Trap, "tokenizer lock poisoned"))?;
-        if guard.is_none() {
-            let (mut store, b) = self.plugin.instance::<TokenizerPlugin>()?;
-            let src = &self.source;
-            let tok = self
-                .plugin
-                .call(&mut store, "tokenizer.load", |s| b.weft_plugin_tokenizer().tokenizer().call_load(s, src))?
-                .map_err(|m| PluginError::new(&*self.plugin.name, ErrorKind::Init, format!("cannot build the tokenizer: {m}")))?;
-            let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            *guard = Some(Inst { store, b, tok, generation });
-        }
-        let r = f(&self.plugin, guard.as_mut().expect("instance just ensured"));
-        if matches!(&r, Err(e) if e.kind != ErrorKind::Plugin && e.kind != ErrorKind::InvalidOutput) {
-            *guard = None;
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let mut inst = match idle {
+            Some(i) => i,
+            None => {
+                let (mut store, b) = self.plugin.instance::<TokenizerPlugin>()?;
+                let src = &self.source;
+                let tok = self
+                    .plugin
+                    .call(&mut store, "tokenizer.load", |s| b.weft_plugin_tokenizer().tokenizer().call_load(s, src))?
+                    .map_err(|m| PluginError::new(&*self.plugin.name, ErrorKind::Init, format!("cannot build the tokenizer: {m}")))?;
+                Inst { store, b, tok }
+            }
+        };
+        let r = f(&self.plugin, &mut inst);
+        let healthy = !matches!(&r, Err(e) if e.kind != ErrorKind::Plugin && e.kind != ErrorKind::InvalidOutput);
+        if healthy
+            && let Ok(mut v) = self.idle.lock()
+            && v.len() < pool_max()
+        {
+            v.push(inst);
         }
         r
     }
@@ -168,85 +214,98 @@ impl WasmTokenizer {
         })
     }
 
-    /// The bytes each token stands for (empty for control tokens).
+    /// The bytes each token stands for (empty for control tokens and ids outside the vocabulary).
     pub fn token_bytes(&self, ids: &[u32]) -> Result<Vec<Vec<u8>>> {
-        self.with(|p, i| {
-            let out = p.call(&mut i.store, "tokenizer.token-bytes", |s| {
-                i.b.weft_plugin_tokenizer().tokenizer().call_token_bytes(s, i.tok, ids)
-            })?;
-            if out.len() != ids.len() {
-                return Err(p.invalid(format!("token-bytes returned {} entries for {} ids", out.len(), ids.len())));
-            }
-            Ok(out)
-        })
+        Ok(ids.iter().map(|&id| self.token_bytes.get(id as usize).cloned().unwrap_or_default()).collect())
     }
 
-    /// A streaming decoder bound to the current instance.
     /// The model's vocabulary for sampler plugins: every token's output bytes
     /// (control and other special tokens: none) and the end-of-sequence tokens.
     pub fn vocabulary(&self, vocab_size: usize, eos: Vec<u32>) -> Result<crate::state::Vocabulary> {
-        let ids: Vec<u32> = (0..vocab_size as u32).collect();
-        let mut tokens = self.token_bytes(&ids)?;
+        let mut tokens = self.token_bytes.as_ref().clone();
         tokens.resize(vocab_size, Vec::new());
-        for s in self.special_tokens() {
-            if let Some(t) = tokens.get_mut(s.id as usize) {
-                t.clear();
-            }
-        }
         Ok(crate::state::Vocabulary { tokens, eos })
     }
 
-    pub fn decoder(self: &Arc<Self>, skip_special: bool) -> Result<WasmDecoder> {
-        let (handle, generation) = self.with(|p, i| {
-            let d = p.call(&mut i.store, "tokenizer.decoder", |s| {
-                i.b.weft_plugin_tokenizer().tokenizer().call_decoder(s, i.tok, skip_special)
-            })?;
-            Ok((d, i.generation))
-        })?;
-        Ok(WasmDecoder { tok: self.clone(), handle, generation })
+    /// A streaming decoder: the concatenated output bytes of the tokens
+    /// pushed, released as soon as they form complete UTF-8. With
+    /// `skip_special` false, special tokens decode to their text. Runs in the
+    /// host: it holds no plugin instance and calls no plugin code.
+    pub fn decoder(&self, skip_special: bool) -> TokenDecoder {
+        let specials = if skip_special {
+            Vec::new()
+        } else {
+            self.specials.iter().map(|s| (s.id, s.text.clone().into_bytes())).collect()
+        };
+        TokenDecoder { bytes: self.token_bytes.clone(), specials, pending: Vec::new() }
     }
 }
 
-/// Incremental decoding that never emits broken UTF-8.
-pub struct WasmDecoder {
-    tok: Arc<WasmTokenizer>,
-    handle: ResourceAny,
-    generation: u64,
+/// Incremental decoding that never emits broken UTF-8 (see [`WasmTokenizer::decoder`]).
+pub struct TokenDecoder {
+    bytes: Arc<Vec<Vec<u8>>>,
+    specials: Vec<(u32, Vec<u8>)>,
+    pending: Vec<u8>,
 }
 
-impl WasmDecoder {
-    fn run(&self, what: &str, f: impl FnOnce(&TokenizerPlugin, &mut Store<HostState>, ResourceAny) -> wasmtime::Result<String>) -> Result<String> {
-        let (gen_, handle) = (self.generation, self.handle);
-        self.tok.with(|p, i| {
-            if i.generation != gen_ {
-                return Err(PluginError::new(&*p.name, ErrorKind::Trap, "the tokenizer instance was replaced after a failure"));
-            }
-            let b = &i.b;
-            let s = p.call(&mut i.store, what, |st| f(b, st, handle))?;
-            p.check_size("decoded text", s.len())?;
-            Ok(s)
-        })
-    }
-
+impl TokenDecoder {
     /// Feeds one token; returns the text that became complete.
-    pub fn push(&mut self, id: u32) -> Result<String> {
-        self.run("decoder.push", |b, s, h| b.weft_plugin_tokenizer().decoder().call_push(s, h, id))
+    pub fn push(&mut self, id: u32) -> String {
+        match self.specials.iter().find(|(s, _)| *s == id) {
+            Some((_, text)) => self.pending.extend_from_slice(text),
+            None => self.pending.extend_from_slice(self.bytes.get(id as usize).map_or(&[][..], |b| b)),
+        }
+        let mut out = String::new();
+        loop {
+            match std::str::from_utf8(&self.pending) {
+                Ok(s) => {
+                    out.push_str(s);
+                    self.pending.clear();
+                    return out;
+                }
+                Err(e) => {
+                    let good = e.valid_up_to();
+                    out.push_str(std::str::from_utf8(&self.pending[..good]).expect("validated prefix"));
+                    match e.error_len() {
+                        // An incomplete sequence at the end: hold it back.
+                        None => {
+                            self.pending.drain(..good);
+                            return out;
+                        }
+                        // Bytes that can never become valid: replace and go on.
+                        Some(bad) => {
+                            out.push('\u{FFFD}');
+                            self.pending.drain(..good + bad);
+                        }
+                    }
+                }
+            }
+        }
     }
 
-    /// Returns what is still held back.
-    pub fn finish(&mut self) -> Result<String> {
-        self.run("decoder.finish", |b, s, h| b.weft_plugin_tokenizer().decoder().call_finish(s, h))
+    /// Returns what is still held back, invalid bytes replaced.
+    pub fn finish(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        s
     }
 }
 
-impl Drop for WasmDecoder {
-    fn drop(&mut self) {
-        let (gen_, handle) = (self.generation, self.handle);
-        let _ = self.tok.with(|_, i| {
-            if i.generation == gen_ {
-                let _ = handle.resource_drop(&mut i.store);
-            }
-            Ok(())
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_holds_back_split_characters() {
+        let euro = "€".as_bytes().to_vec();
+        let bytes = Arc::new(vec![euro[..2].to_vec(), euro[2..].to_vec(), b"a".to_vec(), vec![0xff], Vec::new()]);
+        let mut d = TokenDecoder { bytes, specials: vec![(4, b"<s>".to_vec())], pending: Vec::new() };
+        assert_eq!(d.push(0), "");
+        assert_eq!(d.push(1), "€");
+        assert_eq!(d.push(3), "\u{FFFD}");
+        assert_eq!(d.push(4), "<s>");
+        assert_eq!(d.push(0), "");
+        assert_eq!(d.finish(), "\u{FFFD}");
+        assert_eq!(d.push(99), "", "an id outside the table adds nothing");
     }
 }

@@ -150,11 +150,17 @@ impl WasmResponseStream {
     }
 }
 
-impl Drop for WasmResponseStream {
-    fn drop(&mut self) {
+impl WasmResponseStream {
+    /// Ends the stream: runs the guest's destructor (under the deadline) and
+    /// returns a healthy instance to the pool. Dropping a stream without
+    /// closing it runs no guest code and discards the instance, so a drop on
+    /// any thread is safe.
+    pub fn close(mut self) {
         if let Some((mut store, b)) = self.inst.take() {
-            let _ = self.handle.resource_drop(&mut store);
-            if !self.failed {
+            let p = self.owner.pool.plugin.clone();
+            let h = self.handle;
+            let ok = p.call(&mut store, "response-stream.drop", |s| h.resource_drop(s)).is_ok();
+            if ok && !self.failed {
                 self.owner.pool.give((store, b));
             }
         }

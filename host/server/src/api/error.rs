@@ -62,12 +62,37 @@ impl ApiError {
     }
 
     pub fn plugin(stage: &str, e: &weft_runtime::PluginError) -> Self {
+        if e.kind == weft_runtime::ErrorKind::Unavailable {
+            // An open breaker: the plugin is paused, not this request's fault; retry later.
+            let mut x = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_error",
+                format!("{stage} stage unavailable: plugin `{}` {}", e.plugin, e.message),
+            )
+            .code("plugin_unavailable");
+            x.retry_after = Some(e.retry_after.map_or(1, |d| d.as_secs_f64().ceil() as u64).max(1));
+            return x;
+        }
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "plugin_error",
             format!("{stage} stage failed: plugin `{}` ({}): {}", e.plugin, e.kind(), e.message),
         )
         .code(e.kind())
+    }
+
+    /// The plugin executor could not take the call.
+    pub fn executor(e: weft_runtime::ExecError) -> Self {
+        use weft_runtime::ExecError as E;
+        match e {
+            E::Busy(_) => {
+                let mut x = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", format!("{e}; retry later")).code("plugin_queue_full");
+                x.retry_after = Some(1);
+                x
+            }
+            E::Shutdown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"),
+            E::Panicked(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("internal error: {m}")),
+        }
     }
 
     pub fn body(&self) -> serde_json::Value {

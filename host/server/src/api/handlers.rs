@@ -25,7 +25,11 @@ use crate::pipeline::generate::{self, ChoiceEvent, TokenLogprob};
 
 /// Counts a request in flight (server-wide, and for its tenant's
 /// `max_concurrent`); both drop when the response (or stream) ends.
-struct Inflight(Arc<AppState>, #[allow(dead_code)] Option<crate::tenancy::quota::Slot>);
+struct Inflight(
+    Arc<AppState>,
+    #[allow(dead_code)] Option<crate::tenancy::quota::Slot>,
+    #[allow(dead_code)] Option<crate::tenancy::instances::Grant>,
+);
 
 impl Drop for Inflight {
     fn drop(&mut self) {
@@ -64,7 +68,7 @@ fn admit(state: &Arc<AppState>, who: Who, model: &str) -> Result<(Arc<ModelServi
         None => None,
     };
     let n = state.inflight.fetch_add(1, Ordering::Relaxed);
-    let guard = Inflight(state.clone(), slot);
+    let guard = Inflight(state.clone(), slot, None);
     if n >= state.max_inflight {
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -185,13 +189,25 @@ async fn run(
     let (stream, n, include_usage, model) = (g.stream, g.n, g.include_usage, g.model.clone());
     let svc2 = svc.clone();
     let add_special = matches!(kind, Kind::Completion);
-    let rx = tokio::task::spawn_blocking(move || {
-        let t = generate::transform(&svc2, treq)?;
-        let prompt = t.prompt.ok_or_else(|| ApiError::invalid("messages", "the transforms produced no prompt"))?;
-        generate::start(svc2, metrics, prompt, add_special, g)
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("internal error: {e}")))??;
+    svc.check_breakers(g.constraint.is_some())?;
+    // Each sequence holds a sampler session (unless native) and one filter per transform.
+    let sampler = usize::from(g.constraint.is_some() || svc.sampler.is_some());
+    let needed = g.n * (sampler + svc.transforms.len());
+    let quota_cap = svc.tenant.as_ref().and_then(|t| t.quotas.max_instances);
+    let mut guard = guard;
+    guard.2 = Some(state.instances.reserve(svc.tenant_id(), needed, quota_cap).map_err(ApiError::quota)?);
+    let handle = tokio::runtime::Handle::current();
+    let executor = state.executor.clone();
+    let tenant = svc.tenant_id().to_string();
+    let rx = state
+        .executor
+        .run(&tenant, move || {
+            let t = generate::transform(&svc2, treq)?;
+            let prompt = t.prompt.ok_or_else(|| ApiError::invalid("messages", "the transforms produced no prompt"))?;
+            generate::start(svc2, metrics, executor, handle, prompt, add_special, g)
+        })
+        .await
+        .map_err(ApiError::executor)??;
     let created = now();
     let deadline = tokio::time::Instant::now() + state.request_timeout;
     if stream {
@@ -399,7 +415,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .unwrap_or_default();
     let plugins: Vec<&weft_runtime::LoadedPlugin> =
         services.as_ref().map(|s| s.all().into_iter().flat_map(|(_, v)| v.plugins.iter().map(|p| &**p)).collect()).unwrap_or_default();
-    let text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
+    let mut text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
+    text.push_str(&format!(
+        "# HELP weft_plugin_instances_reserved Plugin instances reserved by requests in flight.\n         # TYPE weft_plugin_instances_reserved gauge\nweft_plugin_instances_reserved {}\n         # HELP weft_plugin_executor_queued Plugin calls waiting for an executor thread.\n         # TYPE weft_plugin_executor_queued gauge\nweft_plugin_executor_queued {}\n",
+        state.instances.in_use(),
+        state.executor.queued(),
+    ));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

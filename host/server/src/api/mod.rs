@@ -34,6 +34,10 @@ pub struct AppState {
     pub next_id: AtomicU64,
     /// Longest a request may run before it is ended with a 504 (or an error event).
     pub request_timeout: std::time::Duration,
+    /// Where the request path's plugin calls run: never on a tokio worker.
+    pub executor: weft_runtime::PluginExecutor,
+    /// Plugin instances requests in flight may hold (global and per tenant).
+    pub instances: Arc<crate::tenancy::instances::InstanceBudget>,
 }
 
 impl AppState {
@@ -49,6 +53,10 @@ impl AppState {
             max_inflight,
             next_id: AtomicU64::new(1),
             request_timeout,
+            executor: weft_runtime::PluginExecutor::for_machine(),
+            instances: Arc::new(crate::tenancy::instances::InstanceBudget::for_runtime(
+                weft_runtime::RuntimeConfig::default().max_instances as usize,
+            )),
         }
     }
 

@@ -208,11 +208,15 @@ pub struct LimitsSection {
     pub memory_mib: usize,
     pub deadline_ms: u64,
     pub fuel: Option<u64>,
+    /// Faults in a row (trap, timeout, memory, invalid output) that open the plugin's breaker.
+    pub breaker_failures: u32,
+    /// How long an open breaker refuses the plugin's requests.
+    pub breaker_cooldown_secs: f64,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
-        Self { memory_mib: 256, deadline_ms: 2000, fuel: None }
+        Self { memory_mib: 256, deadline_ms: 2000, fuel: None, breaker_failures: 5, breaker_cooldown_secs: 10.0 }
     }
 }
 
@@ -373,6 +377,10 @@ impl PluginSection {
             memory_bytes: self.limits.memory_mib << 20,
             deadline: std::time::Duration::from_millis(self.limits.deadline_ms),
             fuel: self.limits.fuel,
+            breaker: weft_runtime::BreakerPolicy {
+                threshold: self.limits.breaker_failures.max(1),
+                cooldown: std::time::Duration::from_secs_f64(self.limits.breaker_cooldown_secs.clamp(0.0, 3600.0)),
+            },
             ..Default::default()
         }
     }

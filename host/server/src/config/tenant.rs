@@ -47,6 +47,8 @@ pub struct QuotaSection {
     pub max_tokens: Option<u32>,
     /// Largest fraction of each engine's KV blocks the tenant may hold.
     pub kv_share: Option<f64>,
+    /// Live plugin instances the tenant's requests may hold at once (default: half the server's).
+    pub max_instances: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 use weft_engine::{Event, FinishReason, Request};
-use weft_runtime::{TransformRequest, WasmResponseStream};
+use weft_runtime::{PluginExecutor, TokenDecoder, TransformRequest, WasmResponseStream};
 
 use super::ModelService;
 use super::stop::StopMatcher;
@@ -69,13 +69,32 @@ fn render_native(t: &transform_chat_template::ChatTemplate, mut req: TransformRe
 }
 
 /// Tokenizes the prompt and starts `n` sequences; events of all choices arrive on the returned channel.
+///
+/// Runs on the plugin executor (it calls the tokenizer, router and sampler
+/// plugins); the per-choice tasks it starts run on `rt`.
 pub fn start(
     svc: Arc<ModelService>,
     metrics: Arc<ServerMetrics>,
+    executor: PluginExecutor,
+    rt: tokio::runtime::Handle,
     prompt: String,
     add_special: bool,
     g: GenRequest,
 ) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, ApiError> {
+    let max_ctx = svc.engine().model().max_context;
+    // No token is longer than this, so a longer prompt cannot fit: refuse it
+    // before spending the tokenizer's time on it.
+    let max_bytes = max_ctx.saturating_mul(svc.tokenizer.max_token_len());
+    if prompt.len() > max_bytes {
+        return Err(ApiError::invalid(
+            "messages",
+            format!(
+                "the prompt is {} bytes, more than the model's context of {max_ctx} tokens can hold (at most {max_bytes} bytes)",
+                prompt.len()
+            ),
+        )
+        .code("context_length_exceeded"));
+    }
     let ids = match svc.tokenizer.encode(&prompt, add_special) {
         Ok(ids) => ids,
         Err(e) => match (&svc.native_tokenizer, svc.failure.tokenizer) {
@@ -89,7 +108,6 @@ pub fn start(
     if ids.is_empty() {
         return Err(ApiError::invalid("prompt", "the prompt is empty"));
     }
-    let max_ctx = svc.engine().model().max_context;
     if ids.len() >= max_ctx {
         return Err(ApiError::invalid("messages", format!(
             "the prompt has {} tokens but the model's context is {max_ctx} tokens",
@@ -134,19 +152,72 @@ pub fn start(
                 Err(e) => tracing::warn!(error = %e, "sampler plugin failed to start a session; using the native sampler"),
             }
         }
+        let mut filters = Vec::with_capacity(svc.transforms.len());
+        for t in &svc.transforms {
+            filters.push(t.plugin.response_stream().map_err(|e| ApiError::plugin("response transform", &e))?);
+        }
         let stream = backend.engine.submit(r).map_err(ApiError::engine)?;
         let in_flight = reserved.take().unwrap_or_else(|| super::route::InFlight::new(backend));
-        let decoder = svc.tokenizer.decoder(true).map_err(|e| ApiError::plugin("tokenizer", &e))?;
+        let decoder = svc.tokenizer.decoder(true);
         let tx = tx.clone();
-        let (svc, metrics, stops) = (svc.clone(), metrics.clone(), g.stop.clone());
+        let (svc, metrics, stops, executor) = (svc.clone(), metrics.clone(), g.stop.clone(), executor.clone());
         let want_logprobs = g.logprobs.is_some();
         let prompt_len = ids.len();
-        tokio::spawn(async move {
+        rt.spawn(async move {
             let _in_flight = in_flight;
-            run_choice(index, svc, metrics, stream, decoder, StopMatcher::new(stops), want_logprobs, prompt_len, tx).await;
+            let filters = Filters { list: filters, executor };
+            run_choice(index, svc, metrics, stream, decoder, filters, StopMatcher::new(stops), want_logprobs, prompt_len, tx)
+                .await;
         });
     }
     Ok(rx)
+}
+
+/// A choice's response filters, run on the plugin executor: each chunk is one
+/// executor job that passes the text through every filter in order.
+struct Filters {
+    list: Vec<WasmResponseStream>,
+    executor: PluginExecutor,
+}
+
+impl Filters {
+    async fn apply(&mut self, tenant: &str, text: String, end: bool) -> Result<String, ApiError> {
+        if self.list.is_empty() {
+            return Ok(text);
+        }
+        let mut list = std::mem::take(&mut self.list);
+        let (list, r) = self
+            .executor
+            .run(tenant, move || {
+                let r = filter_all(&mut list, text, end);
+                (list, r)
+            })
+            .await
+            .map_err(ApiError::executor)?;
+        self.list = list;
+        r
+    }
+}
+
+impl Drop for Filters {
+    fn drop(&mut self) {
+        // Closing a filter runs its destructor in the guest: never on this (tokio) thread.
+        let list = std::mem::take(&mut self.list);
+        if !list.is_empty() {
+            let _ = self.executor.spawn("", move || list.into_iter().for_each(WasmResponseStream::close));
+        }
+    }
+}
+
+fn filter_all(filters: &mut [WasmResponseStream], mut text: String, end: bool) -> Result<String, ApiError> {
+    for f in filters.iter_mut() {
+        let mut out = if text.is_empty() { String::new() } else { f.on_chunk(&text).map_err(|e| ApiError::plugin("response transform", &e))? };
+        if end {
+            out.push_str(&f.on_end().map_err(|e| ApiError::plugin("response transform", &e))?);
+        }
+        text = out;
+    }
+    Ok(text)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -155,7 +226,8 @@ async fn run_choice(
     svc: Arc<ModelService>,
     metrics: Arc<ServerMetrics>,
     mut stream: weft_engine::RequestStream,
-    mut decoder: weft_runtime::WasmDecoder,
+    mut decoder: TokenDecoder,
+    mut filters: Filters,
     mut stop: StopMatcher,
     want_logprobs: bool,
     prompt_len: usize,
@@ -164,26 +236,7 @@ async fn run_choice(
     let t0 = Instant::now();
     let mut generated = 0usize;
     let mut last = None::<Instant>;
-    let mut filters: Vec<WasmResponseStream> = Vec::new();
-    for t in &svc.transforms {
-        match t.plugin.response_stream() {
-            Ok(s) => filters.push(s),
-            Err(e) => {
-                let _ = tx.send(ChoiceEvent::Failed(ApiError::plugin("response transform", &e)));
-                return;
-            }
-        }
-    }
-    let filter = |filters: &mut Vec<WasmResponseStream>, mut text: String, end: bool| -> Result<String, ApiError> {
-        for f in filters.iter_mut() {
-            let mut out = if text.is_empty() { String::new() } else { f.on_chunk(&text).map_err(|e| ApiError::plugin("response transform", &e))? };
-            if end {
-                out.push_str(&f.on_end().map_err(|e| ApiError::plugin("response transform", &e))?);
-            }
-            text = out;
-        }
-        Ok(text)
-    };
+    let tenant = svc.tenant_id().to_string();
     while let Some(ev) = stream.next().await {
         match ev {
             Event::Token { id, logprob } => {
@@ -197,19 +250,13 @@ async fn run_choice(
                 if let Some(t) = &svc.tenant {
                     t.meter.charge_completion(1);
                 }
-                let piece = match decoder.push(id) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx.send(ChoiceEvent::Failed(ApiError::plugin("tokenizer", &e)));
-                        return;
-                    }
-                };
+                let piece = decoder.push(id);
                 let (text, hit) = stop.push(&piece);
                 let logprobs = match (want_logprobs, logprob) {
                     (true, Some(lp)) => token_logprobs(&svc, &lp),
                     _ => Vec::new(),
                 };
-                let text = match filter(&mut filters, text, false) {
+                let text = match filters.apply(&tenant, text, false).await {
                     Ok(t) => t,
                     Err(e) => {
                         let _ = tx.send(ChoiceEvent::Failed(e));
@@ -230,11 +277,11 @@ async fn run_choice(
                 }
             }
             Event::Finished { reason, usage } => {
-                let mut tail = decoder.finish().unwrap_or_default();
+                let mut tail = decoder.finish();
                 let (t, _) = stop.push(&tail);
                 tail = t;
                 tail.push_str(&stop.finish());
-                let tail = match filter(&mut filters, tail, true) {
+                let tail = match filters.apply(&tenant, tail, true).await {
                     Ok(t) => t,
                     Err(e) => {
                         let _ = tx.send(ChoiceEvent::Failed(e));

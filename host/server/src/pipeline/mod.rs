@@ -65,6 +65,28 @@ impl ModelService {
         &self.backends[0].engine
     }
 
+    /// Refuses at once, naming the plugin and stage, when a plugin this
+    /// request would use has an open breaker (see `weft_runtime::breaker`).
+    pub fn check_breakers(&self, structured: bool) -> Result<(), crate::api::error::ApiError> {
+        use crate::config::FailurePolicy::Closed;
+        // Only stages that fail the request when their plugin fails: under
+        // `open` or `fallback` (and for the router, which always falls back)
+        // the request goes on without the plugin anyway.
+        let f = &self.failure;
+        let transforms = self.transforms.iter().filter(|_| f.transforms == Closed).map(|t| ("transform", t.plugin.plugin()));
+        let tokenizer = Some(("tokenizer", self.tokenizer.plugin())).filter(|_| f.tokenizer == Closed);
+        let sampler = if structured {
+            self.structured.as_ref().map(|s| ("structured-output sampler", s.plugin()))
+        } else {
+            self.sampler.as_ref().filter(|_| f.sampler == Closed).map(|s| ("sampler", s.plugin()))
+        };
+        let stages = transforms.chain(tokenizer).chain(sampler);
+        for (stage, p) in stages {
+            p.check_breaker().map_err(|e| crate::api::error::ApiError::plugin(stage, &e))?;
+        }
+        Ok(())
+    }
+
     /// The tenant id for engine requests, routing and metrics ("" when open).
     pub fn tenant_id(&self) -> &str {
         self.tenant.as_ref().map(|t| t.id.as_str()).unwrap_or("")

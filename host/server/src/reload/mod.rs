@@ -235,6 +235,7 @@ impl Reloader {
                         requests_per_minute: t.quotas.requests_per_minute,
                         tokens_per_minute: t.quotas.tokens_per_minute,
                         max_tokens: t.quotas.max_tokens,
+                        max_instances: t.quotas.max_instances,
                     },
                     meter: self.state.meters.get(&t.id),
                 });

@@ -6,6 +6,7 @@
 //! a new tenant or a changed pipeline reaches new requests all at once.
 //! Quota usage lives outside it, in [`Meters`], so reloads do not reset it.
 
+pub mod instances;
 pub mod quota;
 
 use std::collections::HashMap;

@@ -16,6 +16,7 @@ pub struct Quotas {
     pub requests_per_minute: Option<u32>,
     pub tokens_per_minute: Option<u64>,
     pub max_tokens: Option<u32>,
+    pub max_instances: Option<usize>,
 }
 
 /// Which quota refused a request, and when trying again can succeed.
@@ -153,7 +154,7 @@ mod tests {
     #[test]
     fn each_quota_refuses_with_its_name() {
         let m = std::sync::Arc::new(Meter::default());
-        let q = Quotas { max_concurrent: Some(1), requests_per_minute: Some(2), tokens_per_minute: Some(100), max_tokens: None };
+        let q = Quotas { max_concurrent: Some(1), requests_per_minute: Some(2), tokens_per_minute: Some(100), max_tokens: None, max_instances: None };
         let a = m.admit(&q).unwrap();
         assert_eq!(m.admit(&q).unwrap_err().quota, "max_concurrent");
         drop(a);

@@ -2,7 +2,9 @@
 //! limits and output validation can be tested against a real component:
 //! `{"mode": "loop" | "oom" | "trap" | "oov" | "slow" | "ok"}` (or the `mode` config value).
 //! `slow` spins `spin` iterations (argument, default 20 million) each step, then answers:
-//! a plugin that is slow but within its deadline. With config `fail_init = "yes"`, `init` fails.
+//! a plugin that is slow but within its deadline. `sleep` sleeps 10 s through
+//! WASI each step, then answers; `poll` sleeps 1 ms at a time until a second
+//! has passed on the monotonic clock (frozen for plugins: it never has). With config `fail_init = "yes"`, `init` fails.
 
 use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
@@ -53,6 +55,17 @@ impl Sampler for Hostile {
                     x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
                 }
                 Ok(candidates.first().map(|c| Decision::Token(c.id + (x == 0) as u32)).unwrap_or(Decision::Plan(Plan::greedy())))
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                Ok(candidates.first().map(|c| Decision::Token(c.id)).unwrap_or(Decision::Plan(Plan::greedy())))
+            }
+            "poll" => {
+                let t0 = std::time::Instant::now();
+                while t0.elapsed() < std::time::Duration::from_secs(1) {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Ok(candidates.first().map(|c| Decision::Token(c.id)).unwrap_or(Decision::Plan(Plan::greedy())))
             }
             "oov" => Ok(Decision::Token(u32::MAX - 7)),
             "error" => Err("hostile sampler reports an error".into()),

@@ -1,6 +1,13 @@
-//! A transform that misbehaves by request parameter `mode`: `"huge"` answers
-//! with a 100 MB prompt, `"loop"` never returns, `"reject"` rejects with 403;
-//! anything else passes the request through. Its response filter upper-cases.
+//! A transform that misbehaves by request parameter `mode` (or its `request`
+//! config value): `"huge"` answers
+//! with a 100 MB prompt, `"loop"` never returns, `"reject"` rejects with 403,
+//! `"sleep"` sleeps 10 s through WASI, `"print"` writes 1 MB to stderr and
+//! stdout; anything else passes the request through.
+//!
+//! Its response filter follows the plugin's `filter` config value: `panic`
+//! panics on the third chunk, `huge` answers the third chunk with 200 MB,
+//! `sleep` sleeps 10 s on every chunk, `spin` never returns from the third
+//! chunk; anything else upper-cases.
 
 use weft_sdk::transform::{Rejection, Request, ResponseFilter, Transform};
 use weft_sdk::{Metadata, Plugin};
@@ -13,14 +20,29 @@ impl Plugin for Hostile {
     }
 }
 
-struct Upper;
+struct Upper {
+    mode: String,
+    chunks: u32,
+}
 
 impl ResponseFilter for Upper {
     fn new() -> Self {
-        Upper
+        Upper { mode: weft_sdk::host::config_get("filter").unwrap_or_default(), chunks: 0 }
     }
     fn on_chunk(&mut self, text: &str) -> String {
-        text.to_uppercase()
+        self.chunks += 1;
+        match self.mode.as_str() {
+            "panic" if self.chunks == 3 => panic!("hostile filter panics on purpose at chunk {}", self.chunks),
+            "huge" if self.chunks == 3 => "y".repeat(200 << 20),
+            "spin" if self.chunks == 3 => loop {
+                std::hint::black_box(&self.chunks);
+            },
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                text.to_uppercase()
+            }
+            _ => text.to_uppercase(),
+        }
     }
 }
 
@@ -28,7 +50,10 @@ impl Transform for Hostile {
     type Filter = Upper;
 
     fn on_request(mut request: Request) -> Result<Request, Rejection> {
-        match request.param("mode") {
+        // The request's `mode` parameter, else the plugin's `request` config value.
+        let configured = weft_sdk::host::config_get("request").map(|m| format!("\"{m}\""));
+        let mode = request.param("mode").map(str::to_string).or(configured);
+        match mode.as_deref() {
             Some("\"huge\"") => {
                 request.prompt = Some("x".repeat(100 << 20));
                 Ok(request)
@@ -37,6 +62,18 @@ impl Transform for Hostile {
                 std::hint::black_box(&request);
             },
             Some("\"reject\"") => Err(Rejection { status: 403, message: "rejected on purpose".into() }),
+            Some("\"sleep\"") => {
+                std::thread::sleep(std::time::Duration::from_secs(10));
+                Ok(request)
+            }
+            Some("\"print\"") => {
+                let line = "z".repeat(1023);
+                for _ in 0..1024 {
+                    eprintln!("{line}");
+                    println!("{line}");
+                }
+                Ok(request)
+            }
             _ => Ok(request),
         }
     }

@@ -1,0 +1,203 @@
+//! The sampling pool: where samplers that run code the engine does not
+//! control (plugins, see [`SequenceSampler::is_external`]) do their work.
+//!
+//! Why: such a sampler may take up to its own deadline on every step. Run
+//! inside the step, the slowest sequence's sampler would set the pace of the
+//! whole batch, so one tenant's slow policy would slow everyone. Here each job
+//! owns everything it touches (the sampler, a copy of its logits row, the
+//! token history), the step waits for the jobs only up to its budget, and a
+//! job that is late is collected by a later step: that one sequence waits, the
+//! batch goes on.
+//!
+//! Invariants: a sampler is owned by exactly one place at a time (the
+//! sequence, or a job in flight); every external sampler is dropped on a pool
+//! thread (its drop may run guest code too); pool threads run at a lower CPU
+//! priority than the engine, so a sampler that burns its whole deadline takes
+//! a core from the forward pass only when the machine has one to spare.
+
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use super::{History, Sampled, SamplerError, SequenceSampler, TokenLogprob, logprobs};
+
+/// One row's sampling, owned by the job.
+pub struct SampleJob {
+    pub id: u64,
+    pub sampler: Box<dyn SequenceSampler>,
+    pub logits: Vec<f32>,
+    /// Prompt followed by the generated tokens.
+    pub tokens: Vec<u32>,
+    pub prompt_len: usize,
+    pub logprobs: Option<usize>,
+}
+
+/// A finished job: the sampler comes back with the result.
+pub struct SampleDone {
+    pub id: u64,
+    pub sampler: Box<dyn SequenceSampler>,
+    pub result: Result<Sampled, SamplerError>,
+    /// The row's buffer, for reuse.
+    pub logits: Vec<f32>,
+    /// How long the sampler took.
+    pub took: std::time::Duration,
+}
+
+enum Work {
+    Sample(SampleJob),
+    Dispose(Box<dyn SequenceSampler>),
+}
+
+/// Threads that run external samplers; results come back on [`SamplingPool::results`].
+pub struct SamplingPool {
+    tx: Option<Sender<Work>>,
+    results: Receiver<SampleDone>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// Niceness of pool threads: the forward pass comes first.
+const POOL_NICE: i32 = 10;
+
+impl SamplingPool {
+    /// One thread per core.
+    pub fn new() -> Self {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self::with_threads(n)
+    }
+
+    pub fn with_threads(n: usize) -> Self {
+        let (tx, rx) = mpsc::channel::<Work>();
+        let (done_tx, results) = mpsc::channel();
+        let rx = Arc::new(Mutex::new(rx));
+        let threads = (0..n.max(1))
+            .map(|i| {
+                let (rx, done_tx) = (rx.clone(), done_tx.clone());
+                std::thread::Builder::new()
+                    .name(format!("weft-sample-{i}"))
+                    .spawn(move || worker(&rx, &done_tx))
+                    .expect("spawn a sampling thread")
+            })
+            .collect();
+        Self { tx: Some(tx), results, threads }
+    }
+
+    /// Starts a job; its result arrives on [`Self::results`].
+    pub fn submit(&self, job: SampleJob) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Work::Sample(job));
+        }
+    }
+
+    /// Drops a sampler on a pool thread.
+    pub fn dispose(&self, sampler: Box<dyn SequenceSampler>) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Work::Dispose(sampler));
+        }
+    }
+
+    pub fn results(&self) -> &Receiver<SampleDone> {
+        &self.results
+    }
+}
+
+impl Default for SamplingPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for SamplingPool {
+    fn drop(&mut self) {
+        self.tx = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain syscalls on the calling thread; a failure only leaves the priority as it was.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, POOL_NICE);
+    }
+}
+
+fn worker(rx: &Mutex<Receiver<Work>>, done: &Sender<SampleDone>) {
+    lower_priority();
+    loop {
+        let work = match rx.lock() {
+            Ok(r) => r.recv(),
+            Err(_) => return,
+        };
+        match work {
+            Ok(Work::Sample(job)) => {
+                let _ = done.send(run(job));
+            }
+            Ok(Work::Dispose(s)) => {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(s)));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Samples one row the way the step does: log-probabilities from the raw row, then the sampler.
+pub fn sample_row(
+    sampler: &mut dyn SequenceSampler,
+    logits: &mut [f32],
+    history: History<'_>,
+    want_logprobs: Option<usize>,
+) -> Result<Sampled, SamplerError> {
+    let lp = want_logprobs.map(|n| {
+        let raw = logprobs::RawLogprobs::new(logits);
+        let top = raw.top(n);
+        (raw, top)
+    });
+    let token = sampler.sample(logits, history)?;
+    let accept = sampler.accept(token)?;
+    let logprob = lp.map(|(raw, top)| TokenLogprob { token, logprob: raw.of(token), top });
+    Ok(Sampled { token, logprob, accept })
+}
+
+fn run(mut job: SampleJob) -> SampleDone {
+    let t0 = std::time::Instant::now();
+    let SampleJob { id, ref mut sampler, ref mut logits, ref tokens, prompt_len, logprobs } = job;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let history = History { prompt: &tokens[..prompt_len], output: &tokens[prompt_len..] };
+        sample_row(sampler.as_mut(), logits, history, logprobs)
+    }))
+    .unwrap_or_else(|_| Err(SamplerError::new("panic", "sampler panicked")));
+    SampleDone { id, sampler: job.sampler, result, logits: job.logits, took: t0.elapsed() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Accept;
+    use super::*;
+    use std::time::Duration;
+
+    struct Slow(Duration, u32);
+    impl SequenceSampler for Slow {
+        fn sample(&mut self, _l: &mut [f32], _h: History<'_>) -> Result<u32, SamplerError> {
+            std::thread::sleep(self.0);
+            Ok(self.1)
+        }
+        fn accept(&mut self, _t: u32) -> Result<Accept, SamplerError> {
+            Ok(Accept::Continue)
+        }
+    }
+
+    #[test]
+    fn slow_jobs_do_not_hold_fast_ones() {
+        let pool = SamplingPool::with_threads(2);
+        let job = |id, d, t| SampleJob { id, sampler: Box::new(Slow(d, t)), logits: vec![0.0; 4], tokens: vec![1, 2], prompt_len: 1, logprobs: None };
+        pool.submit(job(1, Duration::from_millis(300), 3));
+        pool.submit(job(2, Duration::ZERO, 2));
+        let first = pool.results().recv().unwrap();
+        assert_eq!(first.id, 2, "the fast row comes back first");
+        assert_eq!(first.result.unwrap().token, 2);
+        let second = pool.results().recv().unwrap();
+        assert_eq!((second.id, second.result.unwrap().token), (1, 3));
+    }
+}

@@ -1,0 +1,227 @@
+//! The plugin executor: the threads on which the request path's plugin calls
+//! run (transforms, tokenizer, router, sampler session set-up, response
+//! filters).
+//!
+//! Why: a plugin call is synchronous guest code under an epoch deadline, and
+//! wasmtime-wasi's sync bindings enter a tokio runtime of their own. On an
+//! async worker thread the first would stall every connection that worker
+//! serves for up to the deadline, and the second panics ("Cannot start a
+//! runtime from within a runtime"). So the server never calls a plugin on a
+//! tokio worker: it hands the call here and awaits the answer.
+//!
+//! Invariants: a fixed number of threads (sized to the machine), a bounded
+//! queue (a full queue refuses work instead of growing), fairness between
+//! tenants (jobs are taken round-robin across tenants, so one tenant's burst
+//! waits behind itself, not in front of others), and a job that panics is
+//! reported as an error, never takes the thread down.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why the executor did not run a job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// Every queue slot is taken: the caller should answer "busy" (429/503).
+    #[error("the plugin executor's queue is full ({0} jobs waiting)")]
+    Busy(usize),
+    /// The job panicked (a host bug around the call: guest traps are errors, not panics).
+    #[error("plugin call panicked in the host: {0}")]
+    Panicked(String),
+    #[error("the plugin executor is shut down")]
+    Shutdown,
+}
+
+#[derive(Default)]
+struct Queues {
+    /// Waiting jobs per tenant ("" for the open server).
+    by_tenant: HashMap<Arc<str>, VecDeque<Job>>,
+    /// Tenants with waiting jobs, in the order they are served next.
+    ring: VecDeque<Arc<str>>,
+    queued: usize,
+    shutdown: bool,
+}
+
+struct Inner {
+    q: Mutex<Queues>,
+    cv: Condvar,
+    max_queued: usize,
+    threads: usize,
+}
+
+/// A fixed pool of threads running plugin calls, fair between tenants.
+#[derive(Clone)]
+pub struct PluginExecutor {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PluginExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginExecutor").field("threads", &self.inner.threads).finish_non_exhaustive()
+    }
+}
+
+impl PluginExecutor {
+    /// `threads` workers (at least 1) and room for `max_queued` waiting jobs.
+    pub fn new(threads: usize, max_queued: usize) -> Self {
+        let threads = threads.max(1);
+        let inner = Arc::new(Inner { q: Mutex::default(), cv: Condvar::new(), max_queued: max_queued.max(1), threads });
+        for i in 0..threads {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name(format!("weft-plugin-{i}"))
+                .spawn(move || worker(&inner))
+                .expect("spawn a plugin executor thread");
+        }
+        Self { inner }
+    }
+
+    /// Two threads per core: a call that spins to its deadline holds one
+    /// thread, and the machine still has a thread per core for everyone else.
+    pub fn for_machine() -> Self {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Self::new(cores * 2, 4096)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.inner.threads
+    }
+
+    /// Jobs waiting for a thread now.
+    pub fn queued(&self) -> usize {
+        self.inner.q.lock().map(|q| q.queued).unwrap_or(0)
+    }
+
+    /// Queues `f` for `tenant` without waiting for it.
+    pub fn spawn(&self, tenant: &str, f: impl FnOnce() + Send + 'static) -> Result<(), ExecError> {
+        let mut q = self.inner.q.lock().map_err(|_| ExecError::Shutdown)?;
+        if q.shutdown {
+            return Err(ExecError::Shutdown);
+        }
+        if q.queued >= self.inner.max_queued {
+            return Err(ExecError::Busy(q.queued));
+        }
+        let key: Arc<str> = Arc::from(tenant);
+        let queue = q.by_tenant.entry(key.clone()).or_default();
+        let was_empty = queue.is_empty();
+        queue.push_back(Box::new(f));
+        if was_empty {
+            q.ring.push_back(key);
+        }
+        q.queued += 1;
+        drop(q);
+        self.inner.cv.notify_one();
+        Ok(())
+    }
+
+    /// Runs `f` on an executor thread for `tenant` and awaits its result.
+    pub async fn run<T: Send + 'static>(&self, tenant: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ExecError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.spawn(tenant, move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| ExecError::Panicked(panic_text(&p)));
+            let _ = tx.send(r);
+        })?;
+        rx.await.map_err(|_| ExecError::Shutdown)?
+    }
+
+    /// Runs `f` on an executor thread and blocks the calling (non-async) thread until it is done.
+    pub fn run_blocking<T: Send + 'static>(&self, tenant: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ExecError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.spawn(tenant, move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| ExecError::Panicked(panic_text(&p)));
+            let _ = tx.send(r);
+        })?;
+        rx.recv().map_err(|_| ExecError::Shutdown)?
+    }
+
+    /// Stops the threads once the queued jobs are done.
+    pub fn shutdown(&self) {
+        if let Ok(mut q) = self.inner.q.lock() {
+            q.shutdown = true;
+        }
+        self.inner.cv.notify_all();
+    }
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+}
+
+fn worker(inner: &Inner) {
+    loop {
+        let job = {
+            let Ok(mut q) = inner.q.lock() else { return };
+            loop {
+                if let Some(tenant) = q.ring.pop_front() {
+                    let queue = q.by_tenant.get_mut(&tenant).expect("a tenant in the ring has a queue");
+                    let job = queue.pop_front().expect("a tenant in the ring has a job");
+                    if queue.is_empty() {
+                        q.by_tenant.remove(&tenant);
+                    } else {
+                        q.ring.push_back(tenant);
+                    }
+                    q.queued -= 1;
+                    break job;
+                }
+                if q.shutdown {
+                    return;
+                }
+                q = match inner.cv.wait(q) {
+                    Ok(q) => q,
+                    Err(_) => return,
+                };
+            }
+        };
+        // Jobs from `run` catch their own panics; this guards `spawn`ed ones.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn tenants_are_served_round_robin() {
+        // One thread, held busy while both tenants queue, so the order is the executor's choice.
+        let ex = PluginExecutor::new(1, 100);
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        ex.spawn("x", move || { let _ = hold_rx.recv(); }).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..6 {
+            let o = order.clone();
+            ex.spawn("flood", move || o.lock().unwrap().push(format!("flood{i}"))).unwrap();
+        }
+        for i in 0..2 {
+            let o = order.clone();
+            ex.spawn("quiet", move || o.lock().unwrap().push(format!("quiet{i}"))).unwrap();
+        }
+        hold_tx.send(()).unwrap();
+        ex.run_blocking("x", || ()).unwrap();
+        let order = order.lock().unwrap().clone();
+        let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
+        assert!(pos("quiet0") <= 1 && pos("quiet1") <= 3, "the quiet tenant does not wait behind the flood: {order:?}");
+    }
+
+    #[test]
+    fn full_queue_refuses_and_panics_are_errors() {
+        let ex = PluginExecutor::new(1, 2);
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        ex.spawn("a", move || { let _ = hold_rx.recv(); }).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // the worker takes the blocker
+        let ran = Arc::new(AtomicUsize::new(0));
+        for _ in 0..2 {
+            let r = ran.clone();
+            ex.spawn("a", move || { r.fetch_add(1, Ordering::SeqCst); }).unwrap();
+        }
+        assert_eq!(ex.spawn("a", || ()), Err(ExecError::Busy(2)));
+        hold_tx.send(()).unwrap();
+        let e = ex.run_blocking("a", || panic!("boom")).unwrap_err();
+        assert_eq!(e, ExecError::Panicked("boom".into()));
+        assert_eq!(ex.run_blocking("a", || 7).unwrap(), 7, "the thread survived the panic");
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+    }
+}

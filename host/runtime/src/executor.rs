@@ -219,6 +219,9 @@ mod tests {
         }
         assert_eq!(ex.spawn("a", || ()), Err(ExecError::Busy(2)));
         hold_tx.send(()).unwrap();
+        while ex.queued() > 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let e = ex.run_blocking("a", || panic!("boom")).unwrap_err();
         assert_eq!(e, ExecError::Panicked("boom".into()));
         assert_eq!(ex.run_blocking("a", || 7).unwrap(), 7, "the thread survived the panic");

@@ -320,6 +320,7 @@ impl PluginRuntime {
         let path = dir.join(key);
         let trusted = match cache::trusted_dir(dir) {
             Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Err(why) => {
                 tracing::warn!(plugin = name, dir = %dir.display(), "precompiled cache not used: {why}");
                 false
@@ -551,7 +552,8 @@ impl LoadedPlugin {
             Some(_) => ErrorKind::Trap,
             None => {
                 let msg = format!("{e:#}");
-                if msg.contains("utf-8") || msg.contains("invalid") || msg.contains("out of bounds") {
+                // "too much data is being copied": wasmtime's cap on one call's copying (hostcall fuel).
+                if msg.contains("utf-8") || msg.contains("invalid") || msg.contains("out of bounds") || msg.contains("too much data") {
                     ErrorKind::InvalidOutput
                 } else {
                     ErrorKind::Trap

@@ -153,7 +153,7 @@ impl ServerMetrics {
         self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
         // One series per engine of the model, labelled with its id.
         type Get = fn(&weft_engine::EngineMetrics, usize) -> f64;
-        let families: [(&str, &str, &str, Get); 13] = [
+        let families: [(&str, &str, &str, Get); 16] = [
             ("weft_engine_sequences_finished_total", "counter", "Sequences that ran to completion on the engine.", |m, _| m.finished as f64),
             ("weft_requests_in_flight", "gauge", "Sequences submitted to the engine and not finished (what routers balance).", |_, f| f as f64),
             ("weft_requests_running", "gauge", "Sequences in the running batch.", |m, _| m.running as f64),
@@ -167,6 +167,14 @@ impl ServerMetrics {
             ("weft_prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", |m, _| m.kv.prefix_hits as f64),
             ("weft_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", |m, _| m.preemptions as f64),
             ("weft_engine_steps_total", "counter", "Engine steps run.", |m, _| m.steps as f64),
+            ("weft_engine_generation_tokens_total", "counter", "Tokens sampled by the engine.", |m, _| m.generation_tokens as f64),
+            (
+                "weft_engine_deferred_samples_total",
+                "counter",
+                "Plugin samples that missed their step's budget and were taken by a later step.",
+                |m, _| m.deferred_samples as f64,
+            ),
+            ("weft_engine_sampling_late", "gauge", "Sequences whose plugin sampler is running past its step now.", |m, _| m.sampling_late as f64),
         ];
         if !engines.is_empty() {
             for (name, kind, help, get) in families {

@@ -1,6 +1,7 @@
 //! `weft bench ...`: benchmarks that print figures (and JSON with `--json`).
 //! They never assert; the figures go in closing notes and the README.
 
+mod isolation;
 mod plugins;
 mod reload;
 mod serve;
@@ -70,6 +71,15 @@ pub enum BenchCmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Isolation: a well-behaved tenant's TTFT and inter-token latency on the
+    /// real server alone and beside a slow sampler, a sleeping sampler and
+    /// poison prompts, with the engine's tokens/s in each case.
+    Isolation {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Served throughput and latency at 1, 8 and 32 concurrent streaming
     /// clients, against the engine alone on the same workload.
     Serve {
@@ -90,6 +100,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Structured { json, quick } => structured::run(json, quick),
         BenchCmd::Reload { json, quick } => reload::run(json, quick),
         BenchCmd::Tenants { json, quick } => tenants::run(json, quick),
+        BenchCmd::Isolation { json, quick } => isolation::run(json, quick),
         BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
     }
 }

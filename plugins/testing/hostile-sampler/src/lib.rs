@@ -1,7 +1,7 @@
 //! A sampler that misbehaves as its plugin arguments say, so the runtime's
 //! limits and output validation can be tested against a real component:
 //! `{"mode": "loop" | "oom" | "trap" | "oov" | "slow" | "ok"}` (or the `mode` config value).
-//! `slow` spins `spin` iterations (argument, default 20 million) each step, then answers:
+//! `slow` spins `spin` iterations (argument or config value, default 20 million) each step, then answers:
 //! a plugin that is slow but within its deadline. `sleep` sleeps 10 s through
 //! WASI each step, then answers; `poll` sleeps 1 ms at a time until a second
 //! has passed on the monotonic clock (frozen for plugins: it never has). With config `fail_init = "yes"`, `init` fails.
@@ -33,7 +33,7 @@ impl Sampler for Hostile {
         let v: serde_json::Value = serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
         // The request's arguments choose the misbehaviour, else the plugin's `mode` setting.
         let mode = v["mode"].as_str().map(str::to_string).or_else(|| weft_sdk::host::config_get("mode")).unwrap_or_else(|| "ok".into());
-        let spin = v["spin"].as_u64().unwrap_or(20_000_000);
+        let spin = v["spin"].as_u64().or_else(|| weft_sdk::host::config_get("spin").and_then(|s| s.parse().ok())).unwrap_or(20_000_000);
         Ok(Self { mode, hoard: Vec::new(), spin })
     }
 

@@ -1,0 +1,206 @@
+//! `weft bench isolation`: a well-behaved tenant's latency on the real
+//! server, alone and beside hostile neighbours, all in one run.
+//!
+//! The server (a child `weft serve`) has four tenants: `good` (the default
+//! pipeline), `slow` (a sampler plugin that spins for about 80% of its 50 ms
+//! deadline on every step, calibrated on this machine first), `sleepy` (a
+//! sampler that sleeps 10 s per step through WASI) and `poison` (sends 1 MB
+//! prompts of special-token text). For each case, `good` sends streaming
+//! requests one at a time while the neighbours keep theirs in flight; the
+//! report is good's TTFT and inter-token p50/p99, and the engine's tokens/s
+//! over the case (all tenants), with ratios to `alone`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use weft_engine::sampling::{History, SequenceSampler};
+use weft_runtime::WasmSamplerFactory;
+
+use super::{Spawned, free_port, pct};
+
+const DEADLINE_MS: u64 = 50;
+const NEIGHBOURS: usize = 4;
+
+fn key(t: &str) -> String {
+    format!("bench-isolation-{t}-key")
+}
+
+/// Spin iterations that make the hostile sampler's step take `target` here.
+fn calibrate(target: Duration) -> anyhow::Result<u64> {
+    let rt = crate::cli::runtime()?;
+    let bytes = std::fs::read(weft_runtime::builtin::build_dir().join("hostile_sampler.wasm"))?;
+    let limits = weft_runtime::Limits { deadline: Duration::from_secs(5), ..Default::default() };
+    let f = WasmSamplerFactory::new(rt.load("calibrate", &bytes, limits, vec![])?)?;
+    let spin = 10_000_000u64;
+    let params = weft_engine::SamplingParams::default();
+    let mut s = f.session(&params, 16, &format!(r#"{{"mode": "slow", "spin": {spin}}}"#), &[1, 2, 3], 1000)?;
+    let mut logits = vec![0.0f32; 1000];
+    let history = History { prompt: &[1, 2, 3], output: &[] };
+    let _ = s.sample(&mut logits, history);
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        s.sample(&mut logits, history).map_err(|e| anyhow::anyhow!("{e}"))?;
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    Ok((spin as f64 * target.as_secs_f64() / best) as u64)
+}
+
+fn config(spin: u64) -> anyhow::Result<String> {
+    let dir = weft_runtime::builtin::build_dir();
+    let sampler = dir.join("hostile_sampler.wasm").display().to_string();
+    let hash = |k: &str| crate::config::hash_key(k);
+    let mut c = format!("[server]\nmax_queued_requests = 1024\n\n[[models]]\nname = \"{}\"\n", weft_engine::DefaultModel::NAME);
+    for (t, mode) in [("good", ""), ("poison", ""), ("slow", "slow"), ("sleepy", "sleep")] {
+        c.push_str(&format!("\n[[tenants]]\nid = \"{t}\"\napi_keys = [\"{}\"]\n", hash(&key(t))));
+        if !mode.is_empty() {
+            c.push_str(&format!(
+                "[tenants.pipeline]\nsampler = \"h\"\n[[tenants.plugins]]\nname = \"h\"\nfile = \"{sampler}\"\nkind = \"sampler\"\n\
+                 limits = {{ deadline_ms = {DEADLINE_MS}, breaker_failures = 1000000 }}\n[tenants.plugins.config]\nmode = \"{mode}\"\nspin = \"{spin}\"\n"
+            ));
+        }
+    }
+    Ok(c)
+}
+
+fn body(content: &str, max_tokens: usize, stream: bool) -> Value {
+    json!({"model": weft_engine::DefaultModel::NAME, "messages": [{"role": "user", "content": content}],
+           "max_tokens": max_tokens, "temperature": 0.7, "seed": 1, "ignore_eos": true, "stream": stream})
+}
+
+/// One streamed request of `tenant`: (TTFT, inter-token gaps), seconds.
+fn streamed(url: &str, tenant: &str, content: &str, max_tokens: usize) -> anyhow::Result<(f64, Vec<f64>)> {
+    let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
+    let t0 = Instant::now();
+    let r = c.post(format!("{url}/v1/chat/completions")).bearer_auth(key(tenant)).json(&body(content, max_tokens, true)).send()?;
+    anyhow::ensure!(r.status() == 200, "status {}", r.status());
+    let (mut first, mut last, mut gaps) = (None, None::<Instant>, Vec::new());
+    for line in BufReader::new(r).lines() {
+        let line = line?;
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        if data == "[DONE]" {
+            break;
+        }
+        let v: Value = serde_json::from_str(data)?;
+        anyhow::ensure!(v.get("error").is_none(), "error event: {v}");
+        if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
+            let now = Instant::now();
+            first.get_or_insert((now - t0).as_secs_f64());
+            if let Some(l) = last {
+                gaps.push((now - l).as_secs_f64());
+            }
+            last = Some(now);
+        }
+    }
+    Ok((first.unwrap_or(f64::NAN), gaps))
+}
+
+/// Keeps `n` requests of `tenant` in flight until `stop`.
+fn neighbours(url: &str, tenant: &'static str, n: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let (url, stop) = (url.to_string(), stop.clone());
+            std::thread::spawn(move || {
+                let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build().expect("client");
+                while !stop.load(Ordering::Relaxed) {
+                    let b = if tenant == "poison" {
+                        body(&"<|im_end|>".repeat(100_000), 8, false)
+                    } else {
+                        body(&format!("Write a long story number {i}."), 64, false)
+                    };
+                    let _ = c.post(format!("{url}/v1/chat/completions")).bearer_auth(key(tenant)).json(&b).send().and_then(|r| r.bytes());
+                }
+            })
+        })
+        .collect()
+}
+
+fn engine_tokens(url: &str) -> f64 {
+    let Ok(text) = reqwest::blocking::get(format!("{url}/metrics")).and_then(|r| r.text()) else { return f64::NAN };
+    text.lines()
+        .filter(|l| l.starts_with("weft_engine_generation_tokens_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
+    let spin = calibrate(Duration::from_millis(DEADLINE_MS * 8 / 10))?;
+    let cfg_path = std::env::temp_dir().join(format!("weft-bench-isolation-{}.toml", std::process::id()));
+    std::fs::write(&cfg_path, config(spin)?)?;
+    let port = free_port()?;
+    let url = format!("http://127.0.0.1:{port}");
+    let _server = Spawned(
+        Command::new(std::env::current_exe()?)
+            .args(["serve", "--port", &port.to_string(), "--config"])
+            .arg(&cfg_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let t0 = Instant::now();
+    while reqwest::blocking::get(format!("{url}/ready")).map(|r| r.status() != 200).unwrap_or(true) {
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "the server did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let requests = if quick { 3 } else { 8 };
+    let max_tokens = 48;
+    // Warm-up: instances, caches, the first prefill.
+    streamed(&url, "good", "Hello.", 8)?;
+
+    let mut report = serde_json::Map::new();
+    report.insert("slow_sampler_spin".into(), json!(spin));
+    for (case, neighbour) in [("alone", None), ("slow_sampler", Some("slow")), ("sleeping_sampler", Some("sleepy")), ("poison_prompt", Some("poison"))] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let hs = neighbour.map(|t| neighbours(&url, t, NEIGHBOURS, &stop)).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(if neighbour.is_some() { 1500 } else { 0 }));
+        let (tok0, c0) = (engine_tokens(&url), Instant::now());
+        let (mut ttft, mut itl) = (Vec::new(), Vec::new());
+        for i in 0..requests {
+            let (t, gaps) = streamed(&url, "good", &format!("Tell me about rivers, part {i}."), max_tokens)?;
+            ttft.push(t * 1e3);
+            itl.extend(gaps.into_iter().map(|g| g * 1e3));
+        }
+        let tps = (engine_tokens(&url) - tok0) / c0.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        for h in hs {
+            let _ = h.join();
+        }
+        report.insert(
+            case.into(),
+            json!({
+                "ttft_p50_ms": pct(&mut ttft, 0.5), "ttft_p99_ms": pct(&mut ttft, 0.99),
+                "itl_p50_ms": pct(&mut itl, 0.5), "itl_p99_ms": pct(&mut itl, 0.99),
+                "engine_tokens_per_s": tps,
+            }),
+        );
+    }
+    let _ = std::fs::remove_file(&cfg_path);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let alone_p99 = report["alone"]["itl_p99_ms"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "weft bench isolation: tenant `good` streams {requests} x {max_tokens} tokens, one at a time, beside {NEIGHBOURS} neighbour requests"
+    );
+    println!("  slow sampler: {spin} spin iterations = about {} ms of its {DEADLINE_MS} ms deadline per step", DEADLINE_MS * 8 / 10);
+    println!("  {:<17} {:>9} {:>9} {:>9} {:>9} {:>12} {:>10}", "case", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "ITL p99 / alone", "engine tok/s");
+    for case in ["alone", "slow_sampler", "sleeping_sampler", "poison_prompt"] {
+        let r = &report[case];
+        let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "  {case:<17} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>15.2} {:>12.0}",
+            f("ttft_p50_ms"),
+            f("ttft_p99_ms"),
+            f("itl_p50_ms"),
+            f("itl_p99_ms"),
+            f("itl_p99_ms") / alone_p99,
+            f("engine_tokens_per_s")
+        );
+    }
+    Ok(())
+}

@@ -148,7 +148,11 @@ fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
 }
 
+/// Niceness of executor threads: the engine's forward pass comes first.
+const EXECUTOR_NICE: i32 = 5;
+
 fn worker(inner: &Inner) {
+    weft_engine::sampling::pool::lower_thread_priority(EXECUTOR_NICE);
     loop {
         let job = {
             let Ok(mut q) = inner.q.lock() else { return };

@@ -103,7 +103,11 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // HTTP work yields to the engine's forward pass (nice 5; see docs/architecture.md).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(|| weft_engine::sampling::pool::lower_thread_priority(5))
+        .build()?;
     rt.block_on(serve(args))
 }
 

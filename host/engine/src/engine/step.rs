@@ -285,14 +285,15 @@ impl StepLoop {
             let Some(sampler) = self.live.get_mut(id).and_then(|l| l.sampler.take()) else { continue };
             if sampler.is_external() {
                 let seq = self.sched.get(*id).expect("scheduled sequence exists");
-                self.pool.submit(SampleJob {
+                let job = SampleJob {
                     id: *id,
                     sampler,
                     logits: logits[row * vocab..(row + 1) * vocab].to_vec(),
                     tokens: seq.tokens.clone(),
                     prompt_len: seq.prompt_len,
                     logprobs: self.live[id].logprobs,
-                });
+                };
+                self.pool.submit(job, self.late.contains(id));
                 self.out.insert(*id);
                 submitted.push(*id);
             } else {

@@ -9,11 +9,17 @@
 //! job that is late is collected by a later step: that one sequence waits, the
 //! batch goes on.
 //!
+//! Two lanes, each with a thread per core: sequences whose sampler has been on
+//! time use the fast lane; a sequence whose sampler missed a step's budget
+//! uses the slow lane until it is on time again, so slow samplers queue behind
+//! each other, never in front of the punctual ones.
+//!
 //! Invariants: a sampler is owned by exactly one place at a time (the
 //! sequence, or a job in flight); every external sampler is dropped on a pool
 //! thread (its drop may run guest code too); pool threads run at a lower CPU
-//! priority than the engine, so a sampler that burns its whole deadline takes
-//! a core from the forward pass only when the machine has one to spare.
+//! priority than the engine (the slow lane lower still), so a sampler that
+//! burns its whole deadline takes a core from the forward pass only when the
+//! machine has one to spare.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -49,13 +55,15 @@ enum Work {
 
 /// Threads that run external samplers; results come back on [`SamplingPool::results`].
 pub struct SamplingPool {
-    tx: Option<Sender<Work>>,
+    fast: Option<Sender<Work>>,
+    slow: Option<Sender<Work>>,
     results: Receiver<SampleDone>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
-/// Niceness of pool threads: the forward pass comes first.
-const POOL_NICE: i32 = 10;
+/// Niceness of the lanes' threads: the forward pass comes first.
+const FAST_NICE: i32 = 5;
+const SLOW_NICE: i32 = 15;
 
 impl SamplingPool {
     /// One thread per core.
@@ -64,32 +72,41 @@ impl SamplingPool {
         Self::with_threads(n)
     }
 
+    /// `n` threads per lane.
     pub fn with_threads(n: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<Work>();
         let (done_tx, results) = mpsc::channel();
-        let rx = Arc::new(Mutex::new(rx));
-        let threads = (0..n.max(1))
-            .map(|i| {
+        let mut threads = Vec::new();
+        let mut lane = |name: &str, nice: i32| {
+            let (tx, rx) = mpsc::channel::<Work>();
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..n.max(1) {
                 let (rx, done_tx) = (rx.clone(), done_tx.clone());
-                std::thread::Builder::new()
-                    .name(format!("weft-sample-{i}"))
-                    .spawn(move || worker(&rx, &done_tx))
-                    .expect("spawn a sampling thread")
-            })
-            .collect();
-        Self { tx: Some(tx), results, threads }
+                threads.push(
+                    std::thread::Builder::new()
+                        .name(format!("weft-sample-{name}-{i}"))
+                        .spawn(move || worker(&rx, &done_tx, nice))
+                        .expect("spawn a sampling thread"),
+                );
+            }
+            tx
+        };
+        let fast = lane("fast", FAST_NICE);
+        let slow = lane("slow", SLOW_NICE);
+        Self { fast: Some(fast), slow: Some(slow), results, threads }
     }
 
-    /// Starts a job; its result arrives on [`Self::results`].
-    pub fn submit(&self, job: SampleJob) {
-        if let Some(tx) = &self.tx {
+    /// Starts a job on the fast lane, or the slow one for a sequence known to
+    /// be late; its result arrives on [`Self::results`].
+    pub fn submit(&self, job: SampleJob, late: bool) {
+        let lane = if late { &self.slow } else { &self.fast };
+        if let Some(tx) = lane {
             let _ = tx.send(Work::Sample(job));
         }
     }
 
-    /// Drops a sampler on a pool thread.
+    /// Drops a sampler on a (slow-lane) pool thread.
     pub fn dispose(&self, sampler: Box<dyn SequenceSampler>) {
-        if let Some(tx) = &self.tx {
+        if let Some(tx) = &self.slow {
             let _ = tx.send(Work::Dispose(sampler));
         }
     }
@@ -107,24 +124,28 @@ impl Default for SamplingPool {
 
 impl Drop for SamplingPool {
     fn drop(&mut self) {
-        self.tx = None;
+        self.fast = None;
+        self.slow = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
 }
 
-fn lower_priority() {
+/// Lowers the calling thread's CPU priority to `nice` (Linux; elsewhere a no-op).
+pub fn lower_thread_priority(nice: i32) {
     #[cfg(target_os = "linux")]
     // SAFETY: plain syscalls on the calling thread; a failure only leaves the priority as it was.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, POOL_NICE);
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
-fn worker(rx: &Mutex<Receiver<Work>>, done: &Sender<SampleDone>) {
-    lower_priority();
+fn worker(rx: &Mutex<Receiver<Work>>, done: &Sender<SampleDone>, nice: i32) {
+    lower_thread_priority(nice);
     loop {
         let work = match rx.lock() {
             Ok(r) => r.recv(),
@@ -192,12 +213,23 @@ mod tests {
     fn slow_jobs_do_not_hold_fast_ones() {
         let pool = SamplingPool::with_threads(2);
         let job = |id, d, t| SampleJob { id, sampler: Box::new(Slow(d, t)), logits: vec![0.0; 4], tokens: vec![1, 2], prompt_len: 1, logprobs: None };
-        pool.submit(job(1, Duration::from_millis(300), 3));
-        pool.submit(job(2, Duration::ZERO, 2));
+        pool.submit(job(1, Duration::from_millis(300), 3), false);
+        pool.submit(job(2, Duration::ZERO, 2), false);
         let first = pool.results().recv().unwrap();
         assert_eq!(first.id, 2, "the fast row comes back first");
         assert_eq!(first.result.unwrap().token, 2);
         let second = pool.results().recv().unwrap();
         assert_eq!((second.id, second.result.unwrap().token), (1, 3));
+    }
+
+    #[test]
+    fn late_jobs_use_their_own_lane() {
+        // One thread per lane: a slow job on the slow lane cannot delay the fast lane.
+        let pool = SamplingPool::with_threads(1);
+        let job = |id, d, t| SampleJob { id, sampler: Box::new(Slow(d, t)), logits: vec![0.0; 4], tokens: vec![1, 2], prompt_len: 1, logprobs: None };
+        pool.submit(job(1, Duration::from_millis(300), 3), true);
+        pool.submit(job(2, Duration::from_millis(300), 3), true);
+        pool.submit(job(3, Duration::ZERO, 2), false);
+        assert_eq!(pool.results().recv().unwrap().id, 3);
     }
 }

@@ -189,6 +189,9 @@ async fn run(
     let (stream, n, include_usage, model) = (g.stream, g.n, g.include_usage, g.model.clone());
     let svc2 = svc.clone();
     let add_special = matches!(kind, Kind::Completion);
+    let raw_bytes = treq.prompt.as_ref().map_or(0, String::len)
+        + treq.messages.as_ref().map_or(0, |m| m.iter().map(|m| m.content.len()).sum());
+    generate::check_prompt_bytes(&svc, raw_bytes)?;
     svc.check_breakers(g.constraint.is_some())?;
     // Each sequence holds a sampler session (unless native) and one filter per transform.
     let sampler = usize::from(g.constraint.is_some() || svc.sampler.is_some());

@@ -68,6 +68,24 @@ fn render_native(t: &transform_chat_template::ChatTemplate, mut req: TransformRe
     Ok(req)
 }
 
+/// Refuses a prompt of more bytes than the model's context can hold: no
+/// token is longer than the tokenizer's longest, so such a prompt cannot fit,
+/// and refusing it costs nothing where tokenizing it would cost the plugin's time.
+/// Checked on the raw request before the transforms run, and again on the
+/// prompt they produce.
+pub fn check_prompt_bytes(svc: &ModelService, bytes: usize) -> Result<(), ApiError> {
+    let max_ctx = svc.engine().model().max_context;
+    let max_bytes = max_ctx.saturating_mul(svc.tokenizer.max_token_len());
+    if bytes > max_bytes {
+        return Err(ApiError::invalid(
+            "messages",
+            format!("the prompt is {bytes} bytes, more than the model's context of {max_ctx} tokens can hold (at most {max_bytes} bytes)"),
+        )
+        .code("context_length_exceeded"));
+    }
+    Ok(())
+}
+
 /// Tokenizes the prompt and starts `n` sequences; events of all choices arrive on the returned channel.
 ///
 /// Runs on the plugin executor (it calls the tokenizer, router and sampler
@@ -81,20 +99,8 @@ pub fn start(
     add_special: bool,
     g: GenRequest,
 ) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, ApiError> {
+    check_prompt_bytes(&svc, prompt.len())?;
     let max_ctx = svc.engine().model().max_context;
-    // No token is longer than this, so a longer prompt cannot fit: refuse it
-    // before spending the tokenizer's time on it.
-    let max_bytes = max_ctx.saturating_mul(svc.tokenizer.max_token_len());
-    if prompt.len() > max_bytes {
-        return Err(ApiError::invalid(
-            "messages",
-            format!(
-                "the prompt is {} bytes, more than the model's context of {max_ctx} tokens can hold (at most {max_bytes} bytes)",
-                prompt.len()
-            ),
-        )
-        .code("context_length_exceeded"));
-    }
     let ids = match svc.tokenizer.encode(&prompt, add_special) {
         Ok(ids) => ids,
         Err(e) => match (&svc.native_tokenizer, svc.failure.tokenizer) {

@@ -34,7 +34,15 @@ fn main() {
     for d in dirs {
         build(&d.join("Cargo.toml"), &target_dir, false);
     }
-    for name in ["tokenizer_bpe", "sampler_standard", "transform_chat_template", "router_least_loaded", "transform_redact", "router_prefix_affinity", "sampler_json"] {
+    for name in [
+        "tokenizer_bpe",
+        "sampler_standard",
+        "transform_chat_template",
+        "router_least_loaded",
+        "transform_redact",
+        "router_prefix_affinity",
+        "sampler_json",
+    ] {
         let f = out.join(format!("{name}.wasm"));
         assert!(f.exists(), "plugin build produced no {}", f.display());
     }
@@ -43,12 +51,22 @@ fn main() {
 fn build(manifest: &Path, target_dir: &Path, workspace: bool) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"]).arg(manifest).arg("--target-dir").arg(target_dir);
+    cmd.args(["build", "--release", "--target", TARGET, "--manifest-path"])
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(target_dir);
     if workspace {
         cmd.arg("--workspace");
     }
     // The outer build's flags are for the host (target-cpu=native etc.), not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run cargo to build the plugins: {e}"));

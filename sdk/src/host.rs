@@ -1,8 +1,8 @@
 //! Calls a plugin may make on the host. These are the only capabilities a
 //! plugin has: there are no files, sockets, clocks or environment inside.
 
-use crate::common::weft::plugin::host as raw;
 use crate::LogLevel;
+use crate::common::weft::plugin::host as raw;
 
 /// Writes a log line attributed to this plugin (shown in the host's tracing output).
 ///

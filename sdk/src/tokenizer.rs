@@ -191,11 +191,7 @@ impl<T: Tokenizer> wit::GuestTokenizer for TokenizerResource<T> {
     }
 
     fn decoder(&self, skip_special: bool) -> wit::Decoder {
-        wit::Decoder::new(DecoderResource::<T> {
-            tokenizer: self.0.clone(),
-            skip_special,
-            inner: Default::default(),
-        })
+        wit::Decoder::new(DecoderResource::<T> { tokenizer: self.0.clone(), skip_special, inner: Default::default() })
     }
 }
 

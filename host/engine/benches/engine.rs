@@ -109,13 +109,11 @@ fn candle_baseline(path: &std::path::Path, n_gen: usize) -> f64 {
     let x = Tensor::new(p.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
     let logits = m.forward(&x, 0).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
     let mut tok = weft_engine::sampling::native::argmax(&logits);
-    let mut pos = p.len();
     let t0 = Instant::now();
-    for _ in 0..n_gen {
+    for pos in p.len()..p.len() + n_gen {
         let x = Tensor::new(&[tok], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
         let logits = m.forward(&x, pos).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
         tok = weft_engine::sampling::native::argmax(&logits);
-        pos += 1;
     }
     n_gen as f64 / t0.elapsed().as_secs_f64()
 }

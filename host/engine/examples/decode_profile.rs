@@ -5,7 +5,8 @@ fn main() {
     let a: Vec<usize> = std::env::args().skip(1).filter_map(|x| x.parse().ok()).collect();
     let (c, n) = (a.first().copied().unwrap_or(32), a.get(1).copied().unwrap_or(128));
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
-    let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), EngineConfig::default()).unwrap();
+    let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), EngineConfig::default())
+        .unwrap();
     let t0 = std::time::Instant::now();
     let streams: Vec<_> = (0..c)
         .map(|i| {
@@ -22,5 +23,10 @@ fn main() {
         }
     }
     let m = h.metrics();
-    println!("{total} tokens in {:.2}s; {} steps, mean step {:.1} ms", t0.elapsed().as_secs_f64(), m.steps, m.total_step_secs / m.steps as f64 * 1e3);
+    println!(
+        "{total} tokens in {:.2}s; {} steps, mean step {:.1} ms",
+        t0.elapsed().as_secs_f64(),
+        m.steps,
+        m.total_step_secs / m.steps as f64 * 1e3
+    );
 }

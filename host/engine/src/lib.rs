@@ -17,7 +17,9 @@ pub mod model;
 pub mod sampling;
 pub mod scheduler;
 
-pub use engine::{Engine, EngineConfig, EngineHandle, EngineMetrics, Event, FinishReason, ModelInfo, Request, RequestStream, Usage};
+pub use engine::{
+    Engine, EngineConfig, EngineHandle, EngineMetrics, Event, FinishReason, ModelInfo, Request, RequestStream, Usage,
+};
 pub use error::EngineError;
 pub use kv::KvCapacity;
 pub use model::fetch::{DefaultModel, ensure_default_model};

@@ -35,7 +35,8 @@ fn write_gguf(path: &Path, arch: &str, q_cols: usize) {
         (format!("{arch}.context_length"), Value::U32(64)),
     ];
     let t = |shape: &[usize]| {
-        QTensor::quantize(&Tensor::zeros(shape, candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap()
+        QTensor::quantize(&Tensor::zeros(shape, candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32)
+            .unwrap()
     };
     let tensors = vec![
         ("token_embd.weight".to_string(), t(&[16, h])),

@@ -57,12 +57,17 @@ fn greedy_is_identical_alone_batched_cached_and_preempted() {
     let n = 24;
 
     let h = start(EngineConfig::default());
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| collect(h.submit(greedy(p.clone(), n)).unwrap()).tokens).collect();
+    let alone: Vec<Vec<u32>> =
+        prompts.iter().map(|p| collect(h.submit(greedy(p.clone(), n)).unwrap()).tokens).collect();
 
     // Batched with 15 other sequences of varied lengths (submitted together).
     let mut streams = Vec::new();
     for i in 0..16 {
-        let p = if i < 4 { prompts[i].clone() } else { synthetic_prompt(5 + 3 * i, 100 + i as u32) };
+        let p = if let Some(p) = prompts.get(i).filter(|_| i < 4) {
+            p.clone()
+        } else {
+            synthetic_prompt(5 + 3 * i, 100 + i as u32)
+        };
         streams.push(h.submit(greedy(p, n)).unwrap());
     }
     let batched: Vec<Vec<u32>> = streams.into_iter().map(|s| collect(s).tokens).collect();

@@ -101,7 +101,8 @@ fn reference(t: &HashMap<String, Tensor>, tokens: &[u32]) -> Vec<Vec<f32>> {
     let mask: Vec<f32> =
         (0..n).flat_map(|i| (0..n).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })).collect();
     let mask = Tensor::from_vec(mask, (n, n), &dev).unwrap();
-    let heads = |y: Tensor, h: usize| y.reshape((n, h, HEAD_DIM)).unwrap().transpose(0, 1).unwrap().contiguous().unwrap();
+    let heads =
+        |y: Tensor, h: usize| y.reshape((n, h, HEAD_DIM)).unwrap().transpose(0, 1).unwrap().contiguous().unwrap();
     for l in 0..LAYERS {
         let p = format!("model.layers.{l}");
         let xn = rms(&x, &g(&format!("{p}.input_layernorm.weight")));

@@ -16,7 +16,8 @@ pub const ROUTER_LEAST_LOADED: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_
 pub const TRANSFORM_REDACT: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/transform_redact.wasm"));
 
 /// Prefix-affinity routing with a load fallback.
-pub const ROUTER_PREFIX_AFFINITY: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/router_prefix_affinity.wasm"));
+pub const ROUTER_PREFIX_AFFINITY: &[u8] =
+    include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/router_prefix_affinity.wasm"));
 
 /// Constrained decoding: JSON Schema, any JSON object, or a regex.
 pub const SAMPLER_JSON: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/sampler_json.wasm"));

@@ -19,7 +19,10 @@ fn check(meta: &std::fs::Metadata, what: &str) -> io::Result<()> {
         return Err(io::Error::other(format!("{what} is owned by uid {}, not by this user (uid {me})", meta.uid())));
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(io::Error::other(format!("{what} is writable by group or others (mode {:o})", meta.mode() & 0o7777)));
+        return Err(io::Error::other(format!(
+            "{what} is writable by group or others (mode {:o})",
+            meta.mode() & 0o7777
+        )));
     }
     Ok(())
 }

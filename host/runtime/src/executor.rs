@@ -116,20 +116,30 @@ impl PluginExecutor {
     }
 
     /// Runs `f` on an executor thread for `tenant` and awaits its result.
-    pub async fn run<T: Send + 'static>(&self, tenant: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ExecError> {
+    pub async fn run<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.spawn(tenant, move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| ExecError::Panicked(panic_text(&p)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .map_err(|p| ExecError::Panicked(panic_text(&p)));
             let _ = tx.send(r);
         })?;
         rx.await.map_err(|_| ExecError::Shutdown)?
     }
 
     /// Runs `f` on an executor thread and blocks the calling (non-async) thread until it is done.
-    pub fn run_blocking<T: Send + 'static>(&self, tenant: &str, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ExecError> {
+    pub fn run_blocking<T: Send + 'static>(
+        &self,
+        tenant: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.spawn(tenant, move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| ExecError::Panicked(panic_text(&p)));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .map_err(|p| ExecError::Panicked(panic_text(&p)));
             let _ = tx.send(r);
         })?;
         rx.recv().map_err(|_| ExecError::Shutdown)?
@@ -145,7 +155,10 @@ impl PluginExecutor {
 }
 
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned()).unwrap_or_else(|| "unknown panic".into())
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Niceness of executor threads: the engine's forward pass comes first.
@@ -193,7 +206,10 @@ mod tests {
         // One thread, held busy while both tenants queue, so the order is the executor's choice.
         let ex = PluginExecutor::new(1, 100);
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-        ex.spawn("x", move || { let _ = hold_rx.recv(); }).unwrap();
+        ex.spawn("x", move || {
+            let _ = hold_rx.recv();
+        })
+        .unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         for i in 0..6 {
             let o = order.clone();
@@ -214,12 +230,18 @@ mod tests {
     fn full_queue_refuses_and_panics_are_errors() {
         let ex = PluginExecutor::new(1, 2);
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-        ex.spawn("a", move || { let _ = hold_rx.recv(); }).unwrap();
+        ex.spawn("a", move || {
+            let _ = hold_rx.recv();
+        })
+        .unwrap();
         std::thread::sleep(Duration::from_millis(50)); // the worker takes the blocker
         let ran = Arc::new(AtomicUsize::new(0));
         for _ in 0..2 {
             let r = ran.clone();
-            ex.spawn("a", move || { r.fetch_add(1, Ordering::SeqCst); }).unwrap();
+            ex.spawn("a", move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
         }
         assert_eq!(ex.spawn("a", || ()), Err(ExecError::Busy(2)));
         hold_tx.send(()).unwrap();

@@ -72,9 +72,7 @@ impl logits::Host for HostState {
         let t = if temperature > 0.0 && temperature.is_finite() { temperature } else { 1.0 };
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum: f32 = row.iter().map(|&l| ((l - max) / t).exp()).sum();
-        ids.iter()
-            .map(|&i| row.get(i as usize).map(|&l| ((l - max) / t).exp() / sum).unwrap_or(0.0))
-            .collect()
+        ids.iter().map(|&i| row.get(i as usize).map(|&l| ((l - max) / t).exp() / sum).unwrap_or(0.0)).collect()
     }
 
     fn vocab_size(&mut self) -> u32 {

@@ -58,6 +58,9 @@ impl PluginRegistry {
 
     /// Every current plugin with its tenant.
     pub fn list(&self) -> Vec<(Option<String>, Arc<LoadedPlugin>)> {
-        self.slots.read().map(|s| s.iter().map(|((t, _), v)| (t.clone(), v.current.clone())).collect()).unwrap_or_default()
+        self.slots
+            .read()
+            .map(|s| s.iter().map(|((t, _), v)| (t.clone(), v.current.clone())).collect())
+            .unwrap_or_default()
     }
 }

@@ -66,7 +66,8 @@ impl World {
 impl std::str::FromStr for World {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        World::from_interface(s).ok_or_else(|| format!("unknown plugin kind `{s}` (tokenizer, sampler, router, transform)"))
+        World::from_interface(s)
+            .ok_or_else(|| format!("unknown plugin kind `{s}` (tokenizer, sampler, router, transform)"))
     }
 }
 
@@ -282,7 +283,10 @@ impl PluginRuntime {
             return Err(PluginError::new(
                 name,
                 ErrorKind::Load,
-                format!("memory limit {} exceeds the runtime maximum {}", limits.memory_bytes, self.cfg.max_memory_bytes),
+                format!(
+                    "memory limit {} exceeds the runtime maximum {}",
+                    limits.memory_bytes, self.cfg.max_memory_bytes
+                ),
             ));
         }
         let mut plugin = LoadedPlugin {
@@ -309,7 +313,8 @@ impl PluginRuntime {
     }
 
     fn compile(&self, name: &str, bytes: &[u8], hash: &str) -> Result<(Component, bool)> {
-        let load_err = |e: wasmtime::Error| PluginError::new(name, ErrorKind::Load, format!("not a valid component: {e:#}"));
+        let load_err =
+            |e: wasmtime::Error| PluginError::new(name, ErrorKind::Load, format!("not a valid component: {e:#}"));
         let Some(dir) = &self.cfg.cache_dir else {
             return Ok((Component::new(&self.engine, bytes).map_err(load_err)?, false));
         };
@@ -396,7 +401,11 @@ fn identify(name: &str, engine: &Engine, component: &Component) -> Result<(World
         let (iface, version) = rest.split_once('@').unwrap_or((rest, ""));
         if let Some(world) = World::from_interface(iface) {
             let v = semver::Version::parse(version).map_err(|_| {
-                PluginError::new(name, ErrorKind::Version, format!("export `{export}` carries no valid contract version"))
+                PluginError::new(
+                    name,
+                    ErrorKind::Version,
+                    format!("export `{export}` carries no valid contract version"),
+                )
             })?;
             found = Some((world, v));
         }
@@ -417,7 +426,10 @@ fn identify(name: &str, engine: &Engine, component: &Component) -> Result<(World
         return Err(PluginError::new(
             name,
             ErrorKind::Version,
-            format!("built for weft:plugin@{v}, but this host serves weft:plugin@{host} (compatible: {})", compatible_range(&host)),
+            format!(
+                "built for weft:plugin@{v}, but this host serves weft:plugin@{host} (compatible: {})",
+                compatible_range(&host)
+            ),
         ));
     }
     Ok((world, v))
@@ -464,7 +476,8 @@ world_bindings!(
 impl LoadedPlugin {
     /// A fresh store and instance, with this plugin's limits.
     pub(crate) fn instantiate(&self) -> Result<(Store<HostState>, Instance)> {
-        let state = HostState::new(self.name.clone(), self.config.clone(), self.limits.memory_bytes, self.metrics.clone());
+        let state =
+            HostState::new(self.name.clone(), self.config.clone(), self.limits.memory_bytes, self.metrics.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.deadline_ticks());
@@ -489,7 +502,12 @@ impl LoadedPlugin {
         (self.limits.deadline.as_millis() as u64).max(1) * TICKS_PER_SEC / 1000
     }
 
-    fn world_func<P, R>(&self, store: &mut Store<HostState>, instance: &Instance, name: &str) -> Result<wasmtime::component::TypedFunc<P, R>>
+    fn world_func<P, R>(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &Instance,
+        name: &str,
+    ) -> Result<wasmtime::component::TypedFunc<P, R>>
     where
         P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
         R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
@@ -504,14 +522,19 @@ impl LoadedPlugin {
         let (m,) = self.call(store, "metadata", |s| f.call(&mut *s, ()))?;
         for (field, v) in [("name", &m.name), ("version", &m.version), ("description", &m.description)] {
             if v.len() > 4096 {
-                return Err(PluginError::new(&*self.name, ErrorKind::InvalidOutput, format!("metadata {field} is over 4 KiB")));
+                return Err(PluginError::new(
+                    &*self.name,
+                    ErrorKind::InvalidOutput,
+                    format!("metadata {field} is over 4 KiB"),
+                ));
             }
         }
         Ok(PluginInfo { name: m.name, version: m.version, description: m.description })
     }
 
     fn init(&self, store: &mut Store<HostState>, instance: &Instance) -> Result<()> {
-        let f = self.world_func::<(&[(String, String)],), (std::result::Result<(), String>,)>(store, instance, "init")?;
+        let f =
+            self.world_func::<(&[(String, String)],), (std::result::Result<(), String>,)>(store, instance, "init")?;
         let config = self.config.clone();
         let (r,) = self.call(store, "init", |s| f.call(&mut *s, (config.as_slice(),)))?;
         r.map_err(|msg| {
@@ -553,7 +576,11 @@ impl LoadedPlugin {
             None => {
                 let msg = format!("{e:#}");
                 // "too much data is being copied": wasmtime's cap on one call's copying (hostcall fuel).
-                if msg.contains("utf-8") || msg.contains("invalid") || msg.contains("out of bounds") || msg.contains("too much data") {
+                if msg.contains("utf-8")
+                    || msg.contains("invalid")
+                    || msg.contains("out of bounds")
+                    || msg.contains("too much data")
+                {
                     ErrorKind::InvalidOutput
                 } else {
                     ErrorKind::Trap
@@ -562,7 +589,9 @@ impl LoadedPlugin {
         };
         let out_of_fuel = matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::OutOfFuel));
         let detail = match kind {
-            ErrorKind::Timeout if out_of_fuel => format!("`{what}` ran out of fuel ({} units)", self.limits.fuel.unwrap_or(0)),
+            ErrorKind::Timeout if out_of_fuel => {
+                format!("`{what}` ran out of fuel ({} units)", self.limits.fuel.unwrap_or(0))
+            }
             ErrorKind::Timeout => format!("`{what}` ran past its deadline of {:?}", self.limits.deadline),
             ErrorKind::Memory => {
                 format!("`{what}` tried to grow memory past its limit of {} bytes", self.limits.memory_bytes)
@@ -668,6 +697,9 @@ mod tests {
         assert!(compatible(&v("0.1.3"), &v("0.1.1")));
         assert!(!compatible(&v("0.1.0"), &v("9.0.0")));
         assert!(compatible(&v("1.4.0"), &v("1.2.0")));
-        assert!(!compatible(&v(CONTRACT_VERSION), &v("0.1.0")), "0.2 added the vocabulary import; 0.1 plugins must be rebuilt");
+        assert!(
+            !compatible(&v(CONTRACT_VERSION), &v("0.1.0")),
+            "0.2 added the vocabulary import; 0.1 plugins must be rebuilt"
+        );
     }
 }

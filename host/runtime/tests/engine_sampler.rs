@@ -20,10 +20,14 @@ fn tokens(mut s: weft_engine::RequestStream) -> Result<Vec<u32>, String> {
 #[test]
 fn wasm_sampler_in_the_engine_matches_native_and_failures_stay_local() {
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
-    let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), EngineConfig::default()).unwrap();
+    let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), EngineConfig::default())
+        .unwrap();
     let vocab = h.model().config.vocab_size;
-    let standard = WasmSamplerFactory::new(common::load("sampler-standard", "sampler_standard.wasm", Limits::default(), vec![])).unwrap();
-    let hostile = WasmSamplerFactory::new(common::load("hostile", "hostile_sampler.wasm", Limits::default(), vec![])).unwrap();
+    let standard =
+        WasmSamplerFactory::new(common::load("sampler-standard", "sampler_standard.wasm", Limits::default(), vec![]))
+            .unwrap();
+    let hostile =
+        WasmSamplerFactory::new(common::load("hostile", "hostile_sampler.wasm", Limits::default(), vec![])).unwrap();
     let prompt: Vec<u32> = (0..20u32).map(|i| 1000 + i * 37).collect();
     let params = SamplingParams { seed: Some(42), temperature: 0.8, top_p: 0.9, ..Default::default() };
     let req = |sampler: Option<Box<dyn weft_engine::sampling::SequenceSampler>>| {
@@ -34,7 +38,9 @@ fn wasm_sampler_in_the_engine_matches_native_and_failures_stay_local() {
     };
     let native = tokens(h.submit(req(None)).unwrap()).unwrap();
     // The Wasm run shares the batch with a sequence whose sampler traps.
-    let bad = h.submit(req(Some(Box::new(hostile.session(&params, 24, r#"{"mode":"trap"}"#, &prompt, vocab).unwrap())))).unwrap();
+    let bad = h
+        .submit(req(Some(Box::new(hostile.session(&params, 24, r#"{"mode":"trap"}"#, &prompt, vocab).unwrap()))))
+        .unwrap();
     let good = h.submit(req(Some(Box::new(standard.session(&params, 24, "", &prompt, vocab).unwrap())))).unwrap();
     let err = tokens(bad).unwrap_err();
     assert!(err.contains("trap") && err.contains("hostile"), "{err}");

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use weft_engine::sampling::{History, NativeSampler, SamplingParams, SequenceSampler};
 use weft_runtime::{
-    BackendInfo, ChatMessage, ErrorKind, Limits, RouteDecision, RouteRequest, TransformRequest, WasmRouter, WasmSamplerFactory,
-    WasmTransform, World,
+    BackendInfo, ChatMessage, ErrorKind, Limits, RouteDecision, RouteRequest, TransformRequest, WasmRouter,
+    WasmSamplerFactory, WasmTransform, World,
 };
 
 const VOCAB: usize = 1000;
@@ -44,7 +44,8 @@ fn standard_sampler_plugin_matches_native_with_the_same_seed() {
         assert_eq!(run(&mut wasm, 40).unwrap(), run(&mut native, 40).unwrap(), "{params:?}");
     }
     // Plugin arguments override parameters: top_k 1 is greedy.
-    let mut s = f.session(&SamplingParams { seed: Some(1), ..Default::default() }, 8, r#"{"top_k": 1}"#, &[], VOCAB).unwrap();
+    let mut s =
+        f.session(&SamplingParams { seed: Some(1), ..Default::default() }, 8, r#"{"top_k": 1}"#, &[], VOCAB).unwrap();
     let mut greedy = NativeSampler::new(SamplingParams::greedy());
     assert_eq!(run(&mut s, 10).unwrap(), run(&mut greedy, 10).unwrap());
     assert!(f.session(&SamplingParams::default(), 8, "{not json", &[], VOCAB).is_err());
@@ -95,7 +96,12 @@ fn trap_and_garbage_are_typed_errors() {
 #[test]
 fn init_failure_refuses_the_plugin() {
     let e = common::runtime()
-        .load_file("hostile", &common::plugin_path("hostile_sampler.wasm"), Limits::default(), vec![("fail_init".into(), "yes".into())])
+        .load_file(
+            "hostile",
+            &common::plugin_path("hostile_sampler.wasm"),
+            Limits::default(),
+            vec![("fail_init".into(), "yes".into())],
+        )
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Init, "{e}");
     assert!(e.to_string().contains("fail_init"));
@@ -107,7 +113,10 @@ fn incompatible_contract_and_garbage_files_are_refused() {
         .load_file("future", &common::plugin_path("future_contract.wasm"), Limits::default(), vec![])
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Version, "{e}");
-    assert!(e.message.contains("9.0.0") && e.message.contains(weft_runtime::CONTRACT_VERSION), "names both versions: {e}");
+    assert!(
+        e.message.contains("9.0.0") && e.message.contains(weft_runtime::CONTRACT_VERSION),
+        "names both versions: {e}"
+    );
 
     let e = common::runtime().load("junk", b"\0asm\x01\0\0\0garbage", Limits::default(), vec![]).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Load, "{e}");
@@ -119,9 +128,19 @@ fn incompatible_contract_and_garbage_files_are_refused() {
 
 #[test]
 fn oversized_and_looping_transforms_are_stopped() {
-    let p = common::load("hostile-transform", "hostile_transform.wasm", Limits { deadline: Duration::from_secs(2), ..Default::default() }, vec![]);
+    let p = common::load(
+        "hostile-transform",
+        "hostile_transform.wasm",
+        Limits { deadline: Duration::from_secs(2), ..Default::default() },
+        vec![],
+    );
     let t = WasmTransform::new(p).unwrap();
-    let req = |mode: &str| TransformRequest { model: "m".into(), prompt: Some("hi".into()), params: vec![("mode".into(), format!("\"{mode}\""))], ..Default::default() };
+    let req = |mode: &str| TransformRequest {
+        model: "m".into(),
+        prompt: Some("hi".into()),
+        params: vec![("mode".into(), format!("\"{mode}\""))],
+        ..Default::default()
+    };
     let e = t.on_request(&req("huge")).unwrap_err();
     assert_eq!(e.kind, ErrorKind::InvalidOutput, "{e}");
     let e = t.on_request(&req("loop")).unwrap_err();
@@ -147,7 +166,11 @@ fn chat_template_plugin_renders_every_fixture_template() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let src = std::fs::read_to_string(&path).unwrap();
-        let config = vec![("chat_template".into(), src), ("bos_token".into(), "<s>".into()), ("eos_token".into(), "</s>".into())];
+        let config = vec![
+            ("chat_template".into(), src),
+            ("bos_token".into(), "<s>".into()),
+            ("eos_token".into(), "</s>".into()),
+        ];
         let p = common::runtime()
             .load("transform-chat-template", weft_runtime::builtin::TRANSFORM_CHAT_TEMPLATE, Limits::default(), config)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -158,7 +181,9 @@ fn chat_template_plugin_renders_every_fixture_template() {
         let prompt = out.prompt.unwrap();
         let mut at = 0;
         for m in &convo[1..] {
-            let p = prompt[at..].find(&m.content).unwrap_or_else(|| panic!("{}: `{}` missing or out of order", path.display(), m.content));
+            let p = prompt[at..]
+                .find(&m.content)
+                .unwrap_or_else(|| panic!("{}: `{}` missing or out of order", path.display(), m.content));
             at += p + m.content.len();
         }
         assert!(prompt.contains("You are a terse assistant."), "{}", path.display());
@@ -172,7 +197,12 @@ fn chat_template_of_the_default_model_is_chatml() {
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
     let (_, template) = weft_engine::model::read_tokenizer(&path).unwrap();
     let p = common::runtime()
-        .load("transform-chat-template", weft_runtime::builtin::TRANSFORM_CHAT_TEMPLATE, Limits::default(), vec![("chat_template".into(), template.unwrap())])
+        .load(
+            "transform-chat-template",
+            weft_runtime::builtin::TRANSFORM_CHAT_TEMPLATE,
+            Limits::default(),
+            vec![("chat_template".into(), template.unwrap())],
+        )
         .unwrap();
     let t = WasmTransform::new(p).unwrap();
     let req = TransformRequest {
@@ -181,12 +211,17 @@ fn chat_template_of_the_default_model_is_chatml() {
         ..Default::default()
     };
     let prompt = t.on_request(&req).unwrap().unwrap().prompt.unwrap();
-    assert!(prompt.contains("<|im_start|>user\nHi<|im_end|>\n") && prompt.ends_with("<|im_start|>assistant\n"), "{prompt:?}");
+    assert!(
+        prompt.contains("<|im_start|>user\nHi<|im_end|>\n") && prompt.ends_with("<|im_start|>assistant\n"),
+        "{prompt:?}"
+    );
 }
 
 #[test]
 fn least_loaded_router_chooses_and_validates() {
-    let p = common::runtime().load("router-least-loaded", weft_runtime::builtin::ROUTER_LEAST_LOADED, Limits::default(), vec![]).unwrap();
+    let p = common::runtime()
+        .load("router-least-loaded", weft_runtime::builtin::ROUTER_LEAST_LOADED, Limits::default(), vec![])
+        .unwrap();
     let r = WasmRouter::new(p).unwrap();
     let b = |id: &str, q: u32, healthy: bool| BackendInfo {
         id: id.into(),
@@ -198,7 +233,10 @@ fn least_loaded_router_chooses_and_validates() {
         healthy,
     };
     let req = RouteRequest { model: "m".into(), ..Default::default() };
-    assert_eq!(r.route(&req, &[b("a", 5, true), b("b", 1, true), b("c", 0, false)]).unwrap(), RouteDecision::Backend(1));
+    assert_eq!(
+        r.route(&req, &[b("a", 5, true), b("b", 1, true), b("c", 0, false)]).unwrap(),
+        RouteDecision::Backend(1)
+    );
     assert!(matches!(r.route(&req, &[b("a", 0, false)]).unwrap(), RouteDecision::Reject { status: 503, .. }));
 }
 
@@ -224,7 +262,8 @@ fn registry_swaps_versions_without_touching_pinned_users_and_isolates_tenants() 
     assert!(reg.install(None, v1.clone()).is_none());
     let pinned = WasmTransform::new(reg.get(None, "hostile-transform").unwrap()).unwrap();
     let mut stream = pinned.response_stream().unwrap();
-    let v2 = common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![("v".into(), "2".into())]);
+    let v2 =
+        common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![("v".into(), "2".into())]);
     assert!(reg.install(None, v2.clone()).is_some());
     // The stream started on v1 keeps v1's instance.
     assert_eq!(stream.on_chunk("still v1").unwrap(), "STILL V1");
@@ -250,8 +289,13 @@ fn fallback_policy_hands_a_failing_session_to_the_native_sampler() {
 
 #[test]
 fn fuel_limit_stops_a_runaway_call() {
-    let rt = weft_runtime::PluginRuntime::new(weft_runtime::RuntimeConfig { cache_dir: None, fuel_metering: true, max_instances: 16, ..Default::default() })
-        .unwrap();
+    let rt = weft_runtime::PluginRuntime::new(weft_runtime::RuntimeConfig {
+        cache_dir: None,
+        fuel_metering: true,
+        max_instances: 16,
+        ..Default::default()
+    })
+    .unwrap();
     let limits = Limits { fuel: Some(50_000_000), deadline: Duration::from_secs(30), ..Default::default() };
     let p = rt.load_file("hostile", &common::plugin_path("hostile_sampler.wasm"), limits, vec![]).unwrap();
     let f = WasmSamplerFactory::new(p).unwrap();
@@ -263,7 +307,9 @@ fn fuel_limit_stops_a_runaway_call() {
 
 #[test]
 fn redaction_catches_matches_split_across_tiny_chunks() {
-    let p = common::runtime().load("transform-redact", weft_runtime::builtin::TRANSFORM_REDACT, Limits::default(), vec![]).unwrap();
+    let p = common::runtime()
+        .load("transform-redact", weft_runtime::builtin::TRANSFORM_REDACT, Limits::default(), vec![])
+        .unwrap();
     let t = WasmTransform::new(p).unwrap();
     let secret = "Write to jane.doe@example.com, call +1 555-123-4567, card 4111 1111 1111 1111.";
     let req = TransformRequest {
@@ -287,14 +333,22 @@ fn redaction_catches_matches_split_across_tiny_chunks() {
         for leak in ["jane.doe", "example.com", "555-123", "4111"] {
             assert!(!streamed.contains(leak), "chunk size {size} leaks {leak}: {streamed}");
         }
-        assert!(streamed.contains("[email]") && streamed.contains("[card]") && streamed.contains("[phone]"), "{streamed}");
+        assert!(
+            streamed.contains("[email]") && streamed.contains("[card]") && streamed.contains("[phone]"),
+            "{streamed}"
+        );
     }
 }
 
 #[test]
 fn prefix_affinity_router_prefers_the_cache_until_it_is_saturated() {
     let p = common::runtime()
-        .load("router-prefix-affinity", weft_runtime::builtin::ROUTER_PREFIX_AFFINITY, Limits::default(), vec![("max_extra_load".into(), "3".into())])
+        .load(
+            "router-prefix-affinity",
+            weft_runtime::builtin::ROUTER_PREFIX_AFFINITY,
+            Limits::default(),
+            vec![("max_extra_load".into(), "3".into())],
+        )
         .unwrap();
     let r = WasmRouter::new(p).unwrap();
     let b = |id: &str, load: u32, cached: u32| BackendInfo {
@@ -306,7 +360,8 @@ fn prefix_affinity_router_prefers_the_cache_until_it_is_saturated() {
         cached_prefix_tokens: cached,
         healthy: true,
     };
-    let req = RouteRequest { model: "m".into(), prompt_tokens: 300, prefix_hashes: vec![1, 2, 3], ..Default::default() };
+    let req =
+        RouteRequest { model: "m".into(), prompt_tokens: 300, prefix_hashes: vec![1, 2, 3], ..Default::default() };
     // The cached backend wins while its extra load is within 3...
     assert_eq!(r.route(&req, &[b("a", 0, 0), b("b", 3, 256)]).unwrap(), RouteDecision::Backend(1));
     // ...and loses to least-loaded beyond that.

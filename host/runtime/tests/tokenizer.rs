@@ -12,8 +12,7 @@ fn cases(inp: &str, out: &str) -> Vec<(String, Vec<u32>)> {
     if texts.last() == Some(&"") {
         texts.pop();
     }
-    let ids: Vec<Vec<u32>> =
-        out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
+    let ids: Vec<Vec<u32>> = out.lines().map(|l| l.split_whitespace().map(|t| t.parse().unwrap()).collect()).collect();
     assert_eq!(texts.len(), ids.len(), "fixture .inp and .out disagree in length");
     texts.into_iter().map(str::to_string).zip(ids).collect()
 }
@@ -29,7 +28,9 @@ fn reproduces_every_llama_cpp_fixture() {
     let dir = common::shared().join("tokenizers");
     let mut checked = 0;
     let mut failures = Vec::new();
-    for name in ["ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf"] {
+    for name in
+        ["ggml-vocab-gpt-2.gguf", "ggml-vocab-llama-bpe.gguf", "ggml-vocab-llama-spm.gguf", "ggml-vocab-phi-3.gguf"]
+    {
         let path = dir.join(name);
         let inp = std::fs::read_to_string(path.with_extension("gguf.inp")).unwrap();
         let out = std::fs::read_to_string(path.with_extension("gguf.out")).unwrap();

@@ -11,8 +11,8 @@ mod metrics;
 mod model_source;
 mod pipeline;
 mod reload;
-mod tenancy;
 mod serve;
+mod tenancy;
 
 use clap::{Parser, Subcommand};
 
@@ -72,7 +72,13 @@ fn main() {
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Template(a) => cli::template::run(a),
         Command::Config(ConfigCmd::Check { file }) => config::Config::load(&file).map(|c| {
-            println!("{}: ok ({} model, {} plugins, {} tenants)", file.display(), c.models.len(), c.plugins.len(), c.tenants.len())
+            println!(
+                "{}: ok ({} model, {} plugins, {} tenants)",
+                file.display(),
+                c.models.len(),
+                c.plugins.len(),
+                c.tenants.len()
+            )
         }),
         Command::Fetch => model_source::resolve(None).map(|p| println!("{}", p.display())),
         Command::Bench(b) => bench::run(b),

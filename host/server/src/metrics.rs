@@ -127,12 +127,22 @@ impl ServerMetrics {
 
     pub fn render(&self, engines: &[EngineSnapshot], plugins: &[&LoadedPlugin], version: u64) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP weft_plugin_reloads Pipeline reloads by trigger and result.\n# TYPE weft_plugin_reloads counter");
+        let _ = writeln!(
+            out,
+            "# HELP weft_plugin_reloads Pipeline reloads by trigger and result.\n# TYPE weft_plugin_reloads counter"
+        );
         for ((trigger, result), n) in self.reloads.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_plugin_reloads_total{{trigger=\"{trigger}\",result=\"{result}\"}} {n}");
         }
-        self.reload_seconds.render(&mut out, "weft_plugin_reload_duration_seconds", "Time to build and publish a new pipeline version (or to refuse it).");
-        let _ = writeln!(out, "# HELP weft_pipeline_version Published pipeline versions (1 at startup).\n# TYPE weft_pipeline_version gauge\nweft_pipeline_version {version}");
+        self.reload_seconds.render(
+            &mut out,
+            "weft_plugin_reload_duration_seconds",
+            "Time to build and publish a new pipeline version (or to refuse it).",
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weft_pipeline_version Published pipeline versions (1 at startup).\n# TYPE weft_pipeline_version gauge\nweft_pipeline_version {version}"
+        );
         let _ = writeln!(
             out,
             "# HELP weft_plugin_instances Live plugin instances (stores), all versions.\n# TYPE weft_plugin_instances gauge\nweft_plugin_instances {}",
@@ -142,39 +152,72 @@ impl ServerMetrics {
         for ((ep, tenant, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_requests_total{{endpoint=\"{ep}\",tenant=\"{tenant}\",status=\"{st}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP weft_tenant_tokens Prompt and completion tokens of finished sequences, by tenant.\n# TYPE weft_tenant_tokens counter");
+        let _ = writeln!(
+            out,
+            "# HELP weft_tenant_tokens Prompt and completion tokens of finished sequences, by tenant.\n# TYPE weft_tenant_tokens counter"
+        );
         for ((tenant, kind), n) in self.tenant_tokens.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_tenant_tokens_total{{tenant=\"{tenant}\",kind=\"{kind}\"}} {n}");
         }
         counter(&mut out, "weft_prompt_tokens", "Prompt tokens of finished requests.", self.prompt_tokens.get() as f64);
-        counter(&mut out, "weft_generation_tokens", "Generated tokens of finished requests.", self.generation_tokens.get() as f64);
+        counter(
+            &mut out,
+            "weft_generation_tokens",
+            "Generated tokens of finished requests.",
+            self.generation_tokens.get() as f64,
+        );
         self.ttft.render(&mut out, "weft_time_to_first_token_seconds", "Time from admission to the first token.");
         self.itl.render(&mut out, "weft_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.");
         self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
         // One series per engine of the model, labelled with its id.
         type Get = fn(&weft_engine::EngineMetrics, usize) -> f64;
         let families: [(&str, &str, &str, Get); 16] = [
-            ("weft_engine_sequences_finished_total", "counter", "Sequences that ran to completion on the engine.", |m, _| m.finished as f64),
-            ("weft_requests_in_flight", "gauge", "Sequences submitted to the engine and not finished (what routers balance).", |_, f| f as f64),
+            (
+                "weft_engine_sequences_finished_total",
+                "counter",
+                "Sequences that ran to completion on the engine.",
+                |m, _| m.finished as f64,
+            ),
+            (
+                "weft_requests_in_flight",
+                "gauge",
+                "Sequences submitted to the engine and not finished (what routers balance).",
+                |_, f| f as f64,
+            ),
             ("weft_requests_running", "gauge", "Sequences in the running batch.", |m, _| m.running as f64),
             ("weft_requests_waiting", "gauge", "Sequences waiting for admission.", |m, _| m.waiting as f64),
             ("weft_kv_cache_usage_ratio", "gauge", "Fraction of KV blocks in use.", |m, _| m.kv.usage()),
             ("weft_kv_blocks_used", "gauge", "KV blocks referenced by live sequences.", |m, _| m.kv.used_blocks as f64),
             ("weft_kv_blocks_free", "gauge", "KV blocks free.", |m, _| m.kv.free_blocks as f64),
-            ("weft_kv_blocks_cached", "gauge", "KV blocks holding reusable prefixes.", |m, _| m.kv.cached_blocks as f64),
+            ("weft_kv_blocks_cached", "gauge", "KV blocks holding reusable prefixes.", |m, _| {
+                m.kv.cached_blocks as f64
+            }),
             ("weft_prefix_cache_hit_rate", "gauge", "Prefix-cache block hits over lookups.", |m, _| m.kv.hit_rate()),
-            ("weft_prefix_cache_queries_total", "counter", "Prompt blocks looked up in the prefix cache.", |m, _| m.kv.prefix_queries as f64),
-            ("weft_prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", |m, _| m.kv.prefix_hits as f64),
-            ("weft_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", |m, _| m.preemptions as f64),
+            ("weft_prefix_cache_queries_total", "counter", "Prompt blocks looked up in the prefix cache.", |m, _| {
+                m.kv.prefix_queries as f64
+            }),
+            ("weft_prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", |m, _| {
+                m.kv.prefix_hits as f64
+            }),
+            ("weft_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", |m, _| {
+                m.preemptions as f64
+            }),
             ("weft_engine_steps_total", "counter", "Engine steps run.", |m, _| m.steps as f64),
-            ("weft_engine_generation_tokens_total", "counter", "Tokens sampled by the engine.", |m, _| m.generation_tokens as f64),
+            ("weft_engine_generation_tokens_total", "counter", "Tokens sampled by the engine.", |m, _| {
+                m.generation_tokens as f64
+            }),
             (
                 "weft_engine_deferred_samples_total",
                 "counter",
                 "Plugin samples that missed their step's budget and were taken by a later step.",
                 |m, _| m.deferred_samples as f64,
             ),
-            ("weft_engine_sampling_late", "gauge", "Sequences whose plugin sampler is running past its step now.", |m, _| m.sampling_late as f64),
+            (
+                "weft_engine_sampling_late",
+                "gauge",
+                "Sequences whose plugin sampler is running past its step now.",
+                |m, _| m.sampling_late as f64,
+            ),
         ];
         if !engines.is_empty() {
             for (name, kind, help, get) in families {
@@ -185,32 +228,65 @@ impl ServerMetrics {
                 }
             }
         }
-        let _ = writeln!(out, "# HELP weft_plugin_call_duration_seconds Duration of calls into a plugin.\n# TYPE weft_plugin_call_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP weft_plugin_call_duration_seconds Duration of calls into a plugin.\n# TYPE weft_plugin_call_duration_seconds histogram"
+        );
         for p in plugins {
             let m = &p.metrics;
             let mut cum = 0;
             for (i, b) in weft_runtime::metrics::CALL_BUCKETS.iter().enumerate() {
                 cum += m.call_buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",tenant=\"{}\",le=\"{b}\"}} {cum}", p.name, tenant_of(&p.name));
+                let _ = writeln!(
+                    out,
+                    "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",tenant=\"{}\",le=\"{b}\"}} {cum}",
+                    p.name,
+                    tenant_of(&p.name)
+                );
             }
             let n = m.calls.load(Ordering::Relaxed);
-            let _ = writeln!(out, "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",tenant=\"{}\",le=\"+Inf\"}} {n}", p.name, tenant_of(&p.name));
-            let _ = writeln!(out, "weft_plugin_call_duration_seconds_sum{{plugin=\"{}\",tenant=\"{}\"}} {}", p.name, tenant_of(&p.name), m.call_nanos.load(Ordering::Relaxed) as f64 / 1e9);
-            let _ = writeln!(out, "weft_plugin_call_duration_seconds_count{{plugin=\"{}\",tenant=\"{}\"}} {n}", p.name, tenant_of(&p.name));
+            let _ = writeln!(
+                out,
+                "weft_plugin_call_duration_seconds_bucket{{plugin=\"{}\",tenant=\"{}\",le=\"+Inf\"}} {n}",
+                p.name,
+                tenant_of(&p.name)
+            );
+            let _ = writeln!(
+                out,
+                "weft_plugin_call_duration_seconds_sum{{plugin=\"{}\",tenant=\"{}\"}} {}",
+                p.name,
+                tenant_of(&p.name),
+                m.call_nanos.load(Ordering::Relaxed) as f64 / 1e9
+            );
+            let _ = writeln!(
+                out,
+                "weft_plugin_call_duration_seconds_count{{plugin=\"{}\",tenant=\"{}\"}} {n}",
+                p.name,
+                tenant_of(&p.name)
+            );
         }
         let _ = writeln!(out, "# HELP weft_plugin_errors Plugin failures by kind.\n# TYPE weft_plugin_errors counter");
         for p in plugins {
             for (kind, n) in p.metrics.error_counts() {
-                let _ = writeln!(out, "weft_plugin_errors_total{{plugin=\"{}\",tenant=\"{}\",kind=\"{kind}\"}} {n}", p.name, tenant_of(&p.name));
+                let _ = writeln!(
+                    out,
+                    "weft_plugin_errors_total{{plugin=\"{}\",tenant=\"{}\",kind=\"{kind}\"}} {n}",
+                    p.name,
+                    tenant_of(&p.name)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP weft_plugin_custom Series a plugin reports through host.counter-add / host.histogram-record.\n# TYPE weft_plugin_custom gauge");
+        let _ = writeln!(
+            out,
+            "# HELP weft_plugin_custom Series a plugin reports through host.counter-add / host.histogram-record.\n# TYPE weft_plugin_custom gauge"
+        );
         for p in plugins {
             let custom = p.metrics.custom.lock().map(|m| m.clone()).unwrap_or_default();
             let mut names: Vec<_> = custom.into_iter().collect();
             names.sort_by(|a, b| a.0.cmp(&b.0));
             for (name, v) in names {
-                let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+                let name: String =
+                    name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
                 let _ = writeln!(out, "weft_plugin_custom{{plugin=\"{}\",name=\"{name}\"}} {v}", p.name);
             }
         }

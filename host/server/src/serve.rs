@@ -116,7 +116,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port).parse().context("server host/port")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(AppState::new(cfg.server.max_queued_requests, Duration::from_secs(cfg.server.request_timeout_secs)));
+    let state =
+        Arc::new(AppState::new(cfg.server.max_queued_requests, Duration::from_secs(cfg.server.request_timeout_secs)));
     let app = api::router(state.clone(), cfg.server.max_request_body_bytes);
     tracing::warn!("weft listening on http://{local} (loading the model; /ready turns 200 when done)");
     eprintln!("weft: listening on http://{local}");
@@ -177,7 +178,11 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
         }
         let engine_cfg = EngineConfig {
             kv_capacity: KvCapacity::Bytes(kv_mib << 20),
-            scheduler: SchedulerConfig { max_batched_tokens: mc.max_tokens_per_step, max_num_seqs: mc.max_sequences, ..Default::default() },
+            scheduler: SchedulerConfig {
+                max_batched_tokens: mc.max_tokens_per_step,
+                max_num_seqs: mc.max_sequences,
+                ..Default::default()
+            },
             ..Default::default()
         };
         // Fair sharing between tenants unless the config asks for first come, first served.
@@ -222,14 +227,17 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
     if cfg.admin.watch && (config_path.is_some() || cfg.plugins.iter().any(|p| p.file.is_some())) {
         match crate::reload::watch::spawn(reloader.clone()) {
             Ok(w) => std::mem::forget(w), // watches for the life of the process
-            Err(e) => tracing::warn!(error = %e, "cannot watch the config and plugin files; reload through the admin API"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the config and plugin files; reload through the admin API")
+            }
         }
     }
     match &cfg.admin.key {
         Some(key) => {
             let app = crate::reload::admin::router(reloader, key);
             let addr: SocketAddr = cfg.admin.listen.parse()?;
-            let std_listener = std::net::TcpListener::bind(addr).with_context(|| format!("admin API: cannot listen on {addr}"))?;
+            let std_listener =
+                std::net::TcpListener::bind(addr).with_context(|| format!("admin API: cannot listen on {addr}"))?;
             std_listener.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             eprintln!("weft: admin API on http://{}", listener.local_addr()?);

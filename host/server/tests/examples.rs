@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 mod common;
 use common::*;
 
-const TENANT_PROMPT: &str = "You are the assistant of Acme Corporation's support desk. Answer politely in at most two sentences.";
+const TENANT_PROMPT: &str =
+    "You are the assistant of Acme Corporation's support desk. Answer politely in at most two sentences.";
 
 fn example_config() -> std::path::PathBuf {
     let dir = weft_runtime::builtin::build_dir();
@@ -55,7 +56,11 @@ router = "canary-router"
 }
 
 fn ask(s: &Server, messages: Value, temperature: f64, seed: u64) -> (u16, Value) {
-    post(s, "/v1/chat/completions", &json!({"model": "SmolLM2-135M-Instruct", "messages": messages, "max_tokens": 40, "temperature": temperature, "seed": seed}))
+    post(
+        s,
+        "/v1/chat/completions",
+        &json!({"model": "SmolLM2-135M-Instruct", "messages": messages, "max_tokens": 40, "temperature": temperature, "seed": seed}),
+    )
 }
 
 fn finished(s: &Server) -> [f64; 2] {
@@ -70,7 +75,8 @@ fn finished(s: &Server) -> [f64; 2] {
 
 #[test]
 fn example_plugins_work_end_to_end() {
-    let questions = ["What is the capital of France?", "Describe the weather in Paris in spring.", "Tell me about the sea."];
+    let questions =
+        ["What is the capital of France?", "Describe the weather in Paris in spring.", "Tell me about the sea."];
     let runs = [(0.0, 1), (1.0, 2), (1.0, 3)];
 
     // Baseline: the default pipeline, with the tenant prompt given explicitly.
@@ -79,7 +85,12 @@ fn example_plugins_work_end_to_end() {
     let mut base_prompt_tokens = Vec::new();
     for q in questions {
         for (t, seed) in runs {
-            let (st, r) = ask(&base, json!([{"role": "system", "content": TENANT_PROMPT}, {"role": "user", "content": q}]), t, seed);
+            let (st, r) = ask(
+                &base,
+                json!([{"role": "system", "content": TENANT_PROMPT}, {"role": "user", "content": q}]),
+                t,
+                seed,
+            );
             assert_eq!(st, 200, "{r}");
             let text = r["choices"][0]["message"]["content"].as_str().unwrap().to_lowercase();
             base_hits += usize::from(text.contains("the") || text.contains("paris"));
@@ -101,7 +112,11 @@ fn example_plugins_work_end_to_end() {
             assert!(!lower.contains("the") && !lower.contains("paris"), "banned word in {text:?}");
             assert!(!text.is_empty());
             // The tenant prompt was injected: the prompt is token for token the baseline's with it explicit.
-            assert_eq!(r["usage"]["prompt_tokens"].as_u64().unwrap(), base_prompt_tokens[i], "tenant system prompt injected");
+            assert_eq!(
+                r["usage"]["prompt_tokens"].as_u64().unwrap(),
+                base_prompt_tokens[i],
+                "tenant system prompt injected"
+            );
             i += 1;
         }
     }
@@ -114,7 +129,11 @@ fn example_plugins_work_end_to_end() {
     // Canary: of 40 consecutive requests, exactly a quarter go to engine-1.
     let before = finished(&s);
     for k in 0..40 {
-        let (st, r) = post(&s, "/v1/chat/completions", &json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": format!("hi {k}")}], "max_tokens": 2}));
+        let (st, r) = post(
+            &s,
+            "/v1/chat/completions",
+            &json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": format!("hi {k}")}], "max_tokens": 2}),
+        );
         assert_eq!(st, 200, "{r}");
     }
     std::thread::sleep(std::time::Duration::from_millis(300));

@@ -68,12 +68,7 @@ fn config() -> String {
 }
 
 fn post_as(s: &str, tenant: &str, body: &Value) -> (u16, Value, Option<String>) {
-    let r = client()
-        .post(format!("{s}/v1/chat/completions"))
-        .bearer_auth(key(tenant))
-        .json(body)
-        .send()
-        .unwrap();
+    let r = client().post(format!("{s}/v1/chat/completions")).bearer_auth(key(tenant)).json(body).send().unwrap();
     let status = r.status().as_u16();
     let retry = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_string());
     (status, r.json().unwrap_or(Value::Null), retry)
@@ -83,12 +78,7 @@ fn post_as(s: &str, tenant: &str, body: &Value) -> (u16, Value, Option<String>) 
 fn stream_as(s: &str, tenant: &str, body: &Value) -> (u16, Vec<String>) {
     let mut body = body.clone();
     body["stream"] = json!(true);
-    let r = client()
-        .post(format!("{s}/v1/chat/completions"))
-        .bearer_auth(key(tenant))
-        .json(&body)
-        .send()
-        .unwrap();
+    let r = client().post(format!("{s}/v1/chat/completions")).bearer_auth(key(tenant)).json(&body).send().unwrap();
     let status = r.status().as_u16();
     let text = r.text().unwrap();
     (status, text.lines().filter_map(|l| l.strip_prefix("data: ").map(str::to_string)).collect())
@@ -119,7 +109,8 @@ fn beside<T: Send + 'static>(base: &str, hostile: impl FnOnce() -> T + Send + 's
 fn error_event(events: &[String]) -> Value {
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "an error event, then [DONE]: {events:?}");
     let err = events.iter().filter_map(|e| serde_json::from_str::<Value>(e).ok()).find(|v| v.get("error").is_some());
-    err.unwrap_or_else(|| panic!("the stream carries an error event, not a silent truncation: {events:?}"))["error"].clone()
+    err.unwrap_or_else(|| panic!("the stream carries an error event, not a silent truncation: {events:?}"))["error"]
+        .clone()
 }
 
 #[test]
@@ -144,7 +135,10 @@ fn hostile_plugins_hurt_only_their_own_requests() {
         let (st, v, _) = beside(&base, move || post_as(&b, tenant, &ask("hi", 8)));
         assert_eq!(st, 500, "{tenant}: {v}");
         let msg = v["error"]["message"].as_str().unwrap();
-        assert!(msg.contains("timeout") && msg.contains(&format!("`{tenant}/h`")), "{tenant}: the error names the plugin and the kind: {msg}");
+        assert!(
+            msg.contains("timeout") && msg.contains(&format!("`{tenant}/h`")),
+            "{tenant}: the error names the plugin and the kind: {msg}"
+        );
     }
 
     // The spinner's breaker (1 fault) is open now: fail fast with 503, Retry-After and the plugin's name.

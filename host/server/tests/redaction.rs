@@ -46,8 +46,12 @@ fn sensitive_text_split_across_streamed_tokens_never_reaches_the_client() {
     }
     // The prompt's address is masked before the model sees it: the model
     // echoes what it was given, and what it was given is the mask.
-    let (st, r) = post(&s, "/v1/completions", &json!({"model": "SmolLM2-135M-Instruct", "prompt": "My mail is bob@corp.example.org. Repeat: My mail is",
-        "max_tokens": 12, "temperature": 0, "guided_regex": r" [^ ]{1,30}"}));
+    let (st, r) = post(
+        &s,
+        "/v1/completions",
+        &json!({"model": "SmolLM2-135M-Instruct", "prompt": "My mail is bob@corp.example.org. Repeat: My mail is",
+        "max_tokens": 12, "temperature": 0, "guided_regex": r" [^ ]{1,30}"}),
+    );
     assert_eq!(st, 200, "{r}");
     let text = r["choices"][0]["text"].as_str().unwrap();
     assert!(!text.contains("bob@") && !text.contains("corp.example"), "{text:?}");

@@ -102,7 +102,8 @@ fn fifty_swaps_under_streaming_load_never_fail_or_mix_a_request() {
             let (s, stop, served, failures) = (&s, &stop, &served, &failures);
             sc.spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let body = chat(&format!("client {c}: tell me something"), json!({"max_tokens": 12, "stream": true}));
+                    let body =
+                        chat(&format!("client {c}: tell me something"), json!({"max_tokens": 12, "stream": true}));
                     let r = client().post(format!("{}/v1/chat/completions", s.server.base)).json(&body).send();
                     let text = match r {
                         Ok(r) if r.status() == 200 => r.text().unwrap_or_default(),
@@ -225,7 +226,15 @@ fn refused_updates_keep_the_serving_version_and_say_why() {
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap()
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 #[test]

@@ -52,7 +52,10 @@ fn least_loaded_keeps_two_engines_within_one_request_under_16_clients() {
                 let mut i = 0;
                 while !stop.load(Ordering::Relaxed) {
                     // Varied lengths so completions do not line up.
-                    let body = chat(&format!("client {c} request {i}: say something"), json!({"max_tokens": 8 + (c * 7 + i * 3) % 24}));
+                    let body = chat(
+                        &format!("client {c} request {i}: say something"),
+                        json!({"max_tokens": 8 + (c * 7 + i * 3) % 24}),
+                    );
                     let (st, b) = post(s, "/v1/chat/completions", &body);
                     assert_eq!(st, 200, "{b}");
                     served.lock().unwrap()[0] += 1;
@@ -95,7 +98,14 @@ fn system_prompts() -> Vec<String> {
         .iter()
         .enumerate()
         .map(|(k, t)| {
-            (0..15).map(|i| format!("Rule {i} for the {t} assistant number {k}: answer about {t} with care, item {}. ", i * 31 + k)).collect()
+            (0..15)
+                .map(|i| {
+                    format!(
+                        "Rule {i} for the {t} assistant number {k}: answer about {t} with care, item {}. ",
+                        i * 31 + k
+                    )
+                })
+                .collect()
         })
         .collect()
 }

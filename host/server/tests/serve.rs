@@ -27,8 +27,15 @@ fn serves_the_openai_api_on_the_default_model() {
     assert!(["stop", "length"].contains(&full["choices"][0]["finish_reason"].as_str().unwrap()));
     let usage = &full["usage"];
     assert!(usage["prompt_tokens"].as_u64().unwrap() > 5);
-    assert_eq!(usage["total_tokens"].as_u64().unwrap(), usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap());
-    let chunks = sse(&s.base, "/v1/chat/completions", &chat("Name three colors.", json!({"stream": true, "stream_options": {"include_usage": true}})));
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+    let chunks = sse(
+        &s.base,
+        "/v1/chat/completions",
+        &chat("Name three colors.", json!({"stream": true, "stream_options": {"include_usage": true}})),
+    );
     let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
     assert_eq!(streamed, text);
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], usage["completion_tokens"]);
@@ -39,7 +46,11 @@ fn serves_the_openai_api_on_the_default_model() {
     assert!(again["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() > 0, "{again}");
 
     // n, logprobs.
-    let (st, multi) = post(&s, "/v1/chat/completions", &chat("Say hi", json!({"n": 3, "logprobs": true, "top_logprobs": 2, "max_tokens": 5})));
+    let (st, multi) = post(
+        &s,
+        "/v1/chat/completions",
+        &chat("Say hi", json!({"n": 3, "logprobs": true, "top_logprobs": 2, "max_tokens": 5})),
+    );
     assert_eq!(st, 200, "{multi}");
     assert_eq!(multi["choices"].as_array().unwrap().len(), 3);
     let lp = &multi["choices"][0]["logprobs"]["content"][0];
@@ -55,7 +66,11 @@ fn serves_the_openai_api_on_the_default_model() {
     if t.contains('6') {
         assert_eq!(comp["choices"][0]["finish_reason"], "stop", "{t:?}");
     }
-    let chunks = sse(&s.base, "/v1/completions", &json!({"model": "SmolLM2-135M-Instruct", "prompt": "1, 2, 3, 4,", "max_tokens": 30, "temperature": 0, "stop": [" 7"], "stream": true}));
+    let chunks = sse(
+        &s.base,
+        "/v1/completions",
+        &json!({"model": "SmolLM2-135M-Instruct", "prompt": "1, 2, 3, 4,", "max_tokens": 30, "temperature": 0, "stop": [" 7"], "stream": true}),
+    );
     let streamed: String = chunks.iter().filter_map(|c| c["choices"][0]["text"].as_str()).collect();
     assert_eq!(streamed, t);
 
@@ -64,7 +79,11 @@ fn serves_the_openai_api_on_the_default_model() {
         .map(|i| {
             let base = s.base.clone();
             std::thread::spawn(move || {
-                let chunks = sse(&base, "/v1/chat/completions", &chat(&format!("Count to {i}."), json!({"stream": true, "max_tokens": 16})));
+                let chunks = sse(
+                    &base,
+                    "/v1/chat/completions",
+                    &chat(&format!("Count to {i}."), json!({"stream": true, "max_tokens": 16})),
+                );
                 chunks.iter().any(|c| c["choices"][0]["finish_reason"].is_string())
             })
         })
@@ -91,7 +110,12 @@ fn serves_the_openai_api_on_the_default_model() {
 
     // Every bad input gets its status and an OpenAI error body.
     let raw = |body: &str| {
-        let r = client().post(format!("{}/v1/chat/completions", s.base)).header("content-type", "application/json").body(body.to_string()).send().unwrap();
+        let r = client()
+            .post(format!("{}/v1/chat/completions", s.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
         (r.status().as_u16(), r.json::<Value>().unwrap())
     };
     let (st, e) = raw("{not json");
@@ -117,12 +141,21 @@ fn serves_the_openai_api_on_the_default_model() {
     assert_eq!(st, 200);
 
     // Metrics carry the engine, latency and plugin families.
-    for m in ["weft_prompt_tokens_total", "weft_generation_tokens_total", "weft_kv_cache_usage_ratio", "weft_prefix_cache_hit_rate", "weft_preemptions_total"] {
+    for m in [
+        "weft_prompt_tokens_total",
+        "weft_generation_tokens_total",
+        "weft_kv_cache_usage_ratio",
+        "weft_prefix_cache_hit_rate",
+        "weft_preemptions_total",
+    ] {
         assert!(metric(&s, m).is_finite(), "{m}");
     }
     assert!(metric(&s, "weft_generation_tokens_total") > 0.0);
     let text = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
-    assert!(text.contains("weft_time_to_first_token_seconds_bucket") && text.contains("weft_plugin_call_duration_seconds_bucket{plugin=\"sampler-standard\""));
+    assert!(
+        text.contains("weft_time_to_first_token_seconds_bucket")
+            && text.contains("weft_plugin_call_duration_seconds_bucket{plugin=\"sampler-standard\"")
+    );
 }
 
 #[test]
@@ -133,7 +166,9 @@ fn queue_limit_gives_429_and_sigterm_drains_and_exits_zero() {
     let running: Vec<_> = (0..2)
         .map(|_| {
             let (b, body) = (base.clone(), long.clone());
-            std::thread::spawn(move || client().post(format!("{b}/v1/chat/completions")).json(&body).send().unwrap().status().as_u16())
+            std::thread::spawn(move || {
+                client().post(format!("{b}/v1/chat/completions")).json(&body).send().unwrap().status().as_u16()
+            })
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));

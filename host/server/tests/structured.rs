@@ -47,7 +47,11 @@ const PROMPTS: [&str; 4] = [
     "Return a JSON object for a customer in Paris.",
 ];
 
-const REGEXES: [&str; 3] = [r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}", r"20[0-9]{2}-(0[1-9]|1[0-2])-[0-2][0-9]", r"(yes|no|maybe), because [a-z ]{1,40}\."];
+const REGEXES: [&str; 3] = [
+    r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}",
+    r"20[0-9]{2}-(0[1-9]|1[0-2])-[0-2][0-9]",
+    r"(yes|no|maybe), because [a-z ]{1,40}\.",
+];
 
 fn body(prompt: &str, temperature: f64, seed: u64, extra: Value) -> Value {
     let mut b = json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": prompt}],
@@ -134,13 +138,26 @@ fn fifty_constrained_generations_all_parse_validate_and_stop_when_complete() {
 #[test]
 fn bad_constraints_are_client_errors_and_streaming_is_constrained_too() {
     let (s, _) = start(&[]);
-    let (st, e) = post(&s, "/v1/chat/completions", &body("hi", 0.0, 1, json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "maximum": 3}}}})));
+    let (st, e) = post(
+        &s,
+        "/v1/chat/completions",
+        &body(
+            "hi",
+            0.0,
+            1,
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "maximum": 3}}}}),
+        ),
+    );
     assert_eq!(st, 400, "{e}");
     assert!(e["error"]["message"].as_str().unwrap().contains("maximum"), "names the keyword: {e}");
     assert_eq!(e["error"]["param"], "response_format");
     let (st, e) = post(&s, "/v1/chat/completions", &body("hi", 0.0, 1, json!({"guided_regex": "(unclosed"})));
     assert_eq!(st, 400, "{e}");
-    let (st, e) = post(&s, "/v1/chat/completions", &body("hi", 0.0, 1, json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}})));
+    let (st, e) = post(
+        &s,
+        "/v1/chat/completions",
+        &body("hi", 0.0, 1, json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}})),
+    );
     assert_eq!(st, 400, "{e}");
     let (st, e) = post(&s, "/v1/chat/completions", &body("hi", 0.0, 1, json!({"response_format": {"type": "yaml"}})));
     assert_eq!(st, 400, "{e}");

@@ -14,7 +14,8 @@ const ADMIN_KEY: &str = "tenant-test-admin-key-0123";
 const MODEL: &str = "SmolLM2-135M-Instruct";
 
 fn hash(key: &str) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
@@ -131,9 +132,13 @@ fn tenants_get_their_own_pipelines_keys_quotas_and_isolation() {
 
     // A model the tenant may not use does not exist for it.
     let (st, e, _) = call(&s, Some("delta-key-0004"), "/v1/chat/completions", &chat("hi", json!({})));
-    let (st2, e2, _) = call(&s, Some("beta-key-0002"), "/v1/chat/completions", &chat("hi", json!({"model": "no-such-model"})));
+    let (st2, e2, _) =
+        call(&s, Some("beta-key-0002"), "/v1/chat/completions", &chat("hi", json!({"model": "no-such-model"})));
     assert_eq!((st, st2), (404, 404));
-    assert_eq!(e["error"]["message"].as_str().unwrap().replace(MODEL, "X"), e2["error"]["message"].as_str().unwrap().replace("no-such-model", "X"));
+    assert_eq!(
+        e["error"]["message"].as_str().unwrap().replace(MODEL, "X"),
+        e2["error"]["message"].as_str().unwrap().replace("no-such-model", "X")
+    );
     assert!(models(&s, "delta-key-0004").is_empty());
     assert_eq!(models(&s, "beta-key-0002"), vec![MODEL.to_string()]);
 
@@ -154,7 +159,8 @@ fn tenants_get_their_own_pipelines_keys_quotas_and_isolation() {
 
     // Quotas, each with its own 429.
     let g = "gamma-key-0003";
-    let (st, e, retry) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi", "max_tokens": 9}));
+    let (st, e, retry) =
+        call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi", "max_tokens": 9}));
     assert_eq!((st, e["error"]["code"].as_str(), retry), (429, Some("quota_max_tokens"), None), "{e}");
     let open = client()
         .post(format!("{}/v1/completions", s.base))

@@ -28,7 +28,8 @@ impl Plugin for PrefixAffinity {
 
     fn init(config: &Config) -> Result<(), String> {
         if let Some(v) = config_value(config, "max_extra_load") {
-            MAX_EXTRA_LOAD.store(v.parse().map_err(|_| format!("max_extra_load `{v}` is not a number"))?, Ordering::Relaxed);
+            MAX_EXTRA_LOAD
+                .store(v.parse().map_err(|_| format!("max_extra_load `{v}` is not a number"))?, Ordering::Relaxed);
         }
         if let Some(v) = config_value(config, "min_free_kv") {
             let f: f32 = v.parse().map_err(|_| format!("min_free_kv `{v}` is not a number"))?;
@@ -50,7 +51,10 @@ impl Router for PrefixAffinity {
             .filter(|(_, b)| b.healthy && (b.model == request.model || request.model.is_empty()))
             .collect();
         let Some(&(_, least)) = live.iter().min_by(|(ia, a), (ib, b)| load(a).cmp(&load(b)).then(ia.cmp(ib))) else {
-            return RouteResult::Reject(Rejection { status: 503, reason: format!("no healthy backend serves model `{}`", request.model) });
+            return RouteResult::Reject(Rejection {
+                status: 503,
+                reason: format!("no healthy backend serves model `{}`", request.model),
+            });
         };
         let extra = MAX_EXTRA_LOAD.load(Ordering::Relaxed);
         let min_free = MIN_FREE_KV_PERMILLE.load(Ordering::Relaxed) as f32 / 1000.0;
@@ -60,7 +64,9 @@ impl Router for PrefixAffinity {
             .max_by(|(ia, a), (ib, b)| a.cached_prefix_tokens.cmp(&b.cached_prefix_tokens).then(ib.cmp(ia)))
             .map(|(_, b)| *b);
         match affine {
-            Some(b) if load(b) <= load(least) + extra && b.free_kv_fraction >= min_free => RouteResult::Backend(b.id.clone()),
+            Some(b) if load(b) <= load(least) + extra && b.free_kv_fraction >= min_free => {
+                RouteResult::Backend(b.id.clone())
+            }
             _ => RouteResult::Backend(least.id.clone()),
         }
     }

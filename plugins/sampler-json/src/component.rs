@@ -72,7 +72,10 @@ impl Sampler for JsonSampler {
 
     fn create(params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
         if args.trim().is_empty() {
-            return Err("sampler-json needs arguments: {\"json_schema\": ...}, {\"json_object\": true} or {\"regex\": ...}".into());
+            return Err(
+                "sampler-json needs arguments: {\"json_schema\": ...}, {\"json_object\": true} or {\"regex\": ...}"
+                    .into(),
+            );
         }
         let vocab = vocab();
         let compiled = compiled(args)?;

@@ -225,7 +225,8 @@ mod tests {
     /// Every single byte plus some multi-byte tokens spanning JSON lexemes.
     fn vocab() -> Vocab {
         let mut bytes: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        for t in ["{\"", "\":", "\",\"", "\"}", "true", "false", "null", "12", " {\"", "name", "\":\"", "\"]}", "<eos>"] {
+        for t in ["{\"", "\":", "\",\"", "\"}", "true", "false", "null", "12", " {\"", "name", "\":\"", "\"]}", "<eos>"]
+        {
             bytes.push(t.as_bytes().to_vec());
         }
         let eos = bytes.len() as u32 - 1;
@@ -243,7 +244,8 @@ mod tests {
         let mut next = 0;
         for _ in 0..max_tokens {
             let m = d.mask(&v).unwrap();
-            let want = script.get(next.min(script.len() - 1)).and_then(|w| v.bytes.iter().position(|b| b == w.as_bytes()));
+            let want =
+                script.get(next.min(script.len() - 1)).and_then(|w| v.bytes.iter().position(|b| b == w.as_bytes()));
             let pick = match want.map(|i| i as u32).filter(|&t| m.allows(t)) {
                 Some(t) => {
                     next += 1;

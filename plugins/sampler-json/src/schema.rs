@@ -126,7 +126,24 @@ impl Ctx<'_> {
             Value::Object(o) => o,
             _ => return Err(format!("{at}: a schema must be an object or a boolean")),
         };
-        for k in ["not", "if", "then", "else", "patternProperties", "dependentRequired", "dependentSchemas", "uniqueItems", "contains", "multipleOf", "exclusiveMinimum", "exclusiveMaximum", "maximum", "minProperties", "maxProperties", "propertyNames"] {
+        for k in [
+            "not",
+            "if",
+            "then",
+            "else",
+            "patternProperties",
+            "dependentRequired",
+            "dependentSchemas",
+            "uniqueItems",
+            "contains",
+            "multipleOf",
+            "exclusiveMinimum",
+            "exclusiveMaximum",
+            "maximum",
+            "minProperties",
+            "maxProperties",
+            "propertyNames",
+        ] {
             if obj.contains_key(k) {
                 return Err(format!("{at}: the keyword `{k}` is not supported by constrained decoding"));
             }
@@ -153,7 +170,10 @@ impl Ctx<'_> {
         }
         for k in ["anyOf", "oneOf"] {
             if let Some(alts) = obj.get(k) {
-                let alts = alts.as_array().filter(|a| !a.is_empty()).ok_or(format!("{at}: `{k}` must be a non-empty array"))?;
+                let alts = alts
+                    .as_array()
+                    .filter(|a| !a.is_empty())
+                    .ok_or(format!("{at}: `{k}` must be a non-empty array"))?;
                 let parts = alts
                     .iter()
                     .enumerate()
@@ -170,16 +190,16 @@ impl Ctx<'_> {
         }
         let types: Vec<&str> = match obj.get("type") {
             Some(Value::String(t)) => vec![t.as_str()],
-            Some(Value::Array(ts)) => ts.iter().map(|t| t.as_str().ok_or(format!("{at}: `type` entries must be strings"))).collect::<Result<_, _>>()?,
+            Some(Value::Array(ts)) => ts
+                .iter()
+                .map(|t| t.as_str().ok_or(format!("{at}: `type` entries must be strings")))
+                .collect::<Result<_, _>>()?,
             Some(_) => return Err(format!("{at}: `type` must be a string or an array")),
             None if obj.contains_key("properties") || obj.contains_key("additionalProperties") => vec!["object"],
             None if obj.contains_key("items") => vec!["array"],
             None => return Ok(self.any_value(self.opts.max_depth.saturating_sub(depth))),
         };
-        let parts = types
-            .iter()
-            .map(|t| self.typed(t, obj, depth, at))
-            .collect::<Result<Vec<_>, _>>()?;
+        let parts = types.iter().map(|t| self.typed(t, obj, depth, at)).collect::<Result<Vec<_>, _>>()?;
         Ok(if parts.len() == 1 { parts.into_iter().next().unwrap() } else { format!("(?:{})", parts.join("|")) })
     }
 
@@ -216,7 +236,8 @@ impl Ctx<'_> {
         }
         if let Some(f) = o.get("format").and_then(Value::as_str) {
             let date = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])";
-            let time = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
+            let time =
+                r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
             let body = match f {
                 "date" => date.to_string(),
                 "time" => time.to_string(),
@@ -324,7 +345,11 @@ impl Ctx<'_> {
 fn count(o: &serde_json::Map<String, Value>, key: &str, at: &str) -> Result<Option<u64>, String> {
     match o.get(key) {
         None => Ok(None),
-        Some(v) => v.as_u64().filter(|&n| n <= 10_000).map(Some).ok_or(format!("{at}: `{key}` must be an integer from 0 to 10000")),
+        Some(v) => v
+            .as_u64()
+            .filter(|&n| n <= 10_000)
+            .map(Some)
+            .ok_or(format!("{at}: `{key}` must be an integer from 0 to 10000")),
     }
 }
 
@@ -363,7 +388,15 @@ mod tests {
         ] {
             assert!(a.matches(good.as_bytes()), "{good}");
         }
-        for bad in [r#"{}"#, r#"{"name":"x"}"#, r#"{"age":01}"#, r#"{"age":1,}"#, r#"{"age":1,"tags":["c"]}"#, r#"{"age":1} "#, r#"{"name":"01234567890","age":1}"#] {
+        for bad in [
+            r#"{}"#,
+            r#"{"name":"x"}"#,
+            r#"{"age":01}"#,
+            r#"{"age":1,}"#,
+            r#"{"age":1,"tags":["c"]}"#,
+            r#"{"age":1} "#,
+            r#"{"name":"01234567890","age":1}"#,
+        ] {
             assert!(!a.matches(bad.as_bytes()), "{bad}");
         }
     }

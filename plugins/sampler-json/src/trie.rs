@@ -92,7 +92,8 @@ mod tests {
 
     #[test]
     fn walk_finds_exactly_the_viable_tokens() {
-        let vocab: Vec<Vec<u8>> = ["a", "ab", "abc", "b", "", "bc", "c", "ca", "abd"].iter().map(|s| s.as_bytes().to_vec()).collect();
+        let vocab: Vec<Vec<u8>> =
+            ["a", "ab", "abc", "b", "", "bc", "c", "ca", "abd"].iter().map(|s| s.as_bytes().to_vec()).collect();
         let trie = TokenTrie::new(&vocab);
         let a = Automaton::from_regex("ab*c", 1 << 20).unwrap();
         let mut got = Vec::new();

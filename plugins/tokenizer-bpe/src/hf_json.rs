@@ -36,7 +36,8 @@ pub fn parse(json: &str) -> Result<Vocab, String> {
                 types.resize(id + 1, vocab::TYPE_NORMAL);
             }
             tokens[id] = content;
-            types[id] = if a["special"].as_bool().unwrap_or(false) { vocab::TYPE_CONTROL } else { vocab::TYPE_USER_DEFINED };
+            types[id] =
+                if a["special"].as_bool().unwrap_or(false) { vocab::TYPE_CONTROL } else { vocab::TYPE_USER_DEFINED };
         }
     }
     let merges: Vec<String> = model["merges"]
@@ -113,7 +114,9 @@ fn pre_regexes(pre: &Value) -> Vec<String> {
                 out.push(fancy_regex::escape(s).into_owned());
             }
         }
-        Some("Digits") => out.push(if p["individual_digits"].as_bool().unwrap_or(false) { r"\p{N}" } else { r"\p{N}+" }.into()),
+        Some("Digits") => {
+            out.push(if p["individual_digits"].as_bool().unwrap_or(false) { r"\p{N}" } else { r"\p{N}+" }.into())
+        }
         Some("ByteLevel") if p["use_regex"].as_bool().unwrap_or(true) => out.push(GPT2_PATTERN.into()),
         _ => {}
     };

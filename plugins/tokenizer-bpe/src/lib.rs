@@ -254,7 +254,11 @@ impl Tokenizer {
             }
             let b = self.token_bytes(id);
             // SentencePiece adds a space before the first word; take it back off.
-            if i == 0 && self.vocab.kind == Kind::SentencePiece && self.vocab.add_space_prefix && b.first() == Some(&b' ') {
+            if i == 0
+                && self.vocab.kind == Kind::SentencePiece
+                && self.vocab.add_space_prefix
+                && b.first() == Some(&b' ')
+            {
                 bytes.extend_from_slice(&b[1..]);
             } else {
                 bytes.extend(b);

@@ -71,8 +71,7 @@ impl Vocab {
 
     /// Control tokens (and the declared BOS/EOS/EOT/PAD) are "special": skipped by `skip_special`.
     pub fn is_special(&self, id: u32) -> bool {
-        self.token_type(id) == TYPE_CONTROL
-            || [self.bos, self.eos, self.eot, self.pad].contains(&Some(id))
+        self.token_type(id) == TYPE_CONTROL || [self.bos, self.eos, self.eot, self.pad].contains(&Some(id))
     }
 
     /// Tokens whose literal text in the input is turned into the token itself.

@@ -34,8 +34,20 @@ pub struct ChatTemplate {
 }
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const LONG_MONTHS: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+const LONG_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
 
 fn strftime(fmt: &str, (y, m, d): (i32, u32, u32)) -> String {
     let mut out = String::new();
@@ -93,7 +105,8 @@ impl ChatTemplate {
             use minijinja::value::ValueKind;
             !matches!(v.kind(), ValueKind::None | ValueKind::Bool | ValueKind::Number)
         });
-        env.add_template_owned("chat", strip_generation_tags(source)).map_err(|e| format!("chat template does not compile: {e:#}"))?;
+        env.add_template_owned("chat", strip_generation_tags(source))
+            .map_err(|e| format!("chat template does not compile: {e:#}"))?;
         Ok(Self { env, bos: bos.into(), eos: eos.into() })
     }
 
@@ -104,7 +117,8 @@ impl ChatTemplate {
             Err(e) if messages.first().is_some_and(|m| m.role == "system") => {
                 // The template may not take a system role: fold it into the first user turn.
                 let folded = fold_system(messages);
-                self.render_raw(&folded, add_generation_prompt).map_err(|e2| format!("{e2} (and with the system message folded in; first error: {e})"))
+                self.render_raw(&folded, add_generation_prompt)
+                    .map_err(|e2| format!("{e2} (and with the system message folded in; first error: {e})"))
             }
             Err(e) => Err(e),
         }
@@ -204,7 +218,8 @@ mod tests {
             let src = std::fs::read_to_string(&path).unwrap();
             count += 1;
             let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            let result = ChatTemplate::new(&src, "<s>", "</s>", Some("2024-07-26")).and_then(|t| t.render(&conversation(), true));
+            let result = ChatTemplate::new(&src, "<s>", "</s>", Some("2024-07-26"))
+                .and_then(|t| t.render(&conversation(), true));
             match result {
                 Ok(out) => {
                     // Every message's content appears, in order.

@@ -13,7 +13,9 @@ thread_local! {
 }
 
 fn state() -> (Redactor, bool, bool) {
-    STATE.with(|s| s.borrow().clone()).unwrap_or_else(|| (Redactor::from_config(None).expect("default rules compile"), true, true))
+    STATE
+        .with(|s| s.borrow().clone())
+        .unwrap_or_else(|| (Redactor::from_config(None).expect("default rules compile"), true, true))
 }
 
 struct Redact;

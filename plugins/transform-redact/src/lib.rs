@@ -25,7 +25,11 @@ pub struct Rule {
 
 /// The default rules.
 pub fn default_rules() -> Vec<Rule> {
-    let r = |name: &str, pattern: &str, replacement: &str| Rule { name: name.into(), pattern: pattern.into(), replacement: replacement.into() };
+    let r = |name: &str, pattern: &str, replacement: &str| Rule {
+        name: name.into(),
+        pattern: pattern.into(),
+        replacement: replacement.into(),
+    };
     vec![
         r("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", "[email]"),
         // 13-19 digits in groups separated by spaces or dashes: card numbers.
@@ -51,7 +55,11 @@ impl Redactor {
     pub fn new(rules: &[Rule]) -> Result<Self, String> {
         let rules = rules
             .iter()
-            .map(|r| Regex::new(&r.pattern).map(|re| (re, r.replacement.clone())).map_err(|e| format!("rule `{}`: {e}", r.name)))
+            .map(|r| {
+                Regex::new(&r.pattern)
+                    .map(|re| (re, r.replacement.clone()))
+                    .map_err(|e| format!("rule `{}`: {e}", r.name))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self { rules })
     }
@@ -61,7 +69,8 @@ impl Redactor {
         match rules_json {
             None => Self::new(&default_rules()),
             Some(j) => {
-                let rules: Vec<Rule> = serde_json::from_str(j).map_err(|e| format!("`rules` is not a list of rules: {e}"))?;
+                let rules: Vec<Rule> =
+                    serde_json::from_str(j).map_err(|e| format!("`rules` is not a list of rules: {e}"))?;
                 Self::new(&rules)
             }
         }
@@ -136,9 +145,13 @@ mod tests {
     #[test]
     fn redacts_whole_texts_and_split_streams() {
         let r = Redactor::from_config(None).unwrap();
-        let text = "Mail jane.doe@example.com or call +1 555-123-4567 or (555) 867-5309; card 4111 1111 1111 1111, thanks.";
+        let text =
+            "Mail jane.doe@example.com or call +1 555-123-4567 or (555) 867-5309; card 4111 1111 1111 1111, thanks.";
         let want = r.redact(text);
-        assert!(!want.contains("example.com") && !want.contains("4111") && !want.contains("555") && !want.contains("867"), "{want}");
+        assert!(
+            !want.contains("example.com") && !want.contains("4111") && !want.contains("555") && !want.contains("867"),
+            "{want}"
+        );
         for size in [1, 2, 3, 7, 13] {
             let mut s = StreamRedactor::new(r.clone());
             let mut out = String::new();

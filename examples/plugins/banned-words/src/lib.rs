@@ -27,9 +27,12 @@ fn vocab() -> std::rc::Rc<Vocab> {
     VOCAB.with(|v| {
         v.borrow_mut()
             .get_or_insert_with(|| {
-                let bytes: Vec<Vec<u8>> =
-                    vocabulary::token_bytes(0, vocabulary::size()).into_iter().map(|b| b.to_ascii_lowercase()).collect();
-                let mut sorted: Vec<(Vec<u8>, u32)> = bytes.iter().cloned().zip(0..).filter(|(b, _)| !b.is_empty()).collect();
+                let bytes: Vec<Vec<u8>> = vocabulary::token_bytes(0, vocabulary::size())
+                    .into_iter()
+                    .map(|b| b.to_ascii_lowercase())
+                    .collect();
+                let mut sorted: Vec<(Vec<u8>, u32)> =
+                    bytes.iter().cloned().zip(0..).filter(|(b, _)| !b.is_empty()).collect();
                 sorted.sort();
                 std::rc::Rc::new(Vocab { sorted, bytes })
             })
@@ -56,7 +59,11 @@ struct BannedWords {
 
 impl Plugin for BannedWords {
     fn metadata() -> Metadata {
-        Metadata { name: "banned-words".into(), version: env!("CARGO_PKG_VERSION").into(), description: env!("CARGO_PKG_DESCRIPTION").into() }
+        Metadata {
+            name: "banned-words".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
     }
 
     fn init(config: &Config) -> Result<(), String> {
@@ -84,7 +91,9 @@ impl Sampler for BannedWords {
         let always = WORDS.with(|w| {
             let w = w.borrow();
             let mut ids: Vec<u32> = (0..vocab.bytes.len() as u32)
-                .filter(|&t| w.iter().any(|word| vocab.bytes[t as usize].windows(word.len()).any(|x| x == word.as_slice())))
+                .filter(|&t| {
+                    w.iter().any(|word| vocab.bytes[t as usize].windows(word.len()).any(|x| x == word.as_slice()))
+                })
                 .collect();
             ids.sort_unstable();
             ids

@@ -20,7 +20,11 @@ struct Canary;
 
 impl Plugin for Canary {
     fn metadata() -> Metadata {
-        Metadata { name: "canary-router".into(), version: env!("CARGO_PKG_VERSION").into(), description: env!("CARGO_PKG_DESCRIPTION").into() }
+        Metadata {
+            name: "canary-router".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
     }
 
     fn init(config: &Config) -> Result<(), String> {

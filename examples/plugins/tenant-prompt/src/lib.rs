@@ -20,7 +20,11 @@ struct TenantPrompt;
 
 impl Plugin for TenantPrompt {
     fn metadata() -> Metadata {
-        Metadata { name: "tenant-prompt".into(), version: env!("CARGO_PKG_VERSION").into(), description: env!("CARGO_PKG_DESCRIPTION").into() }
+        Metadata {
+            name: "tenant-prompt".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: env!("CARGO_PKG_DESCRIPTION").into(),
+        }
     }
 
     fn init(config: &Config) -> Result<(), String> {
@@ -50,7 +54,10 @@ impl Transform for TenantPrompt {
                 let lower = text.to_lowercase();
                 if let Some(b) = blocked.iter().find(|b| lower.contains(b.as_str())) {
                     weft_sdk::host::counter_add("rejected", 1);
-                    return Err(Rejection { status: 400, message: format!("this request was refused by policy: it mentions \"{b}\"") });
+                    return Err(Rejection {
+                        status: 400,
+                        message: format!("this request was refused by policy: it mentions \"{b}\""),
+                    });
                 }
             }
             if let Some(messages) = &mut req.messages {

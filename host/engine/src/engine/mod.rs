@@ -67,7 +67,7 @@ pub struct ModelInfo {
 }
 
 enum Command {
-    Add { id: u64, req: Request, tx: tokio::sync::mpsc::UnboundedSender<Event> },
+    Add { id: u64, req: Box<Request>, tx: tokio::sync::mpsc::UnboundedSender<Event> },
     CheckIdle(mpsc::Sender<std::result::Result<(), String>>),
 }
 
@@ -190,10 +190,7 @@ impl EngineHandle {
             )));
         }
         if req.prompt.len() >= info.max_context {
-            return Err(EngineError::PromptTooLong {
-                prompt_tokens: req.prompt.len(),
-                max_context: info.max_context,
-            });
+            return Err(EngineError::PromptTooLong { prompt_tokens: req.prompt.len(), max_context: info.max_context });
         }
         let needed = (req.prompt.len() + 1).div_ceil(info.block_size);
         if needed > info.num_blocks {
@@ -219,7 +216,7 @@ impl EngineHandle {
         self.validate(&req)?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        self.tx.send(Command::Add { id, req, tx }).map_err(|_| EngineError::Shutdown)?;
+        self.tx.send(Command::Add { id, req: Box::new(req), tx }).map_err(|_| EngineError::Shutdown)?;
         Ok(RequestStream { id, rx })
     }
 }

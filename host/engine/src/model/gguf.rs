@@ -9,15 +9,15 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::quantized::QTensor;
 use candle_core::Device;
+use candle_core::quantized::QTensor;
+use candle_core::quantized::gguf_file::{Content, Value};
 
+use super::LoadedModel;
 use super::config::LlamaConfig;
 use super::linear::{Linear, LoadOptions};
 use super::llama::{LayerWeights, LlamaWeights};
 use super::tokenizer_spec::{GgufTokenizer, TokenizerSpec};
-use super::LoadedModel;
 use crate::error::{EngineError, Result};
 
 const SUPPORTED: &[&str] = &["llama", "qwen2", "smollm"];
@@ -26,8 +26,8 @@ pub(super) fn load(path: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     let file = File::open(path).map_err(|e| EngineError::load(path, e))?;
     let file_len = file.metadata().map_err(|e| EngineError::load(path, e))?.len();
     let mut reader = BufReader::new(file);
-    let content = Content::read(&mut reader)
-        .map_err(|e| EngineError::load(path, format!("not a readable GGUF file: {e}")))?;
+    let content =
+        Content::read(&mut reader).map_err(|e| EngineError::load(path, format!("not a readable GGUF file: {e}")))?;
     let md = &content.metadata;
 
     let arch = md
@@ -113,8 +113,8 @@ pub(super) fn load(path: &Path, opts: LoadOptions) -> Result<LoadedModel> {
 /// Reads only the tokenizer and chat template of a GGUF file (vocab-only files included).
 pub fn read_tokenizer(path: &Path) -> Result<(Option<TokenizerSpec>, Option<String>)> {
     let mut reader = BufReader::new(File::open(path).map_err(|e| EngineError::load(path, e))?);
-    let content = Content::read(&mut reader)
-        .map_err(|e| EngineError::load(path, format!("not a readable GGUF file: {e}")))?;
+    let content =
+        Content::read(&mut reader).map_err(|e| EngineError::load(path, format!("not a readable GGUF file: {e}")))?;
     let md = &content.metadata;
     let template = md.get("tokenizer.chat_template").and_then(|v| v.to_string().ok()).cloned();
     Ok((gguf_tokenizer(md), template))
@@ -149,11 +149,8 @@ impl<R: std::io::Read + std::io::Seek> TensorLoader<'_, R> {
     fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear> {
         let q = self.raw(&format!("{name}.weight"), &[out, inp])?;
         let bias_name = format!("{name}.bias");
-        let bias = if self.has(&bias_name) {
-            Some(self.raw(&bias_name, &[out])?.dequantize(&Device::Cpu)?)
-        } else {
-            None
-        };
+        let bias =
+            if self.has(&bias_name) { Some(self.raw(&bias_name, &[out])?.dequantize(&Device::Cpu)?) } else { None };
         Linear::from_qtensor(q, self.opts)?.with_bias(bias)
     }
 

@@ -10,11 +10,11 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
+use super::LoadedModel;
 use super::config::LlamaConfig;
 use super::linear::{Linear, LoadOptions};
 use super::llama::{LayerWeights, LlamaWeights};
 use super::tokenizer_spec::TokenizerSpec;
-use super::LoadedModel;
 use crate::error::{EngineError, Result};
 
 #[derive(Deserialize)]
@@ -57,9 +57,7 @@ pub(super) fn load(dir: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     let hf: HfConfig = serde_json::from_str(&text).map_err(|e| EngineError::load(&cfg_path, e))?;
     let arch = hf.model_type.clone().unwrap_or_else(|| "llama".into());
     let known = ["llama", "qwen2", "mistral"];
-    if !known.contains(&arch.as_str())
-        && !hf.architectures.iter().any(|a| a.contains("Llama") || a.contains("Qwen2"))
-    {
+    if !known.contains(&arch.as_str()) && !hf.architectures.iter().any(|a| a.contains("Llama") || a.contains("Qwen2")) {
         return Err(EngineError::UnsupportedArchitecture { path: cfg_path, arch });
     }
     let cfg = LlamaConfig {
@@ -95,18 +93,14 @@ pub(super) fn load(dir: &Path, opts: LoadOptions) -> Result<LoadedModel> {
     let mut st = Store { tensors, dir, opts };
     let weights = build_weights(&cfg, hf.tie_word_embeddings, &mut st)?;
 
-    let tokenizer = std::fs::read_to_string(dir.join("tokenizer.json"))
-        .ok()
-        .map(TokenizerSpec::HuggingFaceJson);
+    let tokenizer = std::fs::read_to_string(dir.join("tokenizer.json")).ok().map(TokenizerSpec::HuggingFaceJson);
     let chat_template = std::fs::read_to_string(dir.join("tokenizer_config.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
         .and_then(|v| v.get("chat_template").and_then(|t| t.as_str()).map(str::to_owned));
     let eos_token_ids = match hf.eos_token_id {
         Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
-        Some(serde_json::Value::Array(a)) => {
-            a.iter().filter_map(|n| n.as_u64()).map(|n| n as u32).collect()
-        }
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|n| n.as_u64()).map(|n| n as u32).collect(),
         _ => Vec::new(),
     };
     Ok(LoadedModel {
@@ -128,10 +122,8 @@ struct Store<'a> {
 
 impl Store<'_> {
     fn take(&mut self, name: &str, shape: &[usize]) -> Result<Tensor> {
-        let t = self
-            .tensors
-            .remove(name)
-            .ok_or_else(|| EngineError::load(self.dir, format!("missing tensor `{name}`")))?;
+        let t =
+            self.tensors.remove(name).ok_or_else(|| EngineError::load(self.dir, format!("missing tensor `{name}`")))?;
         if t.dims() != shape {
             return Err(EngineError::load(
                 self.dir,
@@ -144,8 +136,7 @@ impl Store<'_> {
     fn linear(&mut self, name: &str, out: usize, inp: usize) -> Result<Linear> {
         let w = self.take(&format!("{name}.weight"), &[out, inp])?;
         let bias_name = format!("{name}.bias");
-        let bias =
-            if self.tensors.contains_key(&bias_name) { Some(self.take(&bias_name, &[out])?) } else { None };
+        let bias = if self.tensors.contains_key(&bias_name) { Some(self.take(&bias_name, &[out])?) } else { None };
         Linear::from_dense(w, self.opts)?.with_bias(bias)
     }
 }

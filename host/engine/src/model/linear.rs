@@ -34,9 +34,9 @@ impl std::str::FromStr for Quantize {
         match s {
             "none" | "" => Ok(Quantize::None),
             "q8_0" | "int8" => Ok(Quantize::Q8_0),
-            other => Err(EngineError::InvalidRequest(format!(
-                "unknown quantize `{other}` (expected `none` or `q8_0`)"
-            ))),
+            other => {
+                Err(EngineError::InvalidRequest(format!("unknown quantize `{other}` (expected `none` or `q8_0`)")))
+            }
         }
     }
 }
@@ -77,7 +77,11 @@ fn dense_min_rows(dtype: GgmlDType) -> usize {
 #[derive(Debug, Clone)]
 enum Kernel {
     Int8(Q8Weights),
-    Candle { w: QMatMul, dense: Option<Tensor>, dense_min_rows: usize },
+    Candle {
+        w: QMatMul,
+        dense: Option<Tensor>,
+        dense_min_rows: usize,
+    },
     /// Parts that could not be merged into one matrix, run one after the other.
     Concat(Vec<Linear>),
 }
@@ -97,8 +101,9 @@ impl Linear {
     pub fn from_qtensor(q: QTensor, opts: LoadOptions) -> Result<Self> {
         let (out_features, in_features) = q.shape().dims2()?;
         let q = match opts.quantize {
-            Quantize::Q8_0 if !matches!(q.dtype(), GgmlDType::Q8_0 | GgmlDType::Q4_0 | GgmlDType::Q4_1)
-                && in_features % 32 == 0 =>
+            Quantize::Q8_0
+                if !matches!(q.dtype(), GgmlDType::Q8_0 | GgmlDType::Q4_0 | GgmlDType::Q4_1)
+                    && in_features % 32 == 0 =>
             {
                 QTensor::quantize(&q.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
             }
@@ -183,10 +188,15 @@ impl Linear {
             .collect();
         let kernel = match (int8.len() == parts.len()).then(|| Q8Weights::concat(&int8)).flatten() {
             Some(w) => Kernel::Int8(w),
-            None => Kernel::Concat(parts.into_iter().map(|mut p| {
-                p.bias = None;
-                p
-            }).collect()),
+            None => Kernel::Concat(
+                parts
+                    .into_iter()
+                    .map(|mut p| {
+                        p.bias = None;
+                        p
+                    })
+                    .collect(),
+            ),
         };
         Ok(Self { kernel, bias, in_features, out_features, bytes })
     }

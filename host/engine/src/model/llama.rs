@@ -81,8 +81,7 @@ impl LlamaWeights {
 
     /// Bytes of the projection weights streamed per step (embedding table excluded).
     pub fn matmul_bytes(&self) -> usize {
-        let layer: usize =
-            self.layers.iter().flat_map(|l| l.projections()).map(|w| w.weight_bytes()).sum();
+        let layer: usize = self.layers.iter().flat_map(|l| l.projections()).map(|w| w.weight_bytes()).sum();
         layer + self.lm_head.weight_bytes()
     }
 
@@ -123,8 +122,7 @@ pub struct LlamaModel {
 
 impl LlamaModel {
     pub fn new(cfg: LlamaConfig, w: LlamaWeights) -> Self {
-        let rope =
-            RopeTable::new(cfg.head_dim, cfg.rope_theta, cfg.max_position_embeddings, cfg.rope_interleaved);
+        let rope = RopeTable::new(cfg.head_dim, cfg.rope_theta, cfg.max_position_embeddings, cfg.rope_interleaved);
         Self { cfg, w, rope }
     }
 
@@ -149,12 +147,15 @@ impl LlamaModel {
         let qkv_w = q_dim + 2 * kv_dim;
         let rows = batch.row_positions();
         let bs = kv.block_size();
-        let slots: Vec<usize> = rows
-            .iter()
-            .map(|&(s, p)| batch.seqs[s].block_table[p / bs] as usize * bs + p % bs)
-            .collect();
+        let slots: Vec<usize> =
+            rows.iter().map(|&(s, p)| batch.seqs[s].block_table[p / bs] as usize * bs + p % bs).collect();
         let eps = cfg.rms_norm_eps as f32;
-        let shape = AttnShape { num_heads: cfg.num_heads, num_kv_heads: cfg.num_kv_heads, head_dim: cfg.head_dim, block_size: bs };
+        let shape = AttnShape {
+            num_heads: cfg.num_heads,
+            num_kv_heads: cfg.num_kv_heads,
+            head_dim: cfg.head_dim,
+            block_size: bs,
+        };
 
         let mut x = Vec::with_capacity(n * h);
         for &t in &batch.tokens {

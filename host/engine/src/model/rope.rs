@@ -12,8 +12,7 @@ pub struct RopeTable {
 impl RopeTable {
     pub fn new(head_dim: usize, theta: f32, max_pos: usize, interleaved: bool) -> Self {
         let half = head_dim / 2;
-        let inv: Vec<f32> =
-            (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
+        let inv: Vec<f32> = (0..half).map(|i| 1.0 / theta.powf((2 * i) as f32 / head_dim as f32)).collect();
         let mut cos = Vec::with_capacity(max_pos * half);
         let mut sin = Vec::with_capacity(max_pos * half);
         for p in 0..max_pos {

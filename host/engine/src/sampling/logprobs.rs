@@ -36,10 +36,7 @@ impl RawLogprobs {
 
     /// The `n` most likely tokens, descending.
     pub fn top(&self, n: usize) -> Vec<TopLogprob> {
-        top_n(&self.raw, n)
-            .into_iter()
-            .map(|(token, v)| TopLogprob { token, logprob: v - self.norm })
-            .collect()
+        top_n(&self.raw, n).into_iter().map(|(token, v)| TopLogprob { token, logprob: v - self.norm }).collect()
     }
 }
 

@@ -123,7 +123,6 @@ pub fn argmax(row: &[f32]) -> u32 {
     best as u32
 }
 
-
 /// Samples from `row` (already divided by temperature) with top-k/min-p/top-p.
 /// `u` is a uniform draw in [0, 1).
 pub fn sample_filtered(row: &[f32], top_k: usize, top_p: f32, min_p: f32, u: f32) -> u32 {
@@ -258,10 +257,7 @@ mod tests {
 
     #[test]
     fn penalties_push_down_repeats() {
-        let mut s = NativeSampler::new(SamplingParams {
-            frequency_penalty: 2.0,
-            ..SamplingParams::greedy()
-        });
+        let mut s = NativeSampler::new(SamplingParams { frequency_penalty: 2.0, ..SamplingParams::greedy() });
         s.accept(0).unwrap();
         s.accept(0).unwrap();
         let mut l = vec![3.0, 0.5];

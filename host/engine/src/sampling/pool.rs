@@ -212,7 +212,14 @@ mod tests {
     #[test]
     fn slow_jobs_do_not_hold_fast_ones() {
         let pool = SamplingPool::with_threads(2);
-        let job = |id, d, t| SampleJob { id, sampler: Box::new(Slow(d, t)), logits: vec![0.0; 4], tokens: vec![1, 2], prompt_len: 1, logprobs: None };
+        let job = |id, d, t| SampleJob {
+            id,
+            sampler: Box::new(Slow(d, t)),
+            logits: vec![0.0; 4],
+            tokens: vec![1, 2],
+            prompt_len: 1,
+            logprobs: None,
+        };
         pool.submit(job(1, Duration::from_millis(300), 3), false);
         pool.submit(job(2, Duration::ZERO, 2), false);
         let first = pool.results().recv().unwrap();
@@ -226,7 +233,14 @@ mod tests {
     fn late_jobs_use_their_own_lane() {
         // One thread per lane: a slow job on the slow lane cannot delay the fast lane.
         let pool = SamplingPool::with_threads(1);
-        let job = |id, d, t| SampleJob { id, sampler: Box::new(Slow(d, t)), logits: vec![0.0; 4], tokens: vec![1, 2], prompt_len: 1, logprobs: None };
+        let job = |id, d, t| SampleJob {
+            id,
+            sampler: Box::new(Slow(d, t)),
+            logits: vec![0.0; 4],
+            tokens: vec![1, 2],
+            prompt_len: 1,
+            logprobs: None,
+        };
         pool.submit(job(1, Duration::from_millis(300), 3), true);
         pool.submit(job(2, Duration::from_millis(300), 3), true);
         pool.submit(job(3, Duration::ZERO, 2), false);

@@ -10,15 +10,15 @@
 //! released (full ones stay in the prefix cache) and it is recomputed later.
 
 mod fcfs;
-mod vtc;
 mod policy;
+mod vtc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use fcfs::Fcfs;
-pub use vtc::{TenantShare, TenantShares, Vtc};
 pub use policy::{SchedulingPolicy, SeqView};
+pub use vtc::{TenantShare, TenantShares, Vtc};
 
 use crate::kv::block_manager::prefix_hashes;
 use crate::kv::{BlockId, BlockManager, KvStats, block_hash};
@@ -455,7 +455,8 @@ mod tests {
                         *served.entry(tenant_of[&sc.id].clone()).or_default() += 1;
                     }
                 }
-                let done: Vec<u64> = s.ids().filter(|id| s.get(*id).is_some_and(|q| q.tokens.len() >= 32 + 16)).collect();
+                let done: Vec<u64> =
+                    s.ids().filter(|id| s.get(*id).is_some_and(|q| q.tokens.len() >= 32 + 16)).collect();
                 for id in done {
                     s.remove(id);
                     let t = tenant_of[&id].clone();

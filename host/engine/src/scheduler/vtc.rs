@@ -119,7 +119,8 @@ impl SchedulingPolicy for Vtc {
 
     fn on_scheduled(&mut self, seq: &SeqView<'_>, tokens: usize) {
         // A one-token step past the prompt is decoding; anything else is (re)computing input.
-        let cost = if tokens == 1 && seq.num_tokens > seq.prompt_len { OUTPUT_COST } else { PROMPT_COST * tokens as f64 };
+        let cost =
+            if tokens == 1 && seq.num_tokens > seq.prompt_len { OUTPUT_COST } else { PROMPT_COST * tokens as f64 };
         let w = self.share(seq.tenant).weight.max(1e-6);
         *self.counters.entry(seq.tenant.to_string()).or_default() += cost / w;
     }

@@ -34,7 +34,10 @@ pub struct BackendInfo {
 pub enum RouteDecision {
     /// Index into the candidates.
     Backend(usize),
-    Reject { status: u16, reason: String },
+    Reject {
+        status: u16,
+        reason: String,
+    },
 }
 
 /// A loaded router plugin.

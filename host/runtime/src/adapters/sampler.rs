@@ -104,7 +104,9 @@ impl WasmSamplerFactory {
             max_tokens,
         };
         let session = plugin
-            .call(&mut store, "session.create", |s| b.weft_plugin_sampler().session().call_create(s, &wp, args, prompt))?
+            .call(&mut store, "session.create", |s| {
+                b.weft_plugin_sampler().session().call_create(s, &wp, args, prompt)
+            })?
             .map_err(|m| PluginError::new(&*plugin.name, ErrorKind::Plugin, format!("session refused: {m}")))?;
         Ok(WasmSampler {
             native: NativeSampler::new(params.clone()),
@@ -174,7 +176,7 @@ impl WasmSampler {
         if !(p.top_p > 0.0 && p.top_p <= 1.0) {
             return Err(bad("top-p"));
         }
-        if !(0.0..=1.0).contains(&p.min_p) || !(p.repetition_penalty > 0.0 && p.repetition_penalty.is_finite()) {
+        if !((0.0..=1.0).contains(&p.min_p) && p.repetition_penalty > 0.0 && p.repetition_penalty.is_finite()) {
             return Err(bad("min-p or repetition penalty"));
         }
         if !p.presence_penalty.is_finite() || !p.frequency_penalty.is_finite() {
@@ -207,7 +209,9 @@ impl WasmSampler {
         store.data_mut().logits = Some(LogitsView::new(logits));
         let decision = if self.needs_full_logits {
             let row = logits.to_vec();
-            plugin.call(store, "session.step-full", |s| b.weft_plugin_sampler().session().call_step_full(s, session, &row))
+            plugin.call(store, "session.step-full", |s| {
+                b.weft_plugin_sampler().session().call_step_full(s, session, &row)
+            })
         } else {
             let cands: Vec<Candidate> = weft_engine::sampling::logprobs::top_n(logits, self.top_k as usize)
                 .into_iter()
@@ -291,7 +295,9 @@ impl Drop for WasmSampler {
     fn drop(&mut self) {
         let Some(mut w) = self.inst.take() else { return };
         let session = self.session;
-        if self.broken.is_some() || self.plugin.call(&mut w.store, "session.drop", |s| session.resource_drop(s)).is_err() {
+        if self.broken.is_some()
+            || self.plugin.call(&mut w.store, "session.drop", |s| session.resource_drop(s)).is_err()
+        {
             return;
         }
         if let Ok(mut pool) = self.pool.lock()

@@ -91,7 +91,9 @@ impl WasmTokenizer {
             max_token_len: 1,
         };
         let (vocab, specials) = t.with(|p, i| {
-            let v = p.call(&mut i.store, "tokenizer.vocab-size", |s| i.b.weft_plugin_tokenizer().tokenizer().call_vocab_size(s, i.tok))?;
+            let v = p.call(&mut i.store, "tokenizer.vocab-size", |s| {
+                i.b.weft_plugin_tokenizer().tokenizer().call_vocab_size(s, i.tok)
+            })?;
             let sp = p.call(&mut i.store, "tokenizer.special-tokens", |s| {
                 i.b.weft_plugin_tokenizer().tokenizer().call_special_tokens(s, i.tok)
             })?;
@@ -126,7 +128,11 @@ impl WasmTokenizer {
                     i.b.weft_plugin_tokenizer().tokenizer().call_token_bytes(s, i.tok, chunk)
                 })?;
                 if out.len() != chunk.len() {
-                    return Err(p.invalid(format!("token-bytes returned {} entries for {} ids", out.len(), chunk.len())));
+                    return Err(p.invalid(format!(
+                        "token-bytes returned {} entries for {} ids",
+                        out.len(),
+                        chunk.len()
+                    )));
                 }
                 Ok(out)
             })?;
@@ -135,7 +141,8 @@ impl WasmTokenizer {
         for s in &t.specials {
             bytes[s.id as usize].clear();
         }
-        t.max_token_len = bytes.iter().map(Vec::len).chain(t.specials.iter().map(|s| s.text.len())).max().unwrap_or(1).max(1);
+        t.max_token_len =
+            bytes.iter().map(Vec::len).chain(t.specials.iter().map(|s| s.text.len())).max().unwrap_or(1).max(1);
         t.token_bytes = Arc::new(bytes);
         Ok(Arc::new(t))
     }
@@ -170,7 +177,13 @@ impl WasmTokenizer {
                 let tok = self
                     .plugin
                     .call(&mut store, "tokenizer.load", |s| b.weft_plugin_tokenizer().tokenizer().call_load(s, src))?
-                    .map_err(|m| PluginError::new(&*self.plugin.name, ErrorKind::Init, format!("cannot build the tokenizer: {m}")))?;
+                    .map_err(|m| {
+                        PluginError::new(
+                            &*self.plugin.name,
+                            ErrorKind::Init,
+                            format!("cannot build the tokenizer: {m}"),
+                        )
+                    })?;
                 Inst { store, b, tok }
             }
         };

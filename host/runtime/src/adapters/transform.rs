@@ -45,7 +45,9 @@ fn to_wit(r: &TransformRequest) -> wit::Request {
     wit::Request {
         model: r.model.clone(),
         messages: r.messages.as_ref().map(|m| {
-            m.iter().map(|m| wit::Message { role: m.role.clone(), content: m.content.clone(), name: m.name.clone() }).collect()
+            m.iter()
+                .map(|m| wit::Message { role: m.role.clone(), content: m.content.clone(), name: m.name.clone() })
+                .collect()
         }),
         prompt: r.prompt.clone(),
         params: r.params.clone(),
@@ -56,7 +58,9 @@ fn to_wit(r: &TransformRequest) -> wit::Request {
 fn from_wit(r: wit::Request) -> TransformRequest {
     TransformRequest {
         model: r.model,
-        messages: r.messages.map(|m| m.into_iter().map(|m| ChatMessage { role: m.role, content: m.content, name: m.name }).collect()),
+        messages: r
+            .messages
+            .map(|m| m.into_iter().map(|m| ChatMessage { role: m.role, content: m.content, name: m.name }).collect()),
         prompt: r.prompt,
         params: r.params,
         headers: r.headers,
@@ -112,7 +116,9 @@ impl WasmTransform {
     pub fn response_stream(self: &Arc<Self>) -> Result<WasmResponseStream> {
         let p = self.pool.plugin.clone();
         let (mut store, b) = self.pool.take()?;
-        let handle = p.call(&mut store, "response-stream.new", |s| b.weft_plugin_transform().response_stream().call_constructor(s))?;
+        let handle = p.call(&mut store, "response-stream.new", |s| {
+            b.weft_plugin_transform().response_stream().call_constructor(s)
+        })?;
         Ok(WasmResponseStream { owner: self.clone(), inst: Some((store, b)), handle, failed: false })
     }
 }

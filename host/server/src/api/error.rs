@@ -40,7 +40,8 @@ impl ApiError {
     }
 
     pub fn not_found_model(model: &str) -> Self {
-        let mut e = Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("the model `{model}` does not exist"));
+        let mut e =
+            Self::new(StatusCode::NOT_FOUND, "invalid_request_error", format!("the model `{model}` does not exist"));
         e.param = Some("model".into());
         e.code = Some("model_not_found".into());
         e
@@ -50,7 +51,8 @@ impl ApiError {
         use weft_engine::EngineError as E;
         match &e {
             E::PromptTooLong { .. } | E::KvCapacity { .. } => {
-                let mut a = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string()).code("context_length_exceeded");
+                let mut a = Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", e.to_string())
+                    .code("context_length_exceeded");
                 a.param = Some("messages".into());
                 a
             }
@@ -86,12 +88,15 @@ impl ApiError {
         use weft_runtime::ExecError as E;
         match e {
             E::Busy(_) => {
-                let mut x = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", format!("{e}; retry later")).code("plugin_queue_full");
+                let mut x = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", format!("{e}; retry later"))
+                    .code("plugin_queue_full");
                 x.retry_after = Some(1);
                 x
             }
             E::Shutdown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"),
-            E::Panicked(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("internal error: {m}")),
+            E::Panicked(m) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("internal error: {m}"))
+            }
         }
     }
 

@@ -17,9 +17,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use weft_runtime::{ChatMessage, TransformRequest};
 
-use super::{AppState, auth};
 use super::error::ApiError;
 use super::openai::{ChatRequest, CompletionRequest, GenRequest, parse};
+use super::{AppState, auth};
 use crate::pipeline::ModelService;
 use crate::pipeline::generate::{self, ChoiceEvent, TokenLogprob};
 
@@ -86,7 +86,8 @@ fn body(b: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     b.map_err(|r| {
         let status = r.status();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(status, "invalid_request_error", "the request body is larger than the server accepts").code("body_too_large")
+            ApiError::new(status, "invalid_request_error", "the request body is larger than the server accepts")
+                .code("body_too_large")
         } else {
             ApiError::new(status, "invalid_request_error", r.body_text())
         }
@@ -98,7 +99,11 @@ enum Kind {
     Completion,
 }
 
-pub async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn chat(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     let (who, label) = identify(&state, &headers);
     let r = async {
         let who = who?; // a bad key is a 401 whatever the body
@@ -126,7 +131,11 @@ pub async fn chat(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Res
     finish(&state, "chat", &label, r)
 }
 
-pub async fn completions(State(state): State<Arc<AppState>>, headers: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     let (who, label) = identify(&state, &headers);
     let r = async {
         let who = who?;
@@ -219,7 +228,9 @@ async fn run(
         return Ok(Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response());
     }
     let _guard = guard;
-    tokio::time::timeout_at(deadline, collect(rx, id, created, model, n, kind)).await.unwrap_or_else(|_| Err(timed_out(&state)))
+    tokio::time::timeout_at(deadline, collect(rx, id, created, model, n, kind))
+        .await
+        .unwrap_or_else(|_| Err(timed_out(&state)))
 }
 
 fn timed_out(state: &AppState) -> ApiError {
@@ -278,7 +289,13 @@ async fn collect(
                 done += 1;
             }
             Some(ChoiceEvent::Failed(e)) => return Err(e),
-            None => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "generation ended unexpectedly")),
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "generation ended unexpectedly",
+                ));
+            }
         }
     }
     let choices: Vec<Value> = (0..n)
@@ -318,7 +335,8 @@ async fn stream_events(
         Kind::Chat => "chat.completion.chunk",
         Kind::Completion => "text_completion",
     };
-    let chunk = |choice: Value| json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
+    let chunk =
+        |choice: Value| json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
     let send = |v: Value| {
         let tx = tx.clone();
         async move { tx.send(Ok(SseEvent::default().data(v.to_string()))).await.is_ok() }
@@ -353,8 +371,12 @@ async fn stream_events(
                 completion += completion_tokens;
                 done += 1;
                 let choice = match kind {
-                    Kind::Chat => json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish_reason}),
-                    Kind::Completion => json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish_reason}),
+                    Kind::Chat => {
+                        json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish_reason})
+                    }
+                    Kind::Completion => {
+                        json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish_reason})
+                    }
                 };
                 send(chunk(choice)).await
             }
@@ -416,8 +438,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let plugins: Vec<&weft_runtime::LoadedPlugin> =
-        services.as_ref().map(|s| s.all().into_iter().flat_map(|(_, v)| v.plugins.iter().map(|p| &**p)).collect()).unwrap_or_default();
+    let plugins: Vec<&weft_runtime::LoadedPlugin> = services
+        .as_ref()
+        .map(|s| s.all().into_iter().flat_map(|(_, v)| v.plugins.iter().map(|p| &**p)).collect())
+        .unwrap_or_default();
     let mut text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
     text.push_str(&format!(
         "# HELP weft_plugin_instances_reserved Plugin instances reserved by requests in flight.\n         # TYPE weft_plugin_instances_reserved gauge\nweft_plugin_instances_reserved {}\n         # HELP weft_plugin_executor_queued Plugin calls waiting for an executor thread.\n         # TYPE weft_plugin_executor_queued gauge\nweft_plugin_executor_queued {}\n",

@@ -171,9 +171,14 @@ impl CommonParams {
         }
         let mut logit_bias = HashMap::new();
         for (k, v) in self.logit_bias.unwrap_or_default() {
-            let id: u32 = k.parse().map_err(|_| ApiError::invalid("logit_bias", format!("logit_bias key `{k}` is not a token id")))?;
+            let id: u32 = k
+                .parse()
+                .map_err(|_| ApiError::invalid("logit_bias", format!("logit_bias key `{k}` is not a token id")))?;
             if !(-100.0..=100.0).contains(&v) {
-                return Err(ApiError::invalid("logit_bias", format!("logit_bias values must be in [-100, 100], got {v}")));
+                return Err(ApiError::invalid(
+                    "logit_bias",
+                    format!("logit_bias values must be in [-100, 100], got {v}"),
+                ));
             }
             logit_bias.insert(id, v);
         }
@@ -201,15 +206,18 @@ impl CommonParams {
             (None | Some(ResponseFormat::Text), None, None) => None,
             (Some(ResponseFormat::JsonObject), None, None) => Some(serde_json::json!({"json_object": true})),
             (Some(ResponseFormat::JsonSchema { json_schema }), None, None) => {
-                let schema = json_schema
-                    .schema
-                    .ok_or_else(|| ApiError::invalid("response_format", "response_format.json_schema.schema is required"))?;
+                let schema = json_schema.schema.ok_or_else(|| {
+                    ApiError::invalid("response_format", "response_format.json_schema.schema is required")
+                })?;
                 Some(serde_json::json!({"json_schema": schema}))
             }
             (None | Some(ResponseFormat::Text), Some(schema), None) => Some(serde_json::json!({"json_schema": schema})),
             (None | Some(ResponseFormat::Text), None, Some(re)) => Some(serde_json::json!({"regex": re})),
             _ => {
-                return Err(ApiError::invalid("response_format", "give only one of response_format, guided_json and guided_regex"));
+                return Err(ApiError::invalid(
+                    "response_format",
+                    "give only one of response_format, guided_json and guided_regex",
+                ));
             }
         };
         Ok(GenRequest {
@@ -236,7 +244,10 @@ impl ChatMessage {
                 let mut s = String::new();
                 for p in parts {
                     if p.kind != "text" {
-                        return Err(ApiError::invalid("messages", format!("content part type `{}` is not supported", p.kind)));
+                        return Err(ApiError::invalid(
+                            "messages",
+                            format!("content part type `{}` is not supported", p.kind),
+                        ));
                     }
                     s.push_str(p.text.as_deref().unwrap_or_default());
                 }

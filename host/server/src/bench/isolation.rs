@@ -59,7 +59,8 @@ fn config(spin: u64) -> anyhow::Result<String> {
     let dir = weft_runtime::builtin::build_dir();
     let sampler = dir.join("hostile_sampler.wasm").display().to_string();
     let hash = |k: &str| crate::config::hash_key(k);
-    let mut c = format!("[server]\nmax_queued_requests = 1024\n\n[[models]]\nname = \"{}\"\n", weft_engine::DefaultModel::NAME);
+    let mut c =
+        format!("[server]\nmax_queued_requests = 1024\n\n[[models]]\nname = \"{}\"\n", weft_engine::DefaultModel::NAME);
     for (t, mode) in [("good", ""), ("polite", ""), ("poison", ""), ("slow", "slow"), ("sleepy", "sleep")] {
         c.push_str(&format!("\n[[tenants]]\nid = \"{t}\"\napi_keys = [\"{}\"]\n", hash(&key(t))));
         if !mode.is_empty() {
@@ -81,7 +82,11 @@ fn body(content: &str, max_tokens: usize, stream: bool) -> Value {
 fn streamed(url: &str, tenant: &str, content: &str, max_tokens: usize) -> anyhow::Result<(f64, Vec<f64>)> {
     let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
     let t0 = Instant::now();
-    let r = c.post(format!("{url}/v1/chat/completions")).bearer_auth(key(tenant)).json(&body(content, max_tokens, true)).send()?;
+    let r = c
+        .post(format!("{url}/v1/chat/completions"))
+        .bearer_auth(key(tenant))
+        .json(&body(content, max_tokens, true))
+        .send()?;
     anyhow::ensure!(r.status() == 200, "status {}", r.status());
     let (mut first, mut last, mut gaps) = (None, None::<Instant>, Vec::new());
     for line in BufReader::new(r).lines() {
@@ -210,7 +215,10 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     println!(
         "weft bench isolation: tenant `good` streams {requests} x {max_tokens} tokens, one at a time, beside {NEIGHBOURS} neighbour requests (poison: 1)"
     );
-    println!("  slow sampler: {spin} spin iterations = about {} ms of its {DEADLINE_MS} ms deadline per step", DEADLINE_MS * 8 / 10);
+    println!(
+        "  slow sampler: {spin} spin iterations = about {} ms of its {DEADLINE_MS} ms deadline per step",
+        DEADLINE_MS * 8 / 10
+    );
     println!(
         "  {:<17} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>12}",
         "case", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "/alone", "/polite", "engine tok/s"

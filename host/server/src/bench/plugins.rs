@@ -47,7 +47,12 @@ fn step_time(samplers: &mut [Box<dyn SequenceSampler>], rows: &[Vec<f32>], iters
         let mut batch: Vec<SampleRow<'_>> = samplers
             .iter_mut()
             .zip(work.iter_mut())
-            .map(|(s, w)| SampleRow { sampler: s.as_mut(), logits: w, history: History { prompt: &[1, 2, 3], output: &[] }, logprobs: None })
+            .map(|(s, w)| SampleRow {
+                sampler: s.as_mut(),
+                logits: w,
+                history: History { prompt: &[1, 2, 3], output: &[] },
+                logprobs: None,
+            })
             .collect();
         for r in sample_step(&mut batch) {
             r.expect("sampling succeeds");
@@ -55,7 +60,12 @@ fn step_time(samplers: &mut [Box<dyn SequenceSampler>], rows: &[Vec<f32>], iters
     })
 }
 
-fn engine_decode(h: &weft_engine::EngineHandle, wasm: Option<&WasmSamplerFactory>, c: usize, n: usize) -> anyhow::Result<(f64, f64)> {
+fn engine_decode(
+    h: &weft_engine::EngineHandle,
+    wasm: Option<&WasmSamplerFactory>,
+    c: usize,
+    n: usize,
+) -> anyhow::Result<(f64, f64)> {
     let steps0 = h.metrics().steps;
     let secs0 = h.metrics().total_step_secs;
     let t0 = Instant::now();
@@ -97,7 +107,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let factory = WasmSamplerFactory::new(plugin)?;
     let rows: Vec<Vec<f32>> = (0..32).map(row).collect();
     for n in [1usize, 32] {
-        let mut native: Vec<Box<dyn SequenceSampler>> = (0..n).map(|_| Box::new(NativeSampler::new(params())) as _).collect();
+        let mut native: Vec<Box<dyn SequenceSampler>> =
+            (0..n).map(|_| Box::new(NativeSampler::new(params())) as _).collect();
         let mut wasm: Vec<Box<dyn SequenceSampler>> = (0..n)
             .map(|_| factory.session(&params(), 1 << 20, "", &[1, 2, 3], VOCAB).map(|s| Box::new(s) as _))
             .collect::<Result<_, _>>()?;
@@ -113,7 +124,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let (spec, _) = weft_engine::model::read_tokenizer(&model)?;
     let spec = spec.ok_or_else(|| anyhow::anyhow!("default model has no tokenizer"))?;
     let wasm_tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
-    let native_tok = weft_runtime::native_tokenizer(&spec).ok_or_else(|| anyhow::anyhow!("the tokenizer does not build natively"))?;
+    let native_tok = weft_runtime::native_tokenizer(&spec)
+        .ok_or_else(|| anyhow::anyhow!("the tokenizer does not build natively"))?;
     let para = "Serving large language models efficiently means batching requests, caching the keys and values \
                 of attention in pages, and sampling tokens quickly. Plugins written in WebAssembly let operators \
                 change tokenization, sampling, routing and transforms without restarting 1234 servers! ";
@@ -139,7 +151,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     r.insert("engine_c32_wasm_sampler_tok_s".into(), json!(wasm_tps));
     r.insert("engine_c32_native_step_ms".into(), json!(native_step));
     r.insert("engine_c32_wasm_step_ms".into(), json!(wasm_step));
-    let added_us = r["sampler_step_32seq_wasm_us"].as_f64().unwrap_or(0.0) - r["sampler_step_32seq_native_us"].as_f64().unwrap_or(0.0);
+    let added_us = r["sampler_step_32seq_wasm_us"].as_f64().unwrap_or(0.0)
+        - r["sampler_step_32seq_native_us"].as_f64().unwrap_or(0.0);
     let direct = added_us / 1e3 / native_step * 100.0;
     r.insert("wasm_sampler_added_to_step_pct_direct".into(), json!(direct));
     r.insert("wasm_sampler_added_to_step_pct_measured".into(), json!((wasm_step / native_step - 1.0) * 100.0));
@@ -180,4 +193,3 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     );
     Ok(())
 }
-

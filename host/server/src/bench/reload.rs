@@ -119,7 +119,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let mut seq = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
     let mut next = |cold: bool, i: usize| -> (Vec<u8>, &'static str) {
         seq += 1;
-        let (base, t) = if i % 2 == 0 { (&b, "b") } else { (&a, "a") };
+        let (base, t) = if i.is_multiple_of(2) { (&b, "b") } else { (&a, "a") };
         (if cold { unique(base, seq) } else { base.clone() }, t)
     };
     let mut r = serde_json::Map::new();
@@ -160,8 +160,14 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         let mut i = 0u64;
         while t.elapsed().as_secs_f64() < secs {
             i += 1;
-            let bytes = unique(if i % 2 == 0 { &b } else { &a }, seq.wrapping_add(1_000_000 + i));
-            if c.put(format!("{admin}/admin/plugins/tagger")).bearer_auth(KEY).body(bytes).send().map(|r| r.status() == 200).unwrap_or(false) {
+            let bytes = unique(if i.is_multiple_of(2) { &b } else { &a }, seq.wrapping_add(1_000_000 + i));
+            if c.put(format!("{admin}/admin/plugins/tagger"))
+                .bearer_auth(KEY)
+                .body(bytes)
+                .send()
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+            {
                 reloads.fetch_add(1, Ordering::Relaxed);
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -177,7 +183,9 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
-    println!("weft bench reload (tagger transform, {n} swaps per row; time to the first request served by the new version)");
+    println!(
+        "weft bench reload (tagger transform, {n} swaps per row; time to the first request served by the new version)"
+    );
     for cache in ["warm", "cold"] {
         for what in ["upload", "file"] {
             println!(

@@ -75,12 +75,20 @@ fn served(url: &str, clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
     Ok(run)
 }
 
-fn engine_alone(h: &weft_engine::EngineHandle, prompts: &[Vec<u32>], clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
+fn engine_alone(
+    h: &weft_engine::EngineHandle,
+    prompts: &[Vec<u32>],
+    clients: usize,
+    max_tokens: usize,
+) -> anyhow::Result<Run> {
     let t0 = Instant::now();
     let mut streams = Vec::new();
     for i in 0..clients {
-        let mut r = Request::new(prompts[i % prompts.len()].clone(), max_tokens)
-            .with_params(SamplingParams { temperature: 0.7, seed: Some(i as u64), ..Default::default() });
+        let mut r = Request::new(prompts[i % prompts.len()].clone(), max_tokens).with_params(SamplingParams {
+            temperature: 0.7,
+            seed: Some(i as u64),
+            ..Default::default()
+        });
         r.ignore_eos = true;
         streams.push((Instant::now(), h.submit(r)?));
     }

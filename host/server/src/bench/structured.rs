@@ -46,7 +46,12 @@ fn stats(d: Vec<Duration>) -> (f64, f64) {
 }
 
 /// Runs sessions to completion on synthetic logits, timing every sampling step.
-fn step_times(f: &WasmSamplerFactory, args: &str, vocab: usize, steps: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+fn step_times(
+    f: &WasmSamplerFactory,
+    args: &str,
+    vocab: usize,
+    steps: usize,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
     let params = SamplingParams { temperature: 1.0, seed: Some(3), ..Default::default() };
     let mut out = Vec::with_capacity(steps);
     let mut sessions = 0;
@@ -59,7 +64,9 @@ fn step_times(f: &WasmSamplerFactory, args: &str, vocab: usize, steps: usize) ->
             seed += 1;
             let mut logits = row(vocab, seed);
             let t0 = Instant::now();
-            let t = s.sample(&mut logits, History { prompt: &[1, 2, 3], output: &history }).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = s
+                .sample(&mut logits, History { prompt: &[1, 2, 3], output: &history })
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             out.push(t0.elapsed());
             history.push(t);
             if s.accept(t).map_err(|e| anyhow::anyhow!("{e}"))? == weft_engine::sampling::Accept::Stop {
@@ -70,7 +77,14 @@ fn step_times(f: &WasmSamplerFactory, args: &str, vocab: usize, steps: usize) ->
     Ok((out, sessions))
 }
 
-fn engine_run(h: &weft_engine::EngineHandle, f: &WasmSamplerFactory, args: &str, c: usize, n: usize, vocab: usize) -> anyhow::Result<(f64, f64, usize)> {
+fn engine_run(
+    h: &weft_engine::EngineHandle,
+    f: &WasmSamplerFactory,
+    args: &str,
+    c: usize,
+    n: usize,
+    vocab: usize,
+) -> anyhow::Result<(f64, f64, usize)> {
     let (steps0, secs0) = (h.metrics().steps, h.metrics().total_step_secs);
     let t0 = Instant::now();
     let mut streams = Vec::new();
@@ -93,7 +107,11 @@ fn engine_run(h: &weft_engine::EngineHandle, f: &WasmSamplerFactory, args: &str,
         }
     }
     let m = h.metrics();
-    Ok((tokens as f64 / t0.elapsed().as_secs_f64(), (m.total_step_secs - secs0) / (m.steps - steps0) as f64 * 1e3, tokens))
+    Ok((
+        tokens as f64 / t0.elapsed().as_secs_f64(),
+        (m.total_step_secs - secs0) / (m.steps - steps0) as f64 * 1e3,
+        tokens,
+    ))
 }
 
 pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
@@ -104,8 +122,10 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let vocab = loaded.config.vocab_size;
     let tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
     let vocabulary: Arc<Vocabulary> = Arc::new(tok.vocabulary(vocab, loaded.eos_token_ids.clone())?);
-    let json_f = WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-json", vec![])?)?.with_vocabulary(vocabulary.clone());
-    let std_f = WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-standard", vec![])?)?.with_vocabulary(vocabulary);
+    let json_f =
+        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-json", vec![])?)?.with_vocabulary(vocabulary.clone());
+    let std_f =
+        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-standard", vec![])?)?.with_vocabulary(vocabulary);
     let steps = if quick { 300 } else { 3000 };
     let mut r = serde_json::Map::new();
 
@@ -143,8 +163,16 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     println!("weft bench structured (default model, {vocab}-token vocabulary, nested JSON schema)");
     println!("  first session (vocabulary, trie, schema compile): {:.1} ms", f("first_session_ms"));
-    for (k, label) in [("json_walk_every_step", "sampler-json, trie walk every step"), ("json_cached", "sampler-json, per-state mask cache"), ("standard", "sampler-standard (no constraint)")] {
-        println!("  {label:<38} step mean {:8.1} us   p99 {:8.1} us", f(&format!("{k}_step_mean_us")), f(&format!("{k}_step_p99_us")));
+    for (k, label) in [
+        ("json_walk_every_step", "sampler-json, trie walk every step"),
+        ("json_cached", "sampler-json, per-state mask cache"),
+        ("standard", "sampler-standard (no constraint)"),
+    ] {
+        println!(
+            "  {label:<38} step mean {:8.1} us   p99 {:8.1} us",
+            f(&format!("{k}_step_mean_us")),
+            f(&format!("{k}_step_p99_us"))
+        );
     }
     println!(
         "  engine, {c} seqs: unconstrained {:.1} tok/s ({:.1} ms/step), json-constrained {:.1} tok/s ({:.1} ms/step); ratio {:.2}",

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use weft_engine::{Engine, EngineConfig, EngineHandle, Event, Fcfs, LoadOptions, Request, SamplingParams, SchedulerConfig, TenantShare, TenantShares, Vtc};
+use weft_engine::{
+    Engine, EngineConfig, EngineHandle, Event, Fcfs, LoadOptions, Request, SamplingParams, SchedulerConfig,
+    TenantShare, TenantShares, Vtc,
+};
 use weft_runtime::WasmSamplerFactory;
 
 use super::pct;
@@ -27,14 +30,18 @@ fn prompt(seed: usize, len: usize) -> Vec<u32> {
 fn request(tenant: &str, seed: usize, prompt_len: usize, new_tokens: usize) -> Request {
     // Distinct prompts per tenant: a prefix cached by one tenant must not make the other's cheaper.
     let seed = seed + tenant.bytes().map(|b| b as usize).sum::<usize>() * 1_000_003;
-    let mut r = Request::new(prompt(seed, prompt_len), new_tokens).with_params(SamplingParams { temperature: 0.0, ..Default::default() });
+    let mut r = Request::new(prompt(seed, prompt_len), new_tokens)
+        .with_params(SamplingParams { temperature: 0.0, ..Default::default() });
     r.ignore_eos = true;
     r.tenant = Arc::from(tenant);
     r
 }
 
 fn engine(model: &std::path::Path, fair: Option<TenantShares>) -> anyhow::Result<EngineHandle> {
-    let cfg = EngineConfig { scheduler: SchedulerConfig { max_num_seqs: MAX_SEQS, ..Default::default() }, ..Default::default() };
+    let cfg = EngineConfig {
+        scheduler: SchedulerConfig { max_num_seqs: MAX_SEQS, ..Default::default() },
+        ..Default::default()
+    };
     let policy: Box<dyn weft_engine::SchedulingPolicy> = match fair {
         Some(s) => Box::new(Vtc::new(s)),
         None => Box::new(Fcfs),
@@ -43,7 +50,15 @@ fn engine(model: &std::path::Path, fair: Option<TenantShares>) -> anyhow::Result
 }
 
 /// Keeps `n` requests of `tenant` in flight until `stop`; counts their tokens.
-fn flood<'s>(sc: &'s std::thread::Scope<'s, '_>, h: &'s EngineHandle, tenant: &'static str, n: usize, new_tokens: usize, stop: &'s AtomicBool, tokens: &'s AtomicUsize) {
+fn flood<'s>(
+    sc: &'s std::thread::Scope<'s, '_>,
+    h: &'s EngineHandle,
+    tenant: &'static str,
+    n: usize,
+    new_tokens: usize,
+    stop: &'s AtomicBool,
+    tokens: &'s AtomicUsize,
+) {
     for i in 0..n {
         sc.spawn(move || {
             let mut k = 0;
@@ -184,7 +199,11 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     println!("weft bench tenants (default model, {MAX_SEQS} sequences per step)");
     println!("  A keeps 64 requests in flight, B sends one at a time ({samples} samples):");
     for p in ["fcfs", "vtc"] {
-        println!("    {p:<5} B's TTFT p50 {:8.0} ms   p99 {:8.0} ms", f(&format!("b_ttft_{p}_p50_ms")), f(&format!("b_ttft_{p}_p99_ms")));
+        println!(
+            "    {p:<5} B's TTFT p50 {:8.0} ms   p99 {:8.0} ms",
+            f(&format!("b_ttft_{p}_p50_ms")),
+            f(&format!("b_ttft_{p}_p99_ms"))
+        );
     }
     println!("  A and B both saturating, tokens served over {secs} s:");
     for (wa, wb) in [(1.0, 1.0), (2.0, 1.0)] {

@@ -29,7 +29,11 @@ pub fn run(cmd: PluginCmd) -> anyhow::Result<()> {
                 Ok(p) => {
                     println!("file:        {}", file.display());
                     println!("world:       weft:plugin/{}", p.world.world_name());
-                    println!("contract:    weft:plugin@{} (host serves {})", p.contract, weft_runtime::CONTRACT_VERSION);
+                    println!(
+                        "contract:    weft:plugin@{} (host serves {})",
+                        p.contract,
+                        weft_runtime::CONTRACT_VERSION
+                    );
                     println!("name:        {}", p.info.name);
                     println!("version:     {}", p.info.version);
                     println!("description: {}", p.info.description);

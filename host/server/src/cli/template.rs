@@ -24,7 +24,11 @@ pub struct TemplateArgs {
 
 pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
     let (template, bos, eos) = match &a.template {
-        Some(f) => (std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?, String::new(), String::new()),
+        Some(f) => (
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+            String::new(),
+            String::new(),
+        ),
         None => {
             let model = crate::model_source::resolve(a.model.as_deref())?;
             let (spec, template) = weft_engine::model::read_tokenizer(&model)?;

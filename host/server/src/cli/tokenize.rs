@@ -42,7 +42,8 @@ pub fn run(a: TokenizeArgs) -> anyhow::Result<()> {
     }
     let pieces = tok.token_bytes(&ids)?;
     for (id, bytes) in ids.iter().zip(pieces) {
-        let piece = if bytes.is_empty() { tok.decode(&[*id], false)? } else { String::from_utf8_lossy(&bytes).into_owned() };
+        let piece =
+            if bytes.is_empty() { tok.decode(&[*id], false)? } else { String::from_utf8_lossy(&bytes).into_owned() };
         println!("{id:6} -> '{}'", piece.escape_debug());
     }
     Ok(())

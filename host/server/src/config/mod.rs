@@ -26,7 +26,6 @@ pub struct Config {
     pub tenants: Vec<TenantSection>,
 }
 
-
 /// The admin API (hot reload, plugin status). Off unless `key` is set.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -112,7 +111,12 @@ impl ModelSection {
         }
         self.engines
             .iter()
-            .map(|e| (e.quantize.clone().unwrap_or_else(|| self.quantize.clone()), e.kv_cache_mib.unwrap_or(self.kv_cache_mib)))
+            .map(|e| {
+                (
+                    e.quantize.clone().unwrap_or_else(|| self.quantize.clone()),
+                    e.kv_cache_mib.unwrap_or(self.kv_cache_mib),
+                )
+            })
             .collect()
     }
 }
@@ -240,7 +244,8 @@ impl Config {
             anyhow::anyhow!("{}: key `{key}`: {}", path.display(), e.into_inner().message().trim())
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let tenant_plugins: Vec<&mut PluginSection> = cfg.tenants.iter_mut().flat_map(|t| t.plugins.iter_mut()).collect();
+        let tenant_plugins: Vec<&mut PluginSection> =
+            cfg.tenants.iter_mut().flat_map(|t| t.plugins.iter_mut()).collect();
         for p in tenant_plugins.into_iter().chain(cfg.plugins.iter_mut()) {
             if let Some(f) = &p.file
                 && f.is_relative()
@@ -296,7 +301,10 @@ impl Config {
 
     fn check_one(&self) -> Result<(), String> {
         if self.models.len() != 1 {
-            return Err(format!("key `models`: exactly one [[models]] entry is supported for now, found {}", self.models.len()));
+            return Err(format!(
+                "key `models`: exactly one [[models]] entry is supported for now, found {}",
+                self.models.len()
+            ));
         }
         if self.admin.key.as_ref().is_some_and(|k| k.len() < 16) {
             return Err("key `admin.key`: use at least 16 characters".into());
@@ -310,7 +318,9 @@ impl Config {
                 return Err(format!("key `{at}.kind`: `{}` is not tokenizer, sampler, router or transform", p.kind));
             }
             match (&p.file, &p.builtin) {
-                (Some(f), None) if !f.exists() => return Err(format!("key `{at}.file`: {} does not exist", f.display())),
+                (Some(f), None) if !f.exists() => {
+                    return Err(format!("key `{at}.file`: {} does not exist", f.display()));
+                }
                 (Some(_), None) => {}
                 (None, Some(b)) if weft_runtime::builtin::get(b).is_none() => {
                     return Err(format!("key `{at}.builtin`: no built-in plugin `{b}`"));
@@ -328,7 +338,10 @@ impl Config {
         for (i, m) in self.models.iter().enumerate() {
             let at = format!("models[{i}]");
             if m.scheduler.as_deref().is_some_and(|s| s != "fcfs" && s != "vtc") {
-                return Err(format!("key `{at}.scheduler`: `{}` is not fcfs or vtc", m.scheduler.as_deref().unwrap_or("")));
+                return Err(format!(
+                    "key `{at}.scheduler`: `{}` is not fcfs or vtc",
+                    m.scheduler.as_deref().unwrap_or("")
+                ));
             }
             if m.quantize.parse::<weft_engine::Quantize>().is_err() {
                 return Err(format!("key `{at}.quantize`: `{}` is not none or q8_0", m.quantize));
@@ -364,7 +377,9 @@ impl Config {
             }
             expect("router", &p.router, "router")?;
             if p.failure.tokenizer == FailurePolicy::Open {
-                return Err(format!("key `{at}.pipeline.failure.tokenizer`: a tokenizer cannot be skipped; use closed or fallback"));
+                return Err(format!(
+                    "key `{at}.pipeline.failure.tokenizer`: a tokenizer cannot be skipped; use closed or fallback"
+                ));
             }
         }
         Ok(())

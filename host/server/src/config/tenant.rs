@@ -149,7 +149,9 @@ impl Config {
             }
             for (j, k) in t.api_keys.iter().enumerate() {
                 if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!("key `{at}.api_keys[{j}]`: not a SHA-256 hex digest (use `weft tenant hash-key KEY`)"));
+                    return Err(format!(
+                        "key `{at}.api_keys[{j}]`: not a SHA-256 hex digest (use `weft tenant hash-key KEY`)"
+                    ));
                 }
                 if !keys.insert(k.to_ascii_lowercase()) {
                     return Err(format!("key `{at}.api_keys[{j}]`: this key already belongs to a tenant"));
@@ -199,7 +201,9 @@ mod tests {
         assert_eq!(p.transforms, vec!["acme/transform-chat-template"]);
         assert_eq!(p.tokenizer, "acme/tokenizer-bpe");
         assert_eq!(p.sampler, "native");
-        assert!(v.plugins.iter().any(|q| q.name == "acme/tokenizer-bpe" && q.builtin.as_deref() == Some("tokenizer-bpe")));
+        assert!(
+            v.plugins.iter().any(|q| q.name == "acme/tokenizer-bpe" && q.builtin.as_deref() == Some("tokenizer-bpe"))
+        );
         assert_eq!(hash_key("k1-secret").len(), 64);
     }
 

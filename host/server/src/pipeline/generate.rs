@@ -26,8 +26,18 @@ pub struct TokenLogprob {
 /// What a choice produces while it runs.
 #[derive(Debug)]
 pub enum ChoiceEvent {
-    Delta { index: usize, text: String, logprobs: Vec<TokenLogprob> },
-    Done { index: usize, finish_reason: &'static str, prompt_tokens: usize, cached_tokens: usize, completion_tokens: usize },
+    Delta {
+        index: usize,
+        text: String,
+        logprobs: Vec<TokenLogprob>,
+    },
+    Done {
+        index: usize,
+        finish_reason: &'static str,
+        prompt_tokens: usize,
+        cached_tokens: usize,
+        completion_tokens: usize,
+    },
     Failed(ApiError),
 }
 
@@ -39,7 +49,8 @@ pub fn transform(svc: &ModelService, mut req: TransformRequest) -> Result<Transf
         req = match t.plugin.on_request(&req) {
             Ok(Ok(r)) => r,
             Ok(Err(rej)) => {
-                let status = axum::http::StatusCode::from_u16(rej.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+                let status =
+                    axum::http::StatusCode::from_u16(rej.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
                 return Err(ApiError::new(status, "invalid_request_error", rej.message).code("rejected_by_transform"));
             }
             Err(e) => match (svc.failure.transforms, &t.native_template) {
@@ -58,7 +69,10 @@ pub fn transform(svc: &ModelService, mut req: TransformRequest) -> Result<Transf
     Ok(req)
 }
 
-fn render_native(t: &transform_chat_template::ChatTemplate, mut req: TransformRequest) -> Result<TransformRequest, ApiError> {
+fn render_native(
+    t: &transform_chat_template::ChatTemplate,
+    mut req: TransformRequest,
+) -> Result<TransformRequest, ApiError> {
     let Some(messages) = req.messages.take() else { return Ok(req) };
     let msgs: Vec<transform_chat_template::Message> = messages
         .into_iter()
@@ -115,10 +129,10 @@ pub fn start(
         return Err(ApiError::invalid("prompt", "the prompt is empty"));
     }
     if ids.len() >= max_ctx {
-        return Err(ApiError::invalid("messages", format!(
-            "the prompt has {} tokens but the model's context is {max_ctx} tokens",
-            ids.len()
-        ))
+        return Err(ApiError::invalid(
+            "messages",
+            format!("the prompt has {} tokens but the model's context is {max_ctx} tokens", ids.len()),
+        )
         .code("context_length_exceeded"));
     }
     if let Some(t) = &svc.tenant {
@@ -143,7 +157,10 @@ pub fn start(
         if let Some(args) = &g.constraint {
             // Never falls back: an unconstrained answer would break the requested format.
             let f = svc.structured.as_ref().ok_or_else(|| {
-                ApiError::invalid("response_format", "structured output is not enabled for this model (pipeline.structured_sampler)")
+                ApiError::invalid(
+                    "response_format",
+                    "structured output is not enabled for this model (pipeline.structured_sampler)",
+                )
             })?;
             let s = f.session(&params, max_tokens as u32, args, &ids, vocab).map_err(|e| match e.kind {
                 weft_runtime::ErrorKind::Plugin => ApiError::invalid("response_format", e.message.clone()),
@@ -155,7 +172,9 @@ pub fn start(
             match f.session(&params, max_tokens as u32, "", &ids, vocab) {
                 Ok(s) => r.sampler = Some(Box::new(s.with_fallback(svc.failure.sampler != P::Closed))),
                 Err(e) if svc.failure.sampler == P::Closed => return Err(ApiError::plugin("sampler", &e)),
-                Err(e) => tracing::warn!(error = %e, "sampler plugin failed to start a session; using the native sampler"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "sampler plugin failed to start a session; using the native sampler")
+                }
             }
         }
         let mut filters = Vec::with_capacity(svc.transforms.len());
@@ -172,8 +191,19 @@ pub fn start(
         rt.spawn(async move {
             let _in_flight = in_flight;
             let filters = Filters { list: filters, executor };
-            run_choice(index, svc, metrics, stream, decoder, filters, StopMatcher::new(stops), want_logprobs, prompt_len, tx)
-                .await;
+            run_choice(
+                index,
+                svc,
+                metrics,
+                stream,
+                decoder,
+                filters,
+                StopMatcher::new(stops),
+                want_logprobs,
+                prompt_len,
+                tx,
+            )
+            .await;
         });
     }
     Ok(rx)
@@ -217,7 +247,11 @@ impl Drop for Filters {
 
 fn filter_all(filters: &mut [WasmResponseStream], mut text: String, end: bool) -> Result<String, ApiError> {
     for f in filters.iter_mut() {
-        let mut out = if text.is_empty() { String::new() } else { f.on_chunk(&text).map_err(|e| ApiError::plugin("response transform", &e))? };
+        let mut out = if text.is_empty() {
+            String::new()
+        } else {
+            f.on_chunk(&text).map_err(|e| ApiError::plugin("response transform", &e))?
+        };
         if end {
             out.push_str(&f.on_end().map_err(|e| ApiError::plugin("response transform", &e))?);
         }
@@ -269,13 +303,21 @@ async fn run_choice(
                         return;
                     }
                 };
-                if (!text.is_empty() || !logprobs.is_empty()) && tx.send(ChoiceEvent::Delta { index, text, logprobs }).is_err() {
+                if (!text.is_empty() || !logprobs.is_empty())
+                    && tx.send(ChoiceEvent::Delta { index, text, logprobs }).is_err()
+                {
                     return; // client gone: dropping the engine stream cancels the sequence
                 }
                 if hit {
                     // Ending here frees the sequence now; the rest would be discarded anyway.
                     // Cached-token counts arrive only with the engine's final event: reported as 0 here.
-                    let _ = tx.send(ChoiceEvent::Done { index, finish_reason: "stop", prompt_tokens: prompt_len, cached_tokens: 0, completion_tokens: generated });
+                    let _ = tx.send(ChoiceEvent::Done {
+                        index,
+                        finish_reason: "stop",
+                        prompt_tokens: prompt_len,
+                        cached_tokens: 0,
+                        completion_tokens: generated,
+                    });
                     metrics.count_tokens(svc.tenant_id(), prompt_len, generated);
                     metrics.e2e.observe(t0.elapsed().as_secs_f64());
                     drop(stream);

@@ -58,7 +58,6 @@ pub struct TenantCtx {
     pub meter: Arc<crate::tenancy::Meter>,
 }
 
-
 impl ModelService {
     /// The first engine: the model's description is the same on all of them.
     pub fn engine(&self) -> &weft_engine::EngineHandle {
@@ -73,7 +72,8 @@ impl ModelService {
         // `open` or `fallback` (and for the router, which always falls back)
         // the request goes on without the plugin anyway.
         let f = &self.failure;
-        let transforms = self.transforms.iter().filter(|_| f.transforms == Closed).map(|t| ("transform", t.plugin.plugin()));
+        let transforms =
+            self.transforms.iter().filter(|_| f.transforms == Closed).map(|t| ("transform", t.plugin.plugin()));
         let tokenizer = Some(("tokenizer", self.tokenizer.plugin())).filter(|_| f.tokenizer == Closed);
         let sampler = if structured {
             self.structured.as_ref().map(|s| ("structured-output sampler", s.plugin()))

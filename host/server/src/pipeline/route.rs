@@ -84,7 +84,11 @@ pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result
             let in_flight = b.in_flight.load(Ordering::Relaxed);
             let running = m.running.min(in_flight);
             let kv = m.kv;
-            let free = if kv.total_blocks == 0 { 0.0 } else { (kv.total_blocks - kv.used_blocks) as f32 / kv.total_blocks as f32 };
+            let free = if kv.total_blocks == 0 {
+                0.0
+            } else {
+                (kv.total_blocks - kv.used_blocks) as f32 / kv.total_blocks as f32
+            };
             BackendInfo {
                 id: b.id.clone(),
                 model: svc.name.clone(),
@@ -96,11 +100,17 @@ pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result
             }
         })
         .collect();
-    let req = RouteRequest { tenant: tenant.to_string(), model: svc.name.clone(), prompt_tokens: prompt.len() as u32, prefix_hashes: hashes };
+    let req = RouteRequest {
+        tenant: tenant.to_string(),
+        model: svc.name.clone(),
+        prompt_tokens: prompt.len() as u32,
+        prefix_hashes: hashes,
+    };
     let chosen = match router.route(&req, &infos) {
         Ok(RouteDecision::Backend(i)) => &svc.backends[i],
         Ok(RouteDecision::Reject { status, reason }) => {
-            let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
+            let status =
+                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
             return Err(ApiError::new(status, "server_error", reason).code("rejected_by_router"));
         }
         Err(e) => {

@@ -29,7 +29,9 @@ impl StopMatcher {
         let mut keep = 0;
         for s in &self.stops {
             for k in (1..s.len().min(self.pending.len() + 1)).rev() {
-                if self.pending.is_char_boundary(self.pending.len() - k) && s.starts_with(&self.pending[self.pending.len() - k..]) {
+                if self.pending.is_char_boundary(self.pending.len() - k)
+                    && s.starts_with(&self.pending[self.pending.len() - k..])
+                {
                     keep = keep.max(k);
                     break;
                 }

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use weft_runtime::{LoadedPlugin, PluginRuntime, Vocabulary, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
+use weft_runtime::{
+    LoadedPlugin, PluginRuntime, Vocabulary, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform,
+};
 
 use crate::config::Config;
 use crate::pipeline::{Backends, ModelService, TransformStage};
@@ -114,7 +116,8 @@ pub fn pipeline_names(cfg: &Config, engines: usize) -> Vec<String> {
 
 /// Whether a pipeline name is the chat-template plugin (which gets the model's template as config).
 fn is_template(cfg: &Config, name: &str) -> bool {
-    name == "transform-chat-template" || cfg.plugins.iter().any(|p| p.name == name && p.builtin.as_deref() == Some("transform-chat-template"))
+    name == "transform-chat-template"
+        || cfg.plugins.iter().any(|p| p.name == name && p.builtin.as_deref() == Some("transform-chat-template"))
 }
 
 pub struct Builder<'a> {
@@ -130,7 +133,12 @@ pub struct Builder<'a> {
 }
 
 impl Builder<'_> {
-    fn plugin(&self, name: &str, extra: Vec<(String, String)>, out: &mut Loaded) -> Result<Arc<LoadedPlugin>, BuildError> {
+    fn plugin(
+        &self,
+        name: &str,
+        extra: Vec<(String, String)>,
+        out: &mut Loaded,
+    ) -> Result<Arc<LoadedPlugin>, BuildError> {
         let src = self.sources.get(name).ok_or_else(|| fail(name)(anyhow::anyhow!("no code for plugin `{name}`")))?;
         let (limits, mut config) = match self.cfg.plugins.iter().find(|p| p.name == name) {
             Some(sec) => (sec.limits(), sec.config_pairs()),
@@ -173,7 +181,11 @@ impl Builder<'_> {
         let vocabulary = match base.vocabulary.get() {
             Some(v) => v.clone(),
             None => {
-                let v = Arc::new(tokenizer.vocabulary(info.config.vocab_size, info.eos_token_ids.clone()).map_err(|e| fail(&pl.tokenizer)(e.into()))?);
+                let v = Arc::new(
+                    tokenizer
+                        .vocabulary(info.config.vocab_size, info.eos_token_ids.clone())
+                        .map_err(|e| fail(&pl.tokenizer)(e.into()))?,
+                );
                 base.vocabulary.get_or_init(|| v).clone()
             }
         };
@@ -184,10 +196,16 @@ impl Builder<'_> {
             let mut native_template = None;
             if is_template(cfg, t) {
                 let Some(src) = &base.template else {
-                    tracing::warn!("the model has no chat template; `{t}` is left out and chat requests will be refused");
+                    tracing::warn!(
+                        "the model has no chat template; `{t}` is left out and chat requests will be refused"
+                    );
                     continue;
                 };
-                extra = vec![("chat_template".into(), src.clone()), ("bos_token".into(), base.bos.clone()), ("eos_token".into(), base.eos.clone())];
+                extra = vec![
+                    ("chat_template".into(), src.clone()),
+                    ("bos_token".into(), base.bos.clone()),
+                    ("eos_token".into(), base.eos.clone()),
+                ];
                 native_template = base.native_template.clone();
             }
             let p = self.plugin(t, extra, &mut loaded)?;
@@ -198,11 +216,16 @@ impl Builder<'_> {
             transforms.push(TransformStage { plugin, native_template });
         }
 
-        let factory = |name: &str, prev: Option<&WasmSamplerFactory>, loaded: &mut Loaded| -> Result<WasmSamplerFactory, BuildError> {
+        let factory = |name: &str,
+                       prev: Option<&WasmSamplerFactory>,
+                       loaded: &mut Loaded|
+         -> Result<WasmSamplerFactory, BuildError> {
             let p = self.plugin(name, vec![], loaded)?;
             match prev.filter(|f| same(f.plugin(), &p)) {
                 Some(f) => Ok(f.clone()),
-                None => Ok(WasmSamplerFactory::new(p).map_err(|e| fail(name)(e.into()))?.with_vocabulary(vocabulary.clone())),
+                None => Ok(WasmSamplerFactory::new(p)
+                    .map_err(|e| fail(name)(e.into()))?
+                    .with_vocabulary(vocabulary.clone())),
             }
         };
         let sampler = match pl.sampler.as_str() {
@@ -257,7 +280,8 @@ pub fn resolve_sources(
         let kept_upload = serving.get(name).filter(|s| s.origin == Origin::Upload);
         let src = match sec.and_then(|s| s.file.as_ref()) {
             Some(f) => {
-                let bytes = std::fs::read(f).with_context(|| format!("cannot read {}", f.display())).map_err(fail(name))?;
+                let bytes =
+                    std::fs::read(f).with_context(|| format!("cannot read {}", f.display())).map_err(fail(name))?;
                 let fresh = Source::new(bytes, Origin::File(f.clone()));
                 let unchanged = file_hashes.get(f) == Some(&fresh.hash);
                 file_hashes.insert(f.clone(), fresh.hash.clone());
@@ -270,7 +294,8 @@ pub fn resolve_sources(
                 Some(u) => u.clone(),
                 None => {
                     let b = sec.and_then(|s| s.builtin.as_deref()).unwrap_or(name);
-                    let bytes = weft_runtime::builtin::get(b).ok_or_else(|| fail(name)(anyhow::anyhow!("no built-in plugin `{b}`")))?;
+                    let bytes = weft_runtime::builtin::get(b)
+                        .ok_or_else(|| fail(name)(anyhow::anyhow!("no built-in plugin `{b}`")))?;
                     // Built-ins never change while the process runs: skip hashing them again.
                     match serving.get(name).filter(|s| s.origin == Origin::Builtin && *s.bytes == *bytes) {
                         Some(s) => s.clone(),

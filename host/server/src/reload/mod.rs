@@ -30,8 +30,8 @@ use crate::api::AppState;
 use crate::config::{Config, TenantSection};
 use crate::pipeline::TenantCtx;
 use crate::tenancy::{Quotas, Services, Tenant};
-use weft_engine::TenantShare;
 use build::{BuildError, Builder, Loaded, ModelBase, Origin, Source};
+use weft_engine::TenantShare;
 
 /// Previous good versions kept per plugin for rollback.
 const HISTORY: usize = 8;
@@ -131,7 +131,8 @@ impl Reloader {
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let tenant_plugins = inner.config.tenants.iter().flat_map(|t| t.plugins.iter());
-        let mut v: Vec<PathBuf> = inner.config.plugins.iter().chain(tenant_plugins).filter_map(|p| p.file.clone()).collect();
+        let mut v: Vec<PathBuf> =
+            inner.config.plugins.iter().chain(tenant_plugins).filter_map(|p| p.file.clone()).collect();
         v.extend(self.config_path.clone());
         v
     }
@@ -164,7 +165,10 @@ impl Reloader {
             inner.history.get_mut(name).and_then(|h| h.pop())
         };
         let Some(mut prev) = prev else {
-            return Err(BuildError { plugin: name.into(), error: anyhow::anyhow!("no previous version of `{name}` to roll back to") });
+            return Err(BuildError {
+                plugin: name.into(),
+                error: anyhow::anyhow!("no previous version of `{name}` to roll back to"),
+            });
         };
         // Pinned as an upload, so that an unchanged file does not undo the rollback.
         prev.origin = Origin::Upload;
@@ -180,10 +184,16 @@ impl Reloader {
 
     /// Builds a new version from `cfg` (or the serving config) with `replace`
     /// installed, and publishes it if every part of it loads.
-    fn apply(&self, trigger: &str, cfg: Option<Config>, replace: Option<(String, Source)>) -> Result<Report, BuildError> {
+    fn apply(
+        &self,
+        trigger: &str,
+        cfg: Option<Config>,
+        replace: Option<(String, Source)>,
+    ) -> Result<Report, BuildError> {
         let t0 = Instant::now();
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let restart_needed = cfg.as_ref().map(|c| restart_keys(&inner.config, c, self.fuel_metering)).unwrap_or_default();
+        let restart_needed =
+            cfg.as_ref().map(|c| restart_keys(&inner.config, c, self.fuel_metering)).unwrap_or_default();
         let mut cfg = cfg.unwrap_or_else(|| inner.config.clone());
         // Settings that need a restart keep their running values.
         if !restart_needed.is_empty() {
@@ -207,7 +217,10 @@ impl Reloader {
             && !names.contains(name)
         {
             drop(inner);
-            let e = BuildError { plugin: name.clone(), error: anyhow::anyhow!("no plugin named `{name}` in the serving pipelines") };
+            let e = BuildError {
+                plugin: name.clone(),
+                error: anyhow::anyhow!("no plugin named `{name}` in the serving pipelines"),
+            };
             return Err(e);
         }
         let mut file_hashes = inner.file_hashes.clone();
@@ -215,7 +228,12 @@ impl Reloader {
         let built = (|| {
             let mut sources = HashMap::new();
             for (_, c) in &owners {
-                sources.extend(build::resolve_sources(c, &build::pipeline_names(c, engines), &inner.serving, &mut file_hashes)?);
+                sources.extend(build::resolve_sources(
+                    c,
+                    &build::pipeline_names(c, engines),
+                    &inner.serving,
+                    &mut file_hashes,
+                )?);
             }
             if let Some((name, src)) = replace.clone() {
                 sources.insert(name, src);
@@ -273,14 +291,20 @@ impl Reloader {
                 for k in &t.api_keys {
                     keys.insert(k.to_ascii_lowercase(), t.id.clone());
                 }
-                by_id.insert(t.id.clone(), Arc::new(Tenant { id: t.id.clone(), service: svc, models: t.models.clone() }));
+                by_id.insert(
+                    t.id.clone(),
+                    Arc::new(Tenant { id: t.id.clone(), service: svc, models: t.models.clone() }),
+                );
             }
             Services::Tenants { by_id, keys }
         };
         if let Ok(mut shares) = self.state.shares.write() {
             shares.clear();
             for t in &cfg.tenants {
-                shares.insert(t.id.clone(), TenantShare { weight: t.weight, max_kv_fraction: t.quotas.kv_share.unwrap_or(1.0) });
+                shares.insert(
+                    t.id.clone(),
+                    TenantShare { weight: t.weight, max_kv_fraction: t.quotas.kv_share.unwrap_or(1.0) },
+                );
             }
         }
         let mut changed: Vec<String> = loaded

@@ -48,7 +48,9 @@ pub fn spawn(reloader: Arc<Reloader>) -> anyhow::Result<Watch> {
         }
         seen = now;
         match r.reload("file") {
-            Ok(rep) => eprintln!("weft: reloaded after a file change (version {}, changed {:?})", rep.version, rep.changed),
+            Ok(rep) => {
+                eprintln!("weft: reloaded after a file change (version {}, changed {:?})", rep.version, rep.changed)
+            }
             Err(e) => eprintln!("weft: file change refused, the serving version stays: {e}"),
         }
         let (new_files, new_dirs) = targets(&r);

@@ -87,14 +87,19 @@ impl InstanceBudget {
         if mine + n > cap {
             return Err(Exceeded {
                 quota: "max_instances",
-                message: format!("quota exceeded: max_instances ({cap} live plugin instances); {mine} in use, this request needs {n}"),
+                message: format!(
+                    "quota exceeded: max_instances ({cap} live plugin instances); {mine} in use, this request needs {n}"
+                ),
                 retry_after: Some(1),
             });
         }
         if u.total + n > self.global_cap {
             return Err(Exceeded {
                 quota: "server_instances",
-                message: format!("the server's plugin instances are all in use ({} of {}); retry later", u.total, self.global_cap),
+                message: format!(
+                    "the server's plugin instances are all in use ({} of {}); retry later",
+                    u.total, self.global_cap
+                ),
                 retry_after: Some(1),
             });
         }

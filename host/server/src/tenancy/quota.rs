@@ -91,7 +91,11 @@ impl Meter {
             && u.requests.len() >= rpm as usize
         {
             let retry = u.requests.front().map(|t| secs_until(*t, now));
-            return Err(Exceeded { quota: "requests_per_minute", message: format!("quota exceeded: requests_per_minute ({rpm})"), retry_after: retry });
+            return Err(Exceeded {
+                quota: "requests_per_minute",
+                message: format!("quota exceeded: requests_per_minute ({rpm})"),
+                retry_after: retry,
+            });
         }
         u.in_flight += 1;
         u.requests.push_back(now);
@@ -118,7 +122,10 @@ impl Meter {
             }
             return Err(Exceeded {
                 quota: "tokens_per_minute",
-                message: format!("quota exceeded: tokens_per_minute ({tpm}); {} used in the last minute, this prompt has {tokens}", u.tokens_in_window),
+                message: format!(
+                    "quota exceeded: tokens_per_minute ({tpm}); {} used in the last minute, this prompt has {tokens}",
+                    u.tokens_in_window
+                ),
                 retry_after: retry.or(Some(60)),
             });
         }
@@ -154,7 +161,13 @@ mod tests {
     #[test]
     fn each_quota_refuses_with_its_name() {
         let m = std::sync::Arc::new(Meter::default());
-        let q = Quotas { max_concurrent: Some(1), requests_per_minute: Some(2), tokens_per_minute: Some(100), max_tokens: None, max_instances: None };
+        let q = Quotas {
+            max_concurrent: Some(1),
+            requests_per_minute: Some(2),
+            tokens_per_minute: Some(100),
+            max_tokens: None,
+            max_instances: None,
+        };
         let a = m.admit(&q).unwrap();
         assert_eq!(m.admit(&q).unwrap_err().quota, "max_concurrent");
         drop(a);

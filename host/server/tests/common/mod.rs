@@ -100,12 +100,13 @@ pub fn metric(s: &Server, name: &str) -> f64 {
         .iter()
         .find(|x| x.metric == name)
         .map(|x| match x.value {
-            prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Untyped(v) => v,
             _ => f64::NAN,
         })
         .unwrap_or_else(|| panic!("metric {name} missing"))
 }
-
 
 /// Writes a config file for a test and returns its path.
 pub fn write_config(tag: &str, text: &str) -> std::path::PathBuf {

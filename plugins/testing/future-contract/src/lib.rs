@@ -7,7 +7,11 @@ struct Future;
 
 impl Guest for Future {
     fn metadata() -> weft::plugin::types::PluginMetadata {
-        weft::plugin::types::PluginMetadata { name: "future".into(), version: "9.0.0".into(), description: "from the future".into() }
+        weft::plugin::types::PluginMetadata {
+            name: "future".into(),
+            version: "9.0.0".into(),
+            description: "from the future".into(),
+        }
     }
     fn init(_config: Vec<(String, String)>) -> Result<(), String> {
         Ok(())

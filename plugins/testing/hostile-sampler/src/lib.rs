@@ -17,7 +17,11 @@ struct Hostile {
 
 impl Plugin for Hostile {
     fn metadata() -> Metadata {
-        Metadata { name: "hostile-sampler".into(), version: "0.1.0".into(), description: "misbehaves on purpose".into() }
+        Metadata {
+            name: "hostile-sampler".into(),
+            version: "0.1.0".into(),
+            description: "misbehaves on purpose".into(),
+        }
     }
 
     fn init(config: &Config) -> Result<(), String> {
@@ -30,10 +34,18 @@ impl Plugin for Hostile {
 
 impl Sampler for Hostile {
     fn create(_params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
-        let v: serde_json::Value = serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
         // The request's arguments choose the misbehaviour, else the plugin's `mode` setting.
-        let mode = v["mode"].as_str().map(str::to_string).or_else(|| weft_sdk::host::config_get("mode")).unwrap_or_else(|| "ok".into());
-        let spin = v["spin"].as_u64().or_else(|| weft_sdk::host::config_get("spin").and_then(|s| s.parse().ok())).unwrap_or(20_000_000);
+        let mode = v["mode"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| weft_sdk::host::config_get("mode"))
+            .unwrap_or_else(|| "ok".into());
+        let spin = v["spin"]
+            .as_u64()
+            .or_else(|| weft_sdk::host::config_get("spin").and_then(|s| s.parse().ok()))
+            .unwrap_or(20_000_000);
         Ok(Self { mode, hoard: Vec::new(), spin })
     }
 
@@ -54,7 +66,10 @@ impl Sampler for Hostile {
                 for _ in 0..self.spin {
                     x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
                 }
-                Ok(candidates.first().map(|c| Decision::Token(c.id + (x == 0) as u32)).unwrap_or(Decision::Plan(Plan::greedy())))
+                Ok(candidates
+                    .first()
+                    .map(|c| Decision::Token(c.id + (x == 0) as u32))
+                    .unwrap_or(Decision::Plan(Plan::greedy())))
             }
             "sleep" => {
                 std::thread::sleep(std::time::Duration::from_secs(10));

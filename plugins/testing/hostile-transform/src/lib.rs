@@ -16,7 +16,11 @@ struct Hostile;
 
 impl Plugin for Hostile {
     fn metadata() -> Metadata {
-        Metadata { name: "hostile-transform".into(), version: "0.1.0".into(), description: "misbehaves on purpose".into() }
+        Metadata {
+            name: "hostile-transform".into(),
+            version: "0.1.0".into(),
+            description: "misbehaves on purpose".into(),
+        }
     }
 }
 

@@ -12,7 +12,11 @@ struct Tagger;
 
 impl Plugin for Tagger {
     fn metadata() -> Metadata {
-        Metadata { name: TAG.into(), version: env!("CARGO_PKG_VERSION").into(), description: "tags every response chunk".into() }
+        Metadata {
+            name: TAG.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "tags every response chunk".into(),
+        }
     }
 
     fn init(_config: &Config) -> Result<(), String> {

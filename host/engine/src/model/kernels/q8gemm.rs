@@ -152,7 +152,7 @@ impl Q8Weights {
 
     /// Quantizes dense `[n, k]` f32 weights (symmetric int8 per block of 32, like Q8_0).
     pub fn quantize(w: &[f32], n: usize, k: usize) -> Option<Self> {
-        if k % QK != 0 || w.len() != n * k {
+        if !k.is_multiple_of(QK) || w.len() != n * k {
             return None;
         }
         Some(Self::from_blocks(n, k, |r, b, q| {
@@ -271,6 +271,8 @@ pub fn matmul(w: &Q8Weights, x: &[f32], m: usize) -> Vec<f32> {
     let ptr = OutPtr(out.as_mut_ptr());
     let panels = w.tiles().div_ceil(PANEL_TILES);
     let run = |p: usize| {
+        // Captures the whole `OutPtr` (which is Send), not its raw-pointer field.
+        #[allow(clippy::redundant_locals)]
         let ptr = ptr;
         let t_end = ((p + 1) * PANEL_TILES).min(w.tiles());
         let mut r = 0;
@@ -318,6 +320,7 @@ fn compute_tile(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: 
 
 fn tile_portable(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
     let (k, nb) = (a.k, w.nb);
+    #[allow(clippy::needless_range_loop)] // `rr` indexes `acc` and offsets the activation rows
     for rr in 0..rt {
         let r = r0 + rr;
         for b in 0..nb {

@@ -10,8 +10,10 @@ use candle_transformers::models::quantized_llama::ModelWeights;
 use common::*;
 use weft_engine::{EngineConfig, KvCapacity, SchedulerConfig};
 
-/// candle-transformers' own quantized_llama, greedy, as an independent reference.
-fn candle_greedy(prompt: &[u32], n: usize) -> Vec<u32> {
+/// candle-transformers' own quantized_llama as an independent reference,
+/// teacher-forced on `tokens`: for each of them, candle's top token at that
+/// position, and how far (in logits) `tokens[i]` is below candle's best.
+fn candle_teacher_forced(prompt: &[u32], tokens: &[u32]) -> Vec<(u32, f32)> {
     let path = default_model();
     let mut f = std::fs::File::open(&path).unwrap();
     let ct = candle_core::quantized::gguf_file::Content::read(&mut f).unwrap();
@@ -20,13 +22,13 @@ fn candle_greedy(prompt: &[u32], n: usize) -> Vec<u32> {
     let mut out = Vec::new();
     let mut input = prompt.to_vec();
     let mut pos = 0;
-    for _ in 0..n {
+    for &ours in tokens {
         let x = Tensor::new(input.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap();
         let logits = m.forward(&x, pos).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
         pos += input.len();
-        let t = weft_engine::sampling::native::argmax(&logits);
-        out.push(t);
-        input = vec![t];
+        let best = weft_engine::sampling::native::argmax(&logits);
+        out.push((best, logits[best as usize] - logits[ours as usize]));
+        input = vec![ours];
     }
     let _ = f.read(&mut [0u8; 0]);
     out
@@ -46,9 +48,19 @@ fn greedy_matches_candle_reference_and_reads_metadata() {
     }
     let prompt = words_to_ids(&spec, "The capital of France is");
     let ours = collect(h.submit(greedy(prompt.clone(), 12)).unwrap()).tokens;
-    let theirs = candle_greedy(&prompt, 12);
-    eprintln!("weft:   {:?}\ncandle: {:?}", detok(&spec, &ours), detok(&spec, &theirs));
-    assert_eq!(ours, theirs);
+    // Teacher-forced: weft's int8 path and candle's Q4_1 kernels round differently, and
+    // which of them wins a near-tie depends on the machine's kernels (AVX-512, AVX2 or
+    // portable), after which free-running outputs part ways for good. So each of weft's
+    // tokens must be candle's choice at that position, or within a near-tie of it.
+    let reference = candle_teacher_forced(&prompt, &ours);
+    let theirs: Vec<u32> = reference.iter().map(|r| r.0).collect();
+    eprintln!("weft:   {:?}\ncandle: {:?} (teacher-forced)", detok(&spec, &ours), detok(&spec, &theirs));
+    for (i, (&t, &(best, gap))) in ours.iter().zip(&reference).enumerate() {
+        assert!(t == best || gap < 0.25, "token {i}: weft chose {t}, candle {best}, {gap} logits apart");
+    }
+    let agree = ours.iter().zip(&theirs).filter(|(a, b)| a == b).count();
+    assert!(agree >= 10, "weft and candle agree on {agree} of 12 positions");
+    assert_eq!(ours[..5], theirs[..5], "the first tokens are not near-ties");
 }
 
 #[test]

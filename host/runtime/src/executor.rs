@@ -220,7 +220,9 @@ mod tests {
             ex.spawn("quiet", move || o.lock().unwrap().push(format!("quiet{i}"))).unwrap();
         }
         hold_tx.send(()).unwrap();
-        ex.run_blocking("x", || ()).unwrap();
+        while order.lock().unwrap().len() < 8 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let order = order.lock().unwrap().clone();
         let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
         assert!(pos("quiet0") <= 1 && pos("quiet1") <= 3, "the quiet tenant does not wait behind the flood: {order:?}");

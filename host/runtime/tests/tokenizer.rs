@@ -85,3 +85,18 @@ fn native_and_wasm_tokenizers_agree() {
     let text = "The quick brown fox jumps over the lazy dog. 1234 + 5678 = 6912!";
     assert_eq!(native.encode(text, true).unwrap(), wasm.encode(text, true).unwrap());
 }
+
+#[test]
+fn special_token_splitting_is_linear() {
+    // 100,000 special tokens in 1 MB: a split that searched every special token
+    // from the cursor at every match scanned terabytes; linear, it is milliseconds.
+    let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
+    let (spec, _) = weft_engine::model::read_tokenizer(&path).unwrap();
+    let native = weft_runtime::native_tokenizer(&spec.unwrap()).expect("builds natively");
+    let ids = native.encode(&"<|im_end|>".repeat(100_000), false).unwrap();
+    assert_eq!(ids.len(), 100_000);
+    assert!(ids.iter().all(|&id| id == 2), "every repetition is the <|im_end|> token");
+    let mixed = native.encode(&"a<|im_start|>b<|im_end|>".repeat(1000), false).unwrap();
+    assert_eq!(mixed.iter().filter(|&&id| id == 1).count(), 1000);
+    assert_eq!(mixed.iter().filter(|&&id| id == 2).count(), 1000);
+}

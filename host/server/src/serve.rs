@@ -183,6 +183,7 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
                 max_num_seqs: mc.max_sequences,
                 ..Default::default()
             },
+            sample_budget: Duration::from_secs_f64(mc.sample_budget_ms.clamp(0.0, 10_000.0) / 1e3),
             ..Default::default()
         };
         // Fair sharing between tenants unless the config asks for first come, first served.

@@ -163,6 +163,9 @@ impl WasmResponseStream {
     /// any thread is safe.
     pub fn close(mut self) {
         if let Some((mut store, b)) = self.inst.take() {
+            if self.failed {
+                return; // a faulted instance is not called again, only freed
+            }
             let p = self.owner.pool.plugin.clone();
             let h = self.handle;
             let ok = p.call(&mut store, "response-stream.drop", |s| h.resource_drop(s)).is_ok();

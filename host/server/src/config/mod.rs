@@ -93,6 +93,13 @@ pub struct ModelSection {
     pub pipeline: Pipeline,
     /// `fcfs` or `vtc` (weighted fair sharing between tenants); default: `vtc` with tenants, else `fcfs`.
     pub scheduler: Option<String>,
+    /// How long a step waits for plugin samplers before going on without the late ones.
+    #[serde(default = "default_sample_budget")]
+    pub sample_budget_ms: f64,
+}
+
+fn default_sample_budget() -> f64 {
+    5.0
 }
 
 /// One engine of a model; unset keys take the model's values.
@@ -272,6 +279,7 @@ impl Config {
                 engines: Vec::new(),
                 pipeline: Pipeline::default(),
                 scheduler: None,
+                sample_budget_ms: default_sample_budget(),
             }],
             plugins: Vec::new(),
             admin: AdminSection::default(),

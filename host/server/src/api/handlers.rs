@@ -443,11 +443,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .map(|s| s.all().into_iter().flat_map(|(_, v)| v.plugins.iter().map(|p| &**p)).collect())
         .unwrap_or_default();
     let mut text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
-    text.push_str(&format!(
-        "# HELP weft_plugin_instances_reserved Plugin instances reserved by requests in flight.\n         # TYPE weft_plugin_instances_reserved gauge\nweft_plugin_instances_reserved {}\n         # HELP weft_plugin_executor_queued Plugin calls waiting for an executor thread.\n         # TYPE weft_plugin_executor_queued gauge\nweft_plugin_executor_queued {}\n",
-        state.instances.in_use(),
-        state.executor.queued(),
-    ));
+    for (name, help, v) in [
+        ("weft_plugin_instances_reserved", "Plugin instances reserved by requests in flight.", state.instances.in_use()),
+        ("weft_plugin_executor_queued", "Plugin calls waiting for an executor thread.", state.executor.queued()),
+    ] {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
+    }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -444,7 +444,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .unwrap_or_default();
     let mut text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
     for (name, help, v) in [
-        ("weft_plugin_instances_reserved", "Plugin instances reserved by requests in flight.", state.instances.in_use()),
+        (
+            "weft_plugin_instances_reserved",
+            "Plugin instances reserved by requests in flight.",
+            state.instances.in_use(),
+        ),
         ("weft_plugin_executor_queued", "Plugin calls waiting for an executor thread.", state.executor.queued()),
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));

@@ -83,19 +83,9 @@ impl Breaker {
         }
     }
 
-    /// Times the breaker opened.
+    /// Times the breaker opened (`weft_plugin_breaker_trips_total`).
     pub fn trips(&self) -> u64 {
         self.state.lock().map(|s| s.trips).unwrap_or(0)
-    }
-
-    pub fn is_open(&self) -> bool {
-        self.state.lock().map(|s| s.open_until.is_some_and(|t| Instant::now() < t)).unwrap_or(false)
-    }
-}
-
-impl Default for Breaker {
-    fn default() -> Self {
-        Self::new(BreakerPolicy::default())
     }
 }
 

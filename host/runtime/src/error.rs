@@ -78,3 +78,32 @@ impl PluginError {
 }
 
 pub type Result<T, E = PluginError> = std::result::Result<T, E>;
+
+/// The panic message a Rust guest printed before trapping: from
+/// "panicked at" to the end, on one line (at most 512 bytes).
+pub(crate) fn panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.rfind("panicked at")?;
+    let text: String = stderr[at..]
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
+        .collect::<Vec<_>>()
+        .join(": ");
+    let mut end = text.len().min(512);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_text_is_extracted() {
+        let err = "some log\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nfilter blew up\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(err).unwrap(), "panicked at src/lib.rs:5:9:: filter blew up");
+        assert_eq!(panic_message("just a log line"), None);
+    }
+}

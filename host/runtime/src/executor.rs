@@ -40,7 +40,6 @@ struct Queues {
     /// Tenants with waiting jobs, in the order they are served next.
     ring: VecDeque<Arc<str>>,
     queued: usize,
-    shutdown: bool,
 }
 
 struct Inner {
@@ -84,10 +83,6 @@ impl PluginExecutor {
         Self::new(cores * 2, 4096)
     }
 
-    pub fn threads(&self) -> usize {
-        self.inner.threads
-    }
-
     /// Jobs waiting for a thread now.
     pub fn queued(&self) -> usize {
         self.inner.q.lock().map(|q| q.queued).unwrap_or(0)
@@ -96,9 +91,6 @@ impl PluginExecutor {
     /// Queues `f` for `tenant` without waiting for it.
     pub fn spawn(&self, tenant: &str, f: impl FnOnce() + Send + 'static) -> Result<(), ExecError> {
         let mut q = self.inner.q.lock().map_err(|_| ExecError::Shutdown)?;
-        if q.shutdown {
-            return Err(ExecError::Shutdown);
-        }
         if q.queued >= self.inner.max_queued {
             return Err(ExecError::Busy(q.queued));
         }
@@ -123,42 +115,18 @@ impl PluginExecutor {
     ) -> Result<T, ExecError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.spawn(tenant, move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .map_err(|p| ExecError::Panicked(panic_text(&p)));
-            let _ = tx.send(r);
+            let _ = tx.send(catching(f));
         })?;
         rx.await.map_err(|_| ExecError::Shutdown)?
     }
-
-    /// Runs `f` on an executor thread and blocks the calling (non-async) thread until it is done.
-    pub fn run_blocking<T: Send + 'static>(
-        &self,
-        tenant: &str,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ExecError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.spawn(tenant, move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-                .map_err(|p| ExecError::Panicked(panic_text(&p)));
-            let _ = tx.send(r);
-        })?;
-        rx.recv().map_err(|_| ExecError::Shutdown)?
-    }
-
-    /// Stops the threads once the queued jobs are done.
-    pub fn shutdown(&self) {
-        if let Ok(mut q) = self.inner.q.lock() {
-            q.shutdown = true;
-        }
-        self.inner.cv.notify_all();
-    }
 }
 
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
+/// Runs `f`, turning a panic into [`ExecError::Panicked`] with its message.
+fn catching<T>(f: impl FnOnce() -> T) -> Result<T, ExecError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let text = p.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| p.downcast_ref::<String>().cloned());
+        ExecError::Panicked(text.unwrap_or_else(|| "unknown panic".into()))
+    })
 }
 
 /// Niceness of executor threads: the engine's forward pass comes first.
@@ -181,9 +149,6 @@ fn worker(inner: &Inner) {
                     q.queued -= 1;
                     break job;
                 }
-                if q.shutdown {
-                    return;
-                }
                 q = match inner.cv.wait(q) {
                     Ok(q) => q,
                     Err(_) => return,
@@ -191,7 +156,7 @@ fn worker(inner: &Inner) {
             }
         };
         // Jobs from `run` catch their own panics; this guards `spawn`ed ones.
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        let _ = catching(job);
     }
 }
 
@@ -201,15 +166,33 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    /// `run` for a test thread: waits for `f`'s result.
+    fn run_blocking<T: Send + 'static>(
+        ex: &PluginExecutor,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ExecError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        ex.spawn("a", move || {
+            let _ = tx.send(catching(f));
+        })?;
+        rx.recv().map_err(|_| ExecError::Shutdown)?
+    }
+
+    /// Occupies the executor's one thread until the returned sender is used.
+    fn hold(ex: &PluginExecutor) -> std::sync::mpsc::Sender<()> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        ex.spawn("x", move || {
+            let _ = rx.recv();
+        })
+        .unwrap();
+        tx
+    }
+
     #[test]
     fn tenants_are_served_round_robin() {
         // One thread, held busy while both tenants queue, so the order is the executor's choice.
         let ex = PluginExecutor::new(1, 100);
-        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-        ex.spawn("x", move || {
-            let _ = hold_rx.recv();
-        })
-        .unwrap();
+        let hold_tx = hold(&ex);
         let order = Arc::new(Mutex::new(Vec::new()));
         for i in 0..6 {
             let o = order.clone();
@@ -231,11 +214,7 @@ mod tests {
     #[test]
     fn full_queue_refuses_and_panics_are_errors() {
         let ex = PluginExecutor::new(1, 2);
-        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-        ex.spawn("a", move || {
-            let _ = hold_rx.recv();
-        })
-        .unwrap();
+        let hold_tx = hold(&ex);
         std::thread::sleep(Duration::from_millis(50)); // the worker takes the blocker
         let ran = Arc::new(AtomicUsize::new(0));
         for _ in 0..2 {
@@ -250,9 +229,9 @@ mod tests {
         while ex.queued() > 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
-        let e = ex.run_blocking("a", || panic!("boom")).unwrap_err();
+        let e = run_blocking(&ex, || panic!("boom")).unwrap_err();
         assert_eq!(e, ExecError::Panicked("boom".into()));
-        assert_eq!(ex.run_blocking("a", || 7).unwrap(), 7, "the thread survived the panic");
+        assert_eq!(run_blocking(&ex, || 7).unwrap(), 7, "the thread survived the panic");
         assert_eq!(ran.load(Ordering::SeqCst), 2);
     }
 }

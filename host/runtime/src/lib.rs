@@ -3,8 +3,11 @@
 //! - [`runtime`]: the wasmtime engine, precompiled-component cache, loading
 //!   and every check a plugin passes before it serves; limits per call.
 //! - [`bindings`]: the one place the host's bindings of `wit/` are generated.
-//! - [`state`], [`host_impl`]: what a plugin instance may reach (nothing
-//!   ambient: no files, sockets, environment or clocks).
+//! - [`state`], [`host_impl`], `wasi`: what a plugin instance may reach
+//!   (nothing ambient: no files, sockets, environment or clocks; timers that
+//!   never block).
+//! - [`executor`], [`breaker`]: where the request path's plugin calls run, and
+//!   what stops a plugin that keeps faulting.
 //! - [`adapters`]: tokenizer, sampler, router and transform plugins as host
 //!   types; the sampler adapter implements the engine's sampling seam.
 //!
@@ -23,6 +26,8 @@ pub mod native;
 pub mod registry;
 pub mod runtime;
 pub mod state;
+mod wasi;
+mod world;
 
 pub use adapters::router::{BackendInfo, RouteDecision, RouteRequest, WasmRouter};
 pub use adapters::sampler::{WasmSampler, WasmSamplerFactory};
@@ -33,5 +38,6 @@ pub use error::{ErrorKind, PluginError};
 pub use executor::{ExecError, PluginExecutor};
 pub use native::{NativeTokenizer, native_tokenizer};
 pub use registry::PluginRegistry;
-pub use runtime::{CONTRACT_VERSION, Limits, LoadedPlugin, PluginInfo, PluginRuntime, RuntimeConfig, World};
+pub use runtime::{CONTRACT_VERSION, Limits, LoadedPlugin, PluginInfo, PluginRuntime, RuntimeConfig};
 pub use state::{Vocabulary, live_instances};
+pub use world::World;

@@ -17,59 +17,13 @@ use crate::cache;
 use crate::error::{ErrorKind, PluginError, Result};
 use crate::metrics::PluginMetrics;
 use crate::state::HostState;
+pub use crate::world::World;
 
 /// The contract version this host serves.
 pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// Epoch ticks per second: deadlines have millisecond resolution.
 const TICKS_PER_SEC: u64 = 1000;
-
-/// The role a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum World {
-    Tokenizer,
-    Sampler,
-    Router,
-    Transform,
-}
-
-impl World {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            World::Tokenizer => "tokenizer",
-            World::Sampler => "sampler",
-            World::Router => "router",
-            World::Transform => "transform",
-        }
-    }
-
-    pub fn world_name(self) -> &'static str {
-        match self {
-            World::Tokenizer => "tokenizer-plugin",
-            World::Sampler => "sampler-plugin",
-            World::Router => "router-plugin",
-            World::Transform => "transform-plugin",
-        }
-    }
-
-    fn from_interface(name: &str) -> Option<Self> {
-        Some(match name {
-            "tokenizer" => World::Tokenizer,
-            "sampler" => World::Sampler,
-            "router" => World::Router,
-            "transform" => World::Transform,
-            _ => return None,
-        })
-    }
-}
-
-impl std::str::FromStr for World {
-    type Err = String;
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
-        World::from_interface(s)
-            .ok_or_else(|| format!("unknown plugin kind `{s}` (tokenizer, sampler, router, transform)"))
-    }
-}
 
 /// Per-plugin resource limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -214,8 +168,7 @@ impl PluginRuntime {
         let mut linkers = Vec::new();
         for world in [World::Tokenizer, World::Sampler, World::Router, World::Transform] {
             let mut l: Linker<HostState> = Linker::new(&engine);
-            wasmtime_wasi::p2::add_to_linker_sync(&mut l).map_err(err)?;
-            link_instant_timers(&mut l).map_err(err)?;
+            crate::wasi::add_to_linker(&mut l).map_err(err)?;
             match world {
                 World::Tokenizer => {
                     bindings::tokenizer::TokenizerPlugin::add_to_linker::<_, HasSelf<_>>(&mut l, |s| s).map_err(err)?
@@ -354,39 +307,6 @@ impl PluginRuntime {
         }
         Ok((component, false))
     }
-}
-
-/// The WASI clock interface whose timers [`link_instant_timers`] replaces
-/// (the version wasmtime-wasi links; components built against older 0.2.x
-/// patches resolve to it by semver).
-const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
-
-/// Replaces WASI's timers with ones that have already fired.
-///
-/// Why: wasmtime-wasi's sync bindings wait for a timer by blocking the calling
-/// thread in `poll`, where epoch interruption cannot reach; a plugin that
-/// sleeps would hold its thread (the engine's, or a server worker) for as
-/// long as it likes. Plugins see frozen clocks anyway (time is not a grant
-/// they have), so a sleep that returns at once is consistent with what they
-/// can observe, and every remaining way to spend time is guest code, which the
-/// epoch deadline interrupts. The other pollables a plugin can reach (its
-/// empty stdin, its log-only stdout/stderr) are always ready.
-fn link_instant_timers(l: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    use wasmtime::StoreContextMut;
-    use wasmtime::component::Resource;
-    use wasmtime_wasi::p2::DynPollable;
-
-    fn fired(mut cx: StoreContextMut<'_, HostState>) -> wasmtime::Result<Resource<DynPollable>> {
-        let table = &mut cx.data_mut().table;
-        let timer = table.push(crate::state::FiredTimer)?;
-        wasmtime_wasi::p2::subscribe(table, timer)
-    }
-    l.allow_shadowing(true);
-    let mut clock = l.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |cx: StoreContextMut<'_, HostState>, (_ns,): (u64,)| Ok((fired(cx)?,)))?;
-    clock.func_wrap("subscribe-instant", |cx: StoreContextMut<'_, HostState>, (_at,): (u64,)| Ok((fired(cx)?,)))?;
-    l.allow_shadowing(false);
-    Ok(())
 }
 
 /// Finds which world a component implements and which contract version it was built for.
@@ -596,7 +516,7 @@ impl LoadedPlugin {
             ErrorKind::Memory => {
                 format!("`{what}` tried to grow memory past its limit of {} bytes", self.limits.memory_bytes)
             }
-            ErrorKind::Trap => match panic_message(&store.data().stderr_tail()) {
+            ErrorKind::Trap => match crate::error::panic_message(&store.data().stderr_tail()) {
                 Some(panic) => format!("`{what}` panicked: {panic}"),
                 None => format!("`{what}`: {}", first_lines(&format!("{e:?}"), 6)),
             },
@@ -656,23 +576,6 @@ impl LoadedPlugin {
     }
 }
 
-/// The panic message a Rust guest printed before trapping: from
-/// "panicked at" to the end, on one line (at most 512 bytes).
-fn panic_message(stderr: &str) -> Option<String> {
-    let at = stderr.rfind("panicked at")?;
-    let text: String = stderr[at..]
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("note: run with"))
-        .collect::<Vec<_>>()
-        .join(": ");
-    let mut end = text.len().min(512);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(text[..end].to_string())
-}
-
 fn first_lines(s: &str, n: usize) -> String {
     s.lines().take(n).collect::<Vec<_>>().join(" | ")
 }
@@ -680,13 +583,6 @@ fn first_lines(s: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn panic_text_is_extracted() {
-        let err = "some log\nthread '<unnamed>' panicked at src/lib.rs:5:9:\nfilter blew up\nnote: run with `RUST_BACKTRACE=1`\n";
-        assert_eq!(panic_message(err).unwrap(), "panicked at src/lib.rs:5:9:: filter blew up");
-        assert_eq!(panic_message("just a log line"), None);
-    }
 
     #[test]
     fn semver_rules() {

@@ -245,11 +245,3 @@ impl OutputStream for LogSink {
 impl Pollable for LogSink {
     async fn ready(&mut self) {}
 }
-
-/// A timer that has already fired (see `runtime::link_instant_timers`).
-pub(crate) struct FiredTimer;
-
-#[async_trait::async_trait]
-impl Pollable for FiredTimer {
-    async fn ready(&mut self) {}
-}

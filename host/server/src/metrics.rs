@@ -265,6 +265,19 @@ impl ServerMetrics {
                 tenant_of(&p.name)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP weft_plugin_breaker_trips Times a plugin's circuit breaker opened.\n# TYPE weft_plugin_breaker_trips counter"
+        );
+        for p in plugins {
+            let _ = writeln!(
+                out,
+                "weft_plugin_breaker_trips_total{{plugin=\"{}\",tenant=\"{}\"}} {}",
+                p.name,
+                tenant_of(&p.name),
+                p.breaker.trips()
+            );
+        }
         let _ = writeln!(out, "# HELP weft_plugin_errors Plugin failures by kind.\n# TYPE weft_plugin_errors counter");
         for p in plugins {
             for (kind, n) in p.metrics.error_counts() {

@@ -73,7 +73,7 @@ impl StepLoop {
             live: HashMap::new(),
             counters: EngineMetrics::default(),
             disconnected: false,
-            pool: SamplingPool::new(),
+            pool: SamplingPool::for_machine(),
             sample_budget,
             late: HashSet::new(),
             out: HashSet::new(),

@@ -67,7 +67,7 @@ const SLOW_NICE: i32 = 15;
 
 impl SamplingPool {
     /// One thread per core.
-    pub fn new() -> Self {
+    pub fn for_machine() -> Self {
         let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         Self::with_threads(n)
     }
@@ -113,12 +113,6 @@ impl SamplingPool {
 
     pub fn results(&self) -> &Receiver<SampleDone> {
         &self.results
-    }
-}
-
-impl Default for SamplingPool {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -209,17 +203,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn slow_jobs_do_not_hold_fast_ones() {
-        let pool = SamplingPool::with_threads(2);
-        let job = |id, d, t| SampleJob {
+    /// A job whose sampler takes `d`, then picks `token`.
+    fn job(id: u64, d: Duration, token: u32) -> SampleJob {
+        SampleJob {
             id,
-            sampler: Box::new(Slow(d, t)),
+            sampler: Box::new(Slow(d, token)),
             logits: vec![0.0; 4],
             tokens: vec![1, 2],
             prompt_len: 1,
             logprobs: None,
-        };
+        }
+    }
+
+    #[test]
+    fn slow_jobs_do_not_hold_fast_ones() {
+        let pool = SamplingPool::with_threads(2);
         pool.submit(job(1, Duration::from_millis(300), 3), false);
         pool.submit(job(2, Duration::ZERO, 2), false);
         let first = pool.results().recv().unwrap();
@@ -233,14 +231,6 @@ mod tests {
     fn late_jobs_use_their_own_lane() {
         // One thread per lane: a slow job on the slow lane cannot delay the fast lane.
         let pool = SamplingPool::with_threads(1);
-        let job = |id, d, t| SampleJob {
-            id,
-            sampler: Box::new(Slow(d, t)),
-            logits: vec![0.0; 4],
-            tokens: vec![1, 2],
-            prompt_len: 1,
-            logprobs: None,
-        };
         pool.submit(job(1, Duration::from_millis(300), 3), true);
         pool.submit(job(2, Duration::from_millis(300), 3), true);
         pool.submit(job(3, Duration::ZERO, 2), false);

@@ -183,7 +183,7 @@ fn cap_max_tokens(svc: &ModelService, mut g: GenRequest) -> Result<GenRequest, A
 async fn run(
     state: Arc<AppState>,
     svc: Arc<ModelService>,
-    guard: Inflight,
+    mut guard: Inflight,
     treq: TransformRequest,
     g: GenRequest,
     kind: Kind,
@@ -206,7 +206,6 @@ async fn run(
     let sampler = usize::from(g.constraint.is_some() || svc.sampler.is_some());
     let needed = g.n * (sampler + svc.transforms.len());
     let quota_cap = svc.tenant.as_ref().and_then(|t| t.quotas.max_instances);
-    let mut guard = guard;
     guard.2 = Some(state.instances.reserve(svc.tenant_id(), needed, quota_cap).map_err(ApiError::quota)?);
     let handle = tokio::runtime::Handle::current();
     let executor = state.executor.clone();

@@ -15,7 +15,6 @@
 //! priority: they stand for clients on other machines, and their own CPU use
 //! here is not the server's to isolate.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,26 +86,8 @@ fn streamed(url: &str, tenant: &str, content: &str, max_tokens: usize) -> anyhow
         .bearer_auth(key(tenant))
         .json(&body(content, max_tokens, true))
         .send()?;
-    anyhow::ensure!(r.status() == 200, "status {}", r.status());
-    let (mut first, mut last, mut gaps) = (None, None::<Instant>, Vec::new());
-    for line in BufReader::new(r).lines() {
-        let line = line?;
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        if data == "[DONE]" {
-            break;
-        }
-        let v: Value = serde_json::from_str(data)?;
-        anyhow::ensure!(v.get("error").is_none(), "error event: {v}");
-        if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
-            let now = Instant::now();
-            first.get_or_insert((now - t0).as_secs_f64());
-            if let Some(l) = last {
-                gaps.push((now - l).as_secs_f64());
-            }
-            last = Some(now);
-        }
-    }
-    Ok((first.unwrap_or(f64::NAN), gaps))
+    let s = super::read_stream(r, t0)?;
+    Ok((s.ttft, s.gaps))
 }
 
 /// Keeps `n` requests of `tenant` in flight until `stop`.

@@ -26,6 +26,44 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What a client saw of one streamed completion.
+struct Streamed {
+    /// Seconds from `start` to the first non-empty content delta (NaN if none came).
+    ttft: f64,
+    /// Seconds between consecutive content deltas.
+    gaps: Vec<f64>,
+    /// `usage.completion_tokens`, when the stream carried usage.
+    completion_tokens: usize,
+}
+
+/// Reads an SSE chat stream to `[DONE]`, timing its content deltas; an error event is an error.
+fn read_stream(r: reqwest::blocking::Response, start: std::time::Instant) -> anyhow::Result<Streamed> {
+    use std::io::BufRead;
+    anyhow::ensure!(r.status() == 200, "status {}", r.status());
+    let (mut first, mut last, mut gaps, mut completion_tokens) = (None, None::<std::time::Instant>, Vec::new(), 0);
+    for line in std::io::BufReader::new(r).lines() {
+        let line = line?;
+        let Some(data) = line.strip_prefix("data: ") else { continue };
+        if data == "[DONE]" {
+            break;
+        }
+        let v: serde_json::Value = serde_json::from_str(data)?;
+        anyhow::ensure!(v.get("error").is_none(), "error event: {v}");
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            completion_tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
+        }
+        if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
+            let now = std::time::Instant::now();
+            first.get_or_insert((now - start).as_secs_f64());
+            if let Some(l) = last {
+                gaps.push((now - l).as_secs_f64());
+            }
+            last = Some(now);
+        }
+    }
+    Ok(Streamed { ttft: first.unwrap_or(f64::NAN), gaps, completion_tokens })
+}
+
 /// The `p` quantile (0..=1) of `v`, nearest rank; NaN when empty.
 fn pct(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {

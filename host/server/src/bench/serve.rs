@@ -2,7 +2,6 @@
 //! clients, and the engine alone on the same prompts in the same run, so the
 //! cost of HTTP + tokenizer + chat template + Wasm sampler is a ratio.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -37,30 +36,8 @@ fn served(url: &str, clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
                 let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build()?;
                 let start = Instant::now();
                 let r = c.post(format!("{url}/v1/chat/completions")).json(&body(i, max_tokens)).send()?;
-                anyhow::ensure!(r.status() == 200, "status {}", r.status());
-                let (mut first, mut last, mut itl, mut tokens) = (None, None::<Instant>, Vec::new(), 0);
-                for line in BufReader::new(r).lines() {
-                    let line = line?;
-                    let Some(data) = line.strip_prefix("data: ") else { continue };
-                    if data == "[DONE]" {
-                        break;
-                    }
-                    let v: Value = serde_json::from_str(data)?;
-                    if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-                        tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
-                    }
-                    if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
-                        let now = Instant::now();
-                        if first.is_none() {
-                            first = Some((now - start).as_secs_f64());
-                        }
-                        if let Some(l) = last {
-                            itl.push((now - l).as_secs_f64());
-                        }
-                        last = Some(now);
-                    }
-                }
-                Ok((tokens, first.unwrap_or(f64::NAN), itl))
+                let s = super::read_stream(r, start)?;
+                Ok((s.completion_tokens, s.ttft, s.gaps))
             })
         })
         .collect();

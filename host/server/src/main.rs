@@ -10,6 +10,7 @@ mod config;
 mod metrics;
 mod model_source;
 mod pipeline;
+mod quota;
 mod reload;
 mod serve;
 mod tenancy;

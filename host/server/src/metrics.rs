@@ -54,6 +54,39 @@ impl Histogram {
     }
 }
 
+/// Plugin faults the pipeline's guards handled, by (stage, error kind, action).
+#[derive(Default)]
+pub struct StageFaults(Mutex<std::collections::BTreeMap<(&'static str, &'static str, &'static str), u64>>);
+
+impl StageFaults {
+    pub fn add(&self, stage: &'static str, kind: &'static str, action: &'static str) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry((stage, kind, action)).or_default() += 1;
+        }
+    }
+
+    #[cfg(test)]
+    pub fn get(&self, stage: &'static str, kind: &'static str, action: &'static str) -> u64 {
+        self.0.lock().map(|m| m.get(&(stage, kind, action)).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    #[cfg(test)]
+    pub fn total(&self) -> u64 {
+        self.0.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    fn render(&self, out: &mut String) {
+        let name = "weft_pipeline_stage_faults";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Plugin faults handled by a stage's failure policy (action: failed, fallback, skipped).\n# TYPE {name} counter"
+        );
+        for ((stage, kind, action), n) in self.0.lock().map(|m| m.clone()).unwrap_or_default() {
+            let _ = writeln!(out, "{name}_total{{stage=\"{stage}\",kind=\"{kind}\",action=\"{action}\"}} {n}");
+        }
+    }
+}
+
 pub struct ServerMetrics {
     /// By (endpoint, tenant, status).
     pub requests: Mutex<std::collections::BTreeMap<(String, String, u16), u64>>,
@@ -66,6 +99,7 @@ pub struct ServerMetrics {
     pub e2e: Histogram,
     pub reloads: Mutex<std::collections::BTreeMap<(String, String), u64>>,
     pub reload_seconds: Histogram,
+    pub stage_faults: std::sync::Arc<StageFaults>,
 }
 
 impl Default for ServerMetrics {
@@ -80,6 +114,7 @@ impl Default for ServerMetrics {
             e2e: Histogram::new(LATENCY),
             reloads: Mutex::new(Default::default()),
             reload_seconds: Histogram::new(LATENCY),
+            stage_faults: Default::default(),
         }
     }
 }
@@ -134,6 +169,7 @@ impl ServerMetrics {
         for ((trigger, result), n) in self.reloads.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_plugin_reloads_total{{trigger=\"{trigger}\",result=\"{result}\"}} {n}");
         }
+        self.stage_faults.render(&mut out);
         self.reload_seconds.render(
             &mut out,
             "weft_plugin_reload_duration_seconds",

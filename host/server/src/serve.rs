@@ -188,8 +188,11 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
         };
         // Fair sharing between tenants unless the config asks for first come, first served.
         let fair = mc.scheduler.as_deref().map(|s| s == "vtc").unwrap_or(!cfg.tenants.is_empty());
-        let policy: Box<dyn weft_engine::SchedulingPolicy> =
-            if fair { Box::new(weft_engine::Vtc::new(state.shares.clone())) } else { Box::new(weft_engine::Fcfs) };
+        let policy: Box<dyn weft_engine::SchedulingPolicy> = if fair {
+            Box::new(weft_engine::Vtc::new(state.registry.shares.clone()))
+        } else {
+            Box::new(weft_engine::Fcfs)
+        };
         let engine = Engine::start_with_policy(model, engine_cfg, policy)?;
         backends.push(Backend::new(format!("engine-{i}"), engine));
     }
@@ -221,7 +224,15 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
         created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
     let read_config: crate::reload::ConfigSource = Box::new(move || args.resolve());
-    let reloader = Reloader::start(state.clone(), rt, base, cfg.clone(), config_path.clone(), read_config)?;
+    let reloader = Reloader::start(
+        state.registry.clone(),
+        state.metrics.clone(),
+        rt,
+        base,
+        cfg.clone(),
+        config_path.clone(),
+        read_config,
+    )?;
     let _ = state.reloader.set(reloader.clone());
     eprintln!("weft: ready, serving model `{name}`");
 

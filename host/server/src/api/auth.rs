@@ -35,7 +35,7 @@ fn unauthorized(msg: &str) -> ApiError {
 
 /// Identifies the caller from `Authorization: Bearer KEY`; `None` while loading.
 pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Arc<Services>, Caller)>, ApiError> {
-    let Some(services) = state.services.load_full() else { return Ok(None) };
+    let Some(services) = state.registry.services.load_full() else { return Ok(None) };
     if let Services::Open(_) = &*services {
         return Ok(Some((services, Caller::Open)));
     }

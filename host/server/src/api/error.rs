@@ -4,6 +4,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::pipeline::PipelineError;
+use crate::pipeline::error::Stage;
+
 /// An API error as the client sees it.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -32,7 +35,7 @@ impl ApiError {
     }
 
     /// A tenant quota refused the request: 429 naming the quota, with Retry-After when waiting helps.
-    pub fn quota(e: crate::tenancy::quota::Exceeded) -> Self {
+    pub fn quota(e: crate::quota::Exceeded) -> Self {
         let mut x = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", e.message);
         x.code = Some(format!("quota_{}", e.quota));
         x.retry_after = e.retry_after;
@@ -47,7 +50,7 @@ impl ApiError {
         e
     }
 
-    pub fn engine(e: weft_engine::EngineError) -> Self {
+    fn engine(e: weft_engine::EngineError) -> Self {
         use weft_engine::EngineError as E;
         match &e {
             E::PromptTooLong { .. } | E::KvCapacity { .. } => {
@@ -63,7 +66,7 @@ impl ApiError {
         }
     }
 
-    pub fn plugin(stage: &str, e: &weft_runtime::PluginError) -> Self {
+    fn plugin(stage: Stage, e: weft_runtime::PluginError) -> Self {
         if e.kind == weft_runtime::ErrorKind::Unavailable {
             // An open breaker: the plugin is paused, not this request's fault; retry later.
             let mut x = Self::new(
@@ -84,7 +87,7 @@ impl ApiError {
     }
 
     /// The plugin executor could not take the call.
-    pub fn executor(e: weft_runtime::ExecError) -> Self {
+    fn executor(e: weft_runtime::ExecError) -> Self {
         use weft_runtime::ExecError as E;
         match e {
             E::Busy(_) => {
@@ -112,5 +115,36 @@ impl IntoResponse for ApiError {
             r.headers_mut().insert("retry-after", HeaderValue::from(s));
         }
         r
+    }
+}
+
+/// The one place where the pipeline's errors become HTTP.
+impl From<PipelineError> for ApiError {
+    fn from(e: PipelineError) -> Self {
+        tracing::debug!(kind = e.kind(), error = %e, "pipeline error");
+        match e {
+            PipelineError::Invalid { param, message, code } => {
+                let mut x = Self::invalid(param, message);
+                x.code = code.map(str::to_string);
+                x
+            }
+            PipelineError::Rejected { stage, status, message } => {
+                let (fallback, kind, code) = match stage {
+                    Stage::Router => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "rejected_by_router"),
+                    _ => (StatusCode::BAD_REQUEST, "invalid_request_error", "rejected_by_transform"),
+                };
+                Self::new(StatusCode::from_u16(status).unwrap_or(fallback), kind, message).code(code)
+            }
+            PipelineError::Plugin { stage, error } => Self::plugin(stage, error),
+            PipelineError::Engine(e) => Self::engine(e),
+            PipelineError::Executor(e) => Self::executor(e),
+            PipelineError::Quota(e) => Self::quota(e),
+        }
+    }
+}
+
+impl From<weft_runtime::ExecError> for ApiError {
+    fn from(e: weft_runtime::ExecError) -> Self {
+        Self::executor(e)
     }
 }

@@ -18,16 +18,17 @@ use tokio_stream::wrappers::ReceiverStream;
 use weft_runtime::{ChatMessage, TransformRequest};
 
 use super::error::ApiError;
-use super::openai::{ChatRequest, CompletionRequest, GenRequest, parse};
+use super::openai::{ChatRequest, CompletionRequest, parse};
 use super::{AppState, auth};
 use crate::pipeline::ModelService;
 use crate::pipeline::generate::{self, ChoiceEvent, TokenLogprob};
+use crate::pipeline::{GenRequest, PipelineError};
 
 /// Counts a request in flight (server-wide, and for its tenant's
 /// `max_concurrent`); both drop when the response (or stream) ends.
 struct Inflight(
     Arc<AppState>,
-    #[allow(dead_code)] Option<crate::tenancy::quota::Slot>,
+    #[allow(dead_code)] Option<crate::quota::Slot>,
     #[allow(dead_code)] Option<crate::tenancy::instances::Grant>,
 );
 
@@ -167,7 +168,7 @@ fn finish(state: &AppState, endpoint: &str, tenant: &str, r: Result<Response, Ap
 fn cap_max_tokens(svc: &ModelService, mut g: GenRequest) -> Result<GenRequest, ApiError> {
     let Some(cap) = svc.tenant.as_ref().and_then(|t| t.quotas.max_tokens) else { return Ok(g) };
     match g.max_tokens {
-        Some(m) if m > cap as usize => Err(ApiError::quota(crate::tenancy::quota::Exceeded {
+        Some(m) if m > cap as usize => Err(ApiError::quota(crate::quota::Exceeded {
             quota: "max_tokens",
             message: format!("quota exceeded: max_tokens is capped at {cap} for this key, the request asks {m}"),
             retry_after: None,
@@ -201,7 +202,7 @@ async fn run(
     let raw_bytes = treq.prompt.as_ref().map_or(0, String::len)
         + treq.messages.as_ref().map_or(0, |m| m.iter().map(|m| m.content.len()).sum());
     generate::check_prompt_bytes(&svc, raw_bytes)?;
-    svc.check_breakers(g.constraint.is_some())?;
+    svc.precheck(g.constraint.is_some())?;
     // Each sequence holds a sampler session (unless native) and one filter per transform.
     let sampler = usize::from(g.constraint.is_some() || svc.sampler.is_some());
     let needed = g.n * (sampler + svc.transforms.len());
@@ -214,11 +215,11 @@ async fn run(
         .executor
         .run(&tenant, move || {
             let t = generate::transform(&svc2, treq)?;
-            let prompt = t.prompt.ok_or_else(|| ApiError::invalid("messages", "the transforms produced no prompt"))?;
+            let prompt =
+                t.prompt.ok_or_else(|| PipelineError::invalid("messages", "the transforms produced no prompt"))?;
             generate::start(svc2, metrics, executor, handle, prompt, add_special, g)
         })
-        .await
-        .map_err(ApiError::executor)??;
+        .await??;
     let created = now();
     let deadline = tokio::time::Instant::now() + state.request_timeout;
     if stream {
@@ -287,7 +288,7 @@ async fn collect(
                 completion += completion_tokens;
                 done += 1;
             }
-            Some(ChoiceEvent::Failed(e)) => return Err(e),
+            Some(ChoiceEvent::Failed(e)) => return Err(e.into()),
             None => {
                 return Err(ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -346,7 +347,10 @@ async fn stream_events(
         let ev = match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => break,
-            Err(_) => ChoiceEvent::Failed(timed_out(&guard.0)),
+            Err(_) => {
+                let _ = send(timed_out(&guard.0).body()).await;
+                break;
+            }
         };
         let ok = match ev {
             ChoiceEvent::Delta { index, text, logprobs } => {
@@ -380,7 +384,7 @@ async fn stream_events(
                 send(chunk(choice)).await
             }
             ChoiceEvent::Failed(e) => {
-                let _ = send(e.body()).await;
+                let _ = send(ApiError::from(e).body()).await;
                 break;
             }
         };
@@ -422,7 +426,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 }
 
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let services = state.services.load_full();
+    let services = state.registry.services.load_full();
     let svc = services.as_ref().and_then(|s| s.any().cloned());
     let engines: Vec<crate::metrics::EngineSnapshot> = svc
         .as_ref()

@@ -14,17 +14,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::metrics::ServerMetrics;
-use crate::tenancy::Services;
+use crate::tenancy::Registry;
 
 /// Shared by every handler.
 pub struct AppState {
-    /// The serving version of every pipeline (one, or one per tenant) and the
-    /// key table; a request keeps the version it was admitted with.
-    pub services: arc_swap::ArcSwapOption<Services>,
-    /// Quota usage per tenant, kept across reloads.
-    pub meters: crate::tenancy::Meters,
-    /// Tenant weights and KV caps, read by the engines' fair scheduler.
-    pub shares: weft_engine::TenantShares,
+    /// What serves requests, as the reloader last published it.
+    pub registry: Arc<Registry>,
     /// Builds and publishes new versions; set once loading is done.
     pub reloader: std::sync::OnceLock<Arc<crate::reload::Reloader>>,
     pub draining: AtomicBool,
@@ -43,9 +38,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(max_inflight: usize, request_timeout: std::time::Duration) -> Self {
         Self {
-            services: arc_swap::ArcSwapOption::empty(),
-            meters: Default::default(),
-            shares: Default::default(),
+            registry: Default::default(),
             reloader: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
             metrics: Arc::new(ServerMetrics::default()),
@@ -61,7 +54,7 @@ impl AppState {
     }
 
     pub fn ready(&self) -> bool {
-        self.services.load().is_some() && !self.draining.load(Ordering::Relaxed)
+        self.registry.services.load().is_some() && !self.draining.load(Ordering::Relaxed)
     }
 }
 

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use weft_engine::SamplingParams;
 
 use super::error::ApiError;
+use crate::pipeline::GenRequest;
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -138,21 +139,6 @@ fn typed<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, Api
             ApiError::invalid(&path, format!("invalid value for `{path}`: {inner}"))
         }
     })
-}
-
-/// What the pipeline needs, whatever endpoint it came from.
-pub struct GenRequest {
-    pub model: String,
-    pub stream: bool,
-    pub include_usage: bool,
-    pub n: usize,
-    pub max_tokens: Option<usize>,
-    pub stop: Vec<String>,
-    pub params: SamplingParams,
-    pub ignore_eos: bool,
-    pub logprobs: Option<usize>,
-    /// Arguments for the structured-output sampler, if the output is constrained.
-    pub constraint: Option<String>,
 }
 
 impl CommonParams {

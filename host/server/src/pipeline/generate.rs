@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 use weft_engine::{Event, FinishReason, Request};
-use weft_runtime::{PluginExecutor, TokenDecoder, TransformRequest, WasmResponseStream};
+use weft_runtime::{ErrorKind, PluginExecutor, TokenDecoder, TransformRequest, WasmResponseStream};
 
-use super::ModelService;
+use super::error::{PipelineError, Stage};
+use super::guard::Outcome;
+use super::stage::{Fault, SessionArgs};
 use super::stop::StopMatcher;
-use crate::api::error::ApiError;
-use crate::api::openai::GenRequest;
+use super::{GenRequest, ModelService};
 use crate::metrics::ServerMetrics;
 
 /// A token's log-probability with its alternatives, texts decoded.
@@ -38,47 +39,25 @@ pub enum ChoiceEvent {
         cached_tokens: usize,
         completion_tokens: usize,
     },
-    Failed(ApiError),
+    Failed(PipelineError),
 }
 
 /// Applies the request transforms (the chat template renders messages into a
-/// prompt), honouring the transforms' failure policy.
-pub fn transform(svc: &ModelService, mut req: TransformRequest) -> Result<TransformRequest, ApiError> {
-    use crate::config::FailurePolicy as P;
+/// prompt), each through its guard.
+pub fn transform(svc: &ModelService, mut req: TransformRequest) -> Result<TransformRequest, PipelineError> {
     for t in &svc.transforms {
-        req = match t.plugin.on_request(&req) {
-            Ok(Ok(r)) => r,
-            Ok(Err(rej)) => {
-                let status =
-                    axum::http::StatusCode::from_u16(rej.status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
-                return Err(ApiError::new(status, "invalid_request_error", rej.message).code("rejected_by_transform"));
+        match t.call(|s| s.on_request(&req))? {
+            Outcome::Done(Ok(r)) => req = r,
+            Outcome::Done(Err(rej)) => {
+                return Err(PipelineError::Rejected {
+                    stage: Stage::Transform,
+                    status: rej.status,
+                    message: rej.message,
+                });
             }
-            Err(e) => match (svc.failure.transforms, &t.native_template) {
-                (P::Closed, _) => return Err(ApiError::plugin("transform", &e)),
-                (P::Fallback, Some(native)) => {
-                    tracing::warn!(error = %e, "chat-template plugin failed; rendering natively");
-                    render_native(native, req)?
-                }
-                _ => {
-                    tracing::warn!(error = %e, "transform failed; skipped (policy open)");
-                    req
-                }
-            },
-        };
+            Outcome::Skipped => {}
+        }
     }
-    Ok(req)
-}
-
-fn render_native(
-    t: &transform_chat_template::ChatTemplate,
-    mut req: TransformRequest,
-) -> Result<TransformRequest, ApiError> {
-    let Some(messages) = req.messages.take() else { return Ok(req) };
-    let msgs: Vec<transform_chat_template::Message> = messages
-        .into_iter()
-        .map(|m| transform_chat_template::Message { role: m.role, content: m.content, name: m.name })
-        .collect();
-    req.prompt = Some(t.render(&msgs, true).map_err(|e| ApiError::invalid("messages", e))?);
     Ok(req)
 }
 
@@ -87,15 +66,13 @@ fn render_native(
 /// and refusing it costs nothing where tokenizing it would cost the plugin's time.
 /// Checked on the raw request before the transforms run, and again on the
 /// prompt they produce.
-pub fn check_prompt_bytes(svc: &ModelService, bytes: usize) -> Result<(), ApiError> {
+pub fn check_prompt_bytes(svc: &ModelService, bytes: usize) -> Result<(), PipelineError> {
     let max_ctx = svc.engine().model().max_context;
     let max_bytes = max_ctx.saturating_mul(svc.tokenizer.max_token_len());
     if bytes > max_bytes {
-        return Err(ApiError::invalid(
-            "messages",
-            format!("the prompt is {bytes} bytes, more than the model's context of {max_ctx} tokens can hold (at most {max_bytes} bytes)"),
-        )
-        .code("context_length_exceeded"));
+        return Err(PipelineError::context_length(format!(
+            "the prompt is {bytes} bytes, more than the model's context of {max_ctx} tokens can hold (at most {max_bytes} bytes)"
+        )));
     }
     Ok(())
 }
@@ -112,32 +89,25 @@ pub fn start(
     prompt: String,
     add_special: bool,
     g: GenRequest,
-) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, ApiError> {
+) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, PipelineError> {
     check_prompt_bytes(&svc, prompt.len())?;
     let max_ctx = svc.engine().model().max_context;
-    let ids = match svc.tokenizer.encode(&prompt, add_special) {
-        Ok(ids) => ids,
-        Err(e) => match (&svc.native_tokenizer, svc.failure.tokenizer) {
-            (Some(native), crate::config::FailurePolicy::Fallback) => {
-                tracing::warn!(error = %e, "tokenizer plugin failed; encoding natively");
-                native.encode(&prompt, add_special).map_err(|m| ApiError::invalid("prompt", m))?
-            }
-            _ => return Err(ApiError::plugin("tokenizer", &e)),
-        },
+    let ids = match svc.tokenize.call(|t| t.encode(&prompt, add_special))? {
+        Outcome::Done(ids) => ids,
+        Outcome::Skipped => unreachable!("the tokenizer stage is never skipped"),
     };
     if ids.is_empty() {
-        return Err(ApiError::invalid("prompt", "the prompt is empty"));
+        return Err(PipelineError::invalid("prompt", "the prompt is empty"));
     }
     if ids.len() >= max_ctx {
-        return Err(ApiError::invalid(
-            "messages",
-            format!("the prompt has {} tokens but the model's context is {max_ctx} tokens", ids.len()),
-        )
-        .code("context_length_exceeded"));
+        return Err(PipelineError::context_length(format!(
+            "the prompt has {} tokens but the model's context is {max_ctx} tokens",
+            ids.len()
+        )));
     }
     if let Some(t) = &svc.tenant {
         // Exact: every choice processes the prompt, but it is charged once, as the engine shares its blocks.
-        t.meter.charge_prompt(&t.quotas, ids.len() as u64).map_err(ApiError::quota)?;
+        t.meter.charge_prompt(&t.quotas, ids.len() as u64)?;
     }
     let room = max_ctx - ids.len();
     let max_tokens = g.max_tokens.unwrap_or(room).min(room);
@@ -154,34 +124,46 @@ pub fn start(
         r.ignore_eos = g.ignore_eos;
         r.tenant = std::sync::Arc::from(svc.tenant_id());
         r.logprobs = g.logprobs;
-        if let Some(args) = &g.constraint {
-            // Never falls back: an unconstrained answer would break the requested format.
-            let f = svc.structured.as_ref().ok_or_else(|| {
-                ApiError::invalid(
-                    "response_format",
-                    "structured output is not enabled for this model (pipeline.structured_sampler)",
-                )
+        let (guard, args) = match &g.constraint {
+            Some(args) => {
+                let f = svc.structured.as_ref().ok_or_else(|| {
+                    PipelineError::invalid(
+                        "response_format",
+                        "structured output is not enabled for this model (pipeline.structured_sampler)",
+                    )
+                })?;
+                (Some(f), args.as_str())
+            }
+            None => (svc.sampler.as_ref(), ""),
+        };
+        if let Some(guard) = guard {
+            let fallback = guard.policy() != crate::config::FailurePolicy::Closed;
+            let a = || SessionArgs {
+                params: &params,
+                max_tokens: max_tokens as u32,
+                args,
+                prompt: &ids,
+                vocab_size: vocab,
+                fallback,
+            };
+            let session = guard.call(|f| {
+                f.session(a()).map_err(|e| match e {
+                    // The structured-output sampler refusing a schema is the request's fault.
+                    Fault::Plugin(e) if guard.stage() == Stage::Structured && e.kind == ErrorKind::Plugin => {
+                        Fault::Request(PipelineError::invalid("response_format", e.message))
+                    }
+                    e => e,
+                })
             })?;
-            let s = f.session(&params, max_tokens as u32, args, &ids, vocab).map_err(|e| match e.kind {
-                weft_runtime::ErrorKind::Plugin => ApiError::invalid("response_format", e.message.clone()),
-                _ => ApiError::plugin("structured-output sampler", &e),
-            })?;
-            r.sampler = Some(Box::new(s));
-        } else if let Some(f) = &svc.sampler {
-            use crate::config::FailurePolicy as P;
-            match f.session(&params, max_tokens as u32, "", &ids, vocab) {
-                Ok(s) => r.sampler = Some(Box::new(s.with_fallback(svc.failure.sampler != P::Closed))),
-                Err(e) if svc.failure.sampler == P::Closed => return Err(ApiError::plugin("sampler", &e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, "sampler plugin failed to start a session; using the native sampler")
-                }
+            if let Outcome::Done(s) = session {
+                r.sampler = Some(s);
             }
         }
-        let mut filters = Vec::with_capacity(svc.transforms.len());
-        for t in &svc.transforms {
-            filters.push(t.plugin.response_stream().map_err(|e| ApiError::plugin("response transform", &e))?);
+        let mut filters = Vec::with_capacity(svc.filters.len());
+        for t in &svc.filters {
+            filters.push(t.response_stream().map_err(|e| PipelineError::plugin(Stage::ResponseFilter, e))?);
         }
-        let stream = backend.engine.submit(r).map_err(ApiError::engine)?;
+        let stream = backend.engine.submit(r)?;
         let in_flight = reserved.take().unwrap_or_else(|| super::route::InFlight::new(backend));
         let decoder = svc.tokenizer.decoder(true);
         let tx = tx.clone();
@@ -217,7 +199,7 @@ struct Filters {
 }
 
 impl Filters {
-    async fn apply(&mut self, tenant: &str, text: String, end: bool) -> Result<String, ApiError> {
+    async fn apply(&mut self, tenant: &str, text: String, end: bool) -> Result<String, PipelineError> {
         if self.list.is_empty() {
             return Ok(text);
         }
@@ -228,8 +210,7 @@ impl Filters {
                 let r = filter_all(&mut list, text, end);
                 (list, r)
             })
-            .await
-            .map_err(ApiError::executor)?;
+            .await?;
         self.list = list;
         r
     }
@@ -245,15 +226,15 @@ impl Drop for Filters {
     }
 }
 
-fn filter_all(filters: &mut [WasmResponseStream], mut text: String, end: bool) -> Result<String, ApiError> {
+/// A response filter that fails always ends the stream with an error: what it
+/// already let through cannot be taken back, and unfiltered text after it
+/// could be exactly what it exists to stop (a redaction filter).
+fn filter_all(filters: &mut [WasmResponseStream], mut text: String, end: bool) -> Result<String, PipelineError> {
+    let fail = |e| PipelineError::plugin(Stage::ResponseFilter, e);
     for f in filters.iter_mut() {
-        let mut out = if text.is_empty() {
-            String::new()
-        } else {
-            f.on_chunk(&text).map_err(|e| ApiError::plugin("response transform", &e))?
-        };
+        let mut out = if text.is_empty() { String::new() } else { f.on_chunk(&text).map_err(fail)? };
         if end {
-            out.push_str(&f.on_end().map_err(|e| ApiError::plugin("response transform", &e))?);
+            out.push_str(&f.on_end().map_err(fail)?);
         }
         text = out;
     }
@@ -354,12 +335,12 @@ async fn run_choice(
                 return;
             }
             Event::Error(e) => {
-                let _ = tx.send(ChoiceEvent::Failed(ApiError::engine(e)));
+                let _ = tx.send(ChoiceEvent::Failed(e.into()));
                 return;
             }
         }
     }
-    let _ = tx.send(ChoiceEvent::Failed(ApiError::engine(weft_engine::EngineError::Shutdown)));
+    let _ = tx.send(ChoiceEvent::Failed(weft_engine::EngineError::Shutdown.into()));
 }
 
 fn token_logprobs(svc: &ModelService, lp: &weft_engine::sampling::TokenLogprob) -> Vec<TokenLogprob> {

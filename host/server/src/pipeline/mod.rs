@@ -5,23 +5,24 @@
 //! response transforms. HTTP knows nothing of this beyond [`ModelService`]
 //! and [`generate`].
 
+pub mod error;
 pub mod generate;
+pub mod guard;
+mod request;
 pub mod route;
+pub mod stage;
 pub mod stop;
 
 use std::sync::Arc;
 
-use weft_runtime::{WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform};
+use weft_runtime::{WasmTokenizer, WasmTransform};
 
+pub use error::PipelineError;
+pub use request::GenRequest;
 pub use route::{Backend, Backends};
 
-use crate::config::Failure;
-
-/// A request transform and, for the chat template, its native twin (for `fallback`).
-pub struct TransformStage {
-    pub plugin: Arc<WasmTransform>,
-    pub native_template: Option<Arc<transform_chat_template::ChatTemplate>>,
-}
+use guard::Guard;
+use stage::{Route, Sample, Tokenize, Transform};
 
 /// Everything that serves one model.
 pub struct ModelService {
@@ -29,18 +30,21 @@ pub struct ModelService {
     /// The engines serving this model (replicas or differently quantized copies),
     /// shared by every version of the pipeline.
     pub backends: Arc<Backends>,
-    /// Chooses among `backends` when there are several.
-    pub router: Option<Arc<WasmRouter>>,
+    /// What the host knows of the tokenizer without calling it: the vocabulary,
+    /// streaming decode, token texts, the longest token.
     pub tokenizer: Arc<WasmTokenizer>,
-    /// The same tokenizer compiled natively, used when the plugin fails under `fallback`.
-    pub native_tokenizer: Option<Arc<weft_runtime::NativeTokenizer>>,
-    /// Request transforms in order; the chat template is one of them.
-    pub transforms: Vec<TransformStage>,
+    /// Encoding prompts: the tokenizer plugin, with its native twin under `fallback`.
+    pub tokenize: Guard<dyn Tokenize>,
+    /// Request transforms in order; the chat template is one of them (its native twin renders under `fallback`).
+    pub transforms: Vec<Guard<dyn Transform>>,
+    /// The response side of the same transforms, in the same order.
+    pub filters: Vec<Arc<WasmTransform>>,
+    /// Chooses among `backends` when there are several (falls back to least in flight).
+    pub router: Option<Guard<dyn Route>>,
     /// `None`: the engine's native sampler.
-    pub sampler: Option<WasmSamplerFactory>,
-    /// Serves requests with `response_format` / `guided_*` (`None`: such requests are refused).
-    pub structured: Option<WasmSamplerFactory>,
-    pub failure: Failure,
+    pub sampler: Option<Guard<dyn Sample>>,
+    /// Serves requests with `response_format` / `guided_*` (`None`: such requests are refused). Always `closed`.
+    pub structured: Option<Guard<dyn Sample>>,
     pub created: u64,
     /// Every plugin of this version (for metrics and the admin API).
     pub plugins: Vec<Arc<weft_runtime::LoadedPlugin>>,
@@ -54,8 +58,8 @@ pub struct ModelService {
 #[derive(Clone)]
 pub struct TenantCtx {
     pub id: String,
-    pub quotas: crate::tenancy::Quotas,
-    pub meter: Arc<crate::tenancy::Meter>,
+    pub quotas: crate::quota::Quotas,
+    pub meter: Arc<crate::quota::Meter>,
 }
 
 impl ModelService {
@@ -64,27 +68,18 @@ impl ModelService {
         &self.backends[0].engine
     }
 
-    /// Refuses at once, naming the plugin and stage, when a plugin this
-    /// request would use has an open breaker (see `weft_runtime::breaker`).
-    pub fn check_breakers(&self, structured: bool) -> Result<(), crate::api::error::ApiError> {
-        use crate::config::FailurePolicy::Closed;
-        // Only stages that fail the request when their plugin fails: under
-        // `open` or `fallback` (and for the router, which always falls back)
-        // the request goes on without the plugin anyway.
-        let f = &self.failure;
-        let transforms =
-            self.transforms.iter().filter(|_| f.transforms == Closed).map(|t| ("transform", t.plugin.plugin()));
-        let tokenizer = Some(("tokenizer", self.tokenizer.plugin())).filter(|_| f.tokenizer == Closed);
-        let sampler = if structured {
-            self.structured.as_ref().map(|s| ("structured-output sampler", s.plugin()))
-        } else {
-            self.sampler.as_ref().filter(|_| f.sampler == Closed).map(|s| ("sampler", s.plugin()))
-        };
-        let stages = transforms.chain(tokenizer).chain(sampler);
-        for (stage, p) in stages {
-            p.check_breaker().map_err(|e| crate::api::error::ApiError::plugin(stage, &e))?;
+    /// Refuses at once, naming the plugin and stage, when a stage this
+    /// request would use is certain to fail it: its plugin's breaker is open
+    /// (see `weft_runtime::breaker`) and its policy lets nothing stand in.
+    pub fn precheck(&self, structured: bool) -> Result<(), PipelineError> {
+        for t in &self.transforms {
+            t.precheck()?;
         }
-        Ok(())
+        self.tokenize.precheck()?;
+        match if structured { &self.structured } else { &self.sampler } {
+            Some(s) => s.precheck(),
+            None => Ok(()),
+        }
     }
 
     /// The tenant id for engine requests, routing and metrics ("" when open).

@@ -13,7 +13,8 @@ use weft_engine::EngineHandle;
 use weft_runtime::{BackendInfo, RouteDecision, RouteRequest};
 
 use super::ModelService;
-use crate::api::error::ApiError;
+use super::error::{PipelineError, Stage};
+use super::guard::Outcome;
 
 /// One engine of a model.
 pub struct Backend {
@@ -70,7 +71,11 @@ impl Drop for InFlight {
 /// with one backend, no router call. Decisions are serialized (across tenants
 /// and pipeline versions too) so that two requests arriving together do not
 /// both see the same "least loaded" engine.
-pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result<(&'a Backend, InFlight), ApiError> {
+pub fn choose<'a>(
+    svc: &'a ModelService,
+    tenant: &str,
+    prompt: &[u32],
+) -> Result<(&'a Backend, InFlight), PipelineError> {
     let (Some(router), true) = (&svc.router, svc.backends.len() > 1) else {
         return Ok((&svc.backends[0], InFlight::new(&svc.backends[0])));
     };
@@ -106,18 +111,13 @@ pub fn choose<'a>(svc: &'a ModelService, tenant: &str, prompt: &[u32]) -> Result
         prompt_tokens: prompt.len() as u32,
         prefix_hashes: hashes,
     };
-    let chosen = match router.route(&req, &infos) {
-        Ok(RouteDecision::Backend(i)) => &svc.backends[i],
-        Ok(RouteDecision::Reject { status, reason }) => {
-            let status =
-                axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::SERVICE_UNAVAILABLE);
-            return Err(ApiError::new(status, "server_error", reason).code("rejected_by_router"));
+    // The guard's policy is `fallback` to least in flight: a broken router does not take the model down.
+    let chosen = match router.call(|r| r.route(&req, &infos))? {
+        Outcome::Done(RouteDecision::Backend(i)) => &svc.backends[i],
+        Outcome::Done(RouteDecision::Reject { status, reason }) => {
+            return Err(PipelineError::Rejected { stage: Stage::Router, status, message: reason });
         }
-        Err(e) => {
-            // A broken router must not take the model down: least in flight wins.
-            tracing::warn!(error = %e, "router plugin failed; choosing the least-loaded engine");
-            svc.backends.iter().min_by_key(|b| b.in_flight.load(Ordering::Relaxed)).expect("at least one backend")
-        }
+        Outcome::Skipped => &svc.backends[0],
     };
     Ok((chosen, InFlight::new(chosen)))
 }

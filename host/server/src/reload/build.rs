@@ -16,8 +16,12 @@ use weft_runtime::{
     LoadedPlugin, PluginRuntime, Vocabulary, WasmRouter, WasmSamplerFactory, WasmTokenizer, WasmTransform,
 };
 
-use crate::config::Config;
-use crate::pipeline::{Backends, ModelService, TransformStage};
+use crate::config::{Config, FailurePolicy};
+use crate::metrics::StageFaults;
+use crate::pipeline::error::Stage;
+use crate::pipeline::guard::Guard;
+use crate::pipeline::stage::{self, LeastLoaded, NativeTemplate, Route, Sample, Tokenize, Transform};
+use crate::pipeline::{Backends, ModelService};
 
 /// What does not change between versions: the engines and facts about the model.
 pub struct ModelBase {
@@ -130,9 +134,26 @@ pub struct Builder<'a> {
     pub prev: Option<&'a ModelService>,
     pub version: u64,
     pub tenant: Option<crate::pipeline::TenantCtx>,
+    /// Where the guards count the faults they handle.
+    pub faults: Arc<StageFaults>,
+}
+
+/// The adapter of the version being replaced, if it runs on the same loaded plugin.
+fn reuse<S: ?Sized + stage::Component>(prev: Option<&Arc<S>>, p: &Arc<LoadedPlugin>) -> Option<Arc<S>> {
+    prev.filter(|s| s.plugin().is_some_and(|q| Arc::ptr_eq(q, p))).cloned()
 }
 
 impl Builder<'_> {
+    fn guard<S: ?Sized + stage::Component>(
+        &self,
+        stage: Stage,
+        policy: FailurePolicy,
+        primary: Arc<S>,
+        twin: Option<Arc<S>>,
+    ) -> Guard<S> {
+        Guard::new(stage, policy, primary, twin, self.faults.clone())
+    }
+
     fn plugin(
         &self,
         name: &str,
@@ -190,7 +211,11 @@ impl Builder<'_> {
             }
         };
 
-        let mut transforms = Vec::new();
+        let native_tokenizer = base.native_tokenizer.clone().map(|t| t as Arc<dyn Tokenize>);
+        let tokenize =
+            self.guard::<dyn Tokenize>(Stage::Tokenizer, pl.failure.tokenizer, tokenizer.clone(), native_tokenizer);
+
+        let (mut transforms, mut filters) = (Vec::new(), Vec::new());
         for t in &pl.transforms {
             let mut extra = Vec::new();
             let mut native_template = None;
@@ -206,42 +231,59 @@ impl Builder<'_> {
                     ("bos_token".into(), base.bos.clone()),
                     ("eos_token".into(), base.eos.clone()),
                 ];
-                native_template = base.native_template.clone();
+                native_template =
+                    base.native_template.clone().map(|n| Arc::new(NativeTemplate(n)) as Arc<dyn Transform>);
             }
             let p = self.plugin(t, extra, &mut loaded)?;
-            let plugin = match self.prev.and_then(|s| s.transforms.iter().find(|st| same(st.plugin.plugin(), &p))) {
-                Some(st) => st.plugin.clone(),
+            let plugin = match self.prev.and_then(|s| s.filters.iter().find(|f| same(f.plugin(), &p))) {
+                Some(f) => f.clone(),
                 None => WasmTransform::new(p).map_err(|e| fail(t)(e.into()))?,
             };
-            transforms.push(TransformStage { plugin, native_template });
+            transforms.push(self.guard::<dyn Transform>(
+                Stage::Transform,
+                pl.failure.transforms,
+                plugin.clone(),
+                native_template,
+            ));
+            filters.push(plugin);
         }
 
         let factory = |name: &str,
-                       prev: Option<&WasmSamplerFactory>,
+                       prev: Option<&Guard<dyn Sample>>,
                        loaded: &mut Loaded|
-         -> Result<WasmSamplerFactory, BuildError> {
+         -> Result<Arc<dyn Sample>, BuildError> {
             let p = self.plugin(name, vec![], loaded)?;
-            match prev.filter(|f| same(f.plugin(), &p)) {
-                Some(f) => Ok(f.clone()),
-                None => Ok(WasmSamplerFactory::new(p)
-                    .map_err(|e| fail(name)(e.into()))?
-                    .with_vocabulary(vocabulary.clone())),
+            match reuse(prev.map(Guard::primary), &p) {
+                Some(f) => Ok(f),
+                None => Ok(Arc::new(
+                    WasmSamplerFactory::new(p).map_err(|e| fail(name)(e.into()))?.with_vocabulary(vocabulary.clone()),
+                )),
             }
         };
+        // The native twin of a sampler is the engine's own sampler: a skipped stage leaves the sequence to it.
         let sampler = match pl.sampler.as_str() {
             "native" => None,
-            s => Some(factory(s, self.prev.and_then(|p| p.sampler.as_ref()), &mut loaded)?),
+            s => {
+                let f = factory(s, self.prev.and_then(|p| p.sampler.as_ref()), &mut loaded)?;
+                Some(self.guard(Stage::Sampler, pl.failure.sampler, f, None))
+            }
         };
+        // Never falls back: an unconstrained answer would break the requested format.
         let structured = match pl.structured_sampler.as_str() {
             "none" => None,
-            s => Some(factory(s, self.prev.and_then(|p| p.structured.as_ref()), &mut loaded)?),
+            s => {
+                let f = factory(s, self.prev.and_then(|p| p.structured.as_ref()), &mut loaded)?;
+                Some(self.guard(Stage::Structured, FailurePolicy::Closed, f, None))
+            }
         };
+        // A broken router must not take the model down: least in flight stands in.
         let router = if base.backends.len() > 1 {
             let p = self.plugin(&pl.router, vec![], &mut loaded)?;
-            Some(match self.prev.and_then(|s| s.router.as_ref()).filter(|r| same(r.plugin(), &p)) {
-                Some(r) => r.clone(),
+            let r: Arc<dyn Route> = match reuse(self.prev.and_then(|s| s.router.as_ref()).map(Guard::primary), &p) {
+                Some(r) => r,
                 None => WasmRouter::new(p).map_err(|e| fail(&pl.router)(e.into()))?,
-            })
+            };
+            Some(self.guard(Stage::Router, FailurePolicy::Fallback, r, Some(Arc::new(LeastLoaded))))
         } else {
             None
         };
@@ -252,11 +294,11 @@ impl Builder<'_> {
             backends: base.backends.clone(),
             router,
             tokenizer,
-            native_tokenizer: base.native_tokenizer.clone(),
+            tokenize,
             transforms,
+            filters,
             sampler,
             structured,
-            failure: pl.failure.clone(),
             created: base.created,
             plugins,
             version: self.version,

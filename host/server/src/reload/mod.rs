@@ -26,10 +26,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use weft_runtime::PluginRuntime;
 
-use crate::api::AppState;
 use crate::config::{Config, TenantSection};
+use crate::metrics::ServerMetrics;
 use crate::pipeline::TenantCtx;
-use crate::tenancy::{Quotas, Services, Tenant};
+use crate::quota::Quotas;
+use crate::tenancy::{Registry, Services, Tenant};
 use build::{BuildError, Builder, Loaded, ModelBase, Origin, Source};
 use weft_engine::TenantShare;
 
@@ -41,7 +42,8 @@ const HISTORY: usize = 8;
 pub type ConfigSource = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
 pub struct Reloader {
-    state: Arc<AppState>,
+    registry: Arc<Registry>,
+    metrics: Arc<ServerMetrics>,
     rt: PluginRuntime,
     base: ModelBase,
     config_path: Option<PathBuf>,
@@ -87,7 +89,8 @@ fn now() -> u64 {
 impl Reloader {
     /// Builds and publishes the first version.
     pub fn start(
-        state: Arc<AppState>,
+        registry: Arc<Registry>,
+        metrics: Arc<ServerMetrics>,
         rt: PluginRuntime,
         base: ModelBase,
         config: Config,
@@ -95,7 +98,8 @@ impl Reloader {
         read_config: ConfigSource,
     ) -> anyhow::Result<Arc<Self>> {
         let r = Arc::new(Self {
-            state,
+            registry,
+            metrics,
             rt,
             base,
             config_path,
@@ -177,7 +181,7 @@ impl Reloader {
 
     fn failed(&self, trigger: &str, e: &BuildError, secs: f64) {
         tracing::warn!(trigger, plugin = %e.plugin, error = %format!("{:#}", e.error), "reload refused; the serving version stays");
-        self.state.metrics.count_reload(trigger, "failure", secs);
+        self.metrics.count_reload(trigger, "failure", secs);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.errors.insert(e.plugin.clone(), (now(), format!("{:#}", e.error)));
     }
@@ -224,7 +228,7 @@ impl Reloader {
             return Err(e);
         }
         let mut file_hashes = inner.file_hashes.clone();
-        let prev = self.state.services.load_full();
+        let prev = self.registry.services.load_full();
         let built = (|| {
             let mut sources = HashMap::new();
             for (_, c) in &owners {
@@ -255,7 +259,7 @@ impl Reloader {
                         max_tokens: t.quotas.max_tokens,
                         max_instances: t.quotas.max_instances,
                     },
-                    meter: self.state.meters.get(&t.id),
+                    meter: self.registry.meters.get(&t.id),
                 });
                 let b = Builder {
                     rt: &self.rt,
@@ -266,6 +270,7 @@ impl Reloader {
                     prev: prev_svc.as_deref(),
                     version: inner.version + 1,
                     tenant: ctx,
+                    faults: self.metrics.stage_faults.clone(),
                 };
                 let (svc, l) = b.build()?;
                 loaded.extend(l);
@@ -298,7 +303,7 @@ impl Reloader {
             }
             Services::Tenants { by_id, keys }
         };
-        if let Ok(mut shares) = self.state.shares.write() {
+        if let Ok(mut shares) = self.registry.shares.write() {
             shares.clear();
             for t in &cfg.tenants {
                 shares.insert(
@@ -337,9 +342,9 @@ impl Reloader {
         inner.config = cfg;
         let version = inner.version;
         drop(inner);
-        self.state.services.store(Some(Arc::new(published)));
+        self.registry.services.store(Some(Arc::new(published)));
         let secs = t0.elapsed().as_secs_f64();
-        self.state.metrics.count_reload(trigger, "success", secs);
+        self.metrics.count_reload(trigger, "success", secs);
         if trigger != "startup" {
             tracing::warn!(trigger, version, changed = ?changed, ms = (secs * 1e3) as u64, "pipeline reloaded");
         }

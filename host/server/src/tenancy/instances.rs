@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::quota::Exceeded;
+use crate::quota::Exceeded;
 
 /// Global and per-tenant caps on instances held by requests in flight.
 #[derive(Debug)]

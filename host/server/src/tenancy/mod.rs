@@ -7,13 +7,24 @@
 //! Quota usage lives outside it, in [`Meters`], so reloads do not reset it.
 
 pub mod instances;
-pub mod quota;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::pipeline::ModelService;
-pub use quota::{Meter, Meters, Quotas};
+use crate::quota::Meters;
+
+/// What the reloader publishes and the request path reads: the serving
+/// version of every pipeline with the key table, quota usage per tenant (kept
+/// across reloads), and the tenant weights and KV caps the engines' fair
+/// scheduler reads.
+#[derive(Default)]
+pub struct Registry {
+    /// A request keeps the version it was admitted with.
+    pub services: arc_swap::ArcSwapOption<Services>,
+    pub meters: Meters,
+    pub shares: weft_engine::TenantShares,
+}
 
 /// One tenant as the request path sees it (its quotas and meter are in its
 /// pipeline's [`crate::pipeline::TenantCtx`]).

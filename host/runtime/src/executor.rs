@@ -10,10 +10,12 @@
 //! tokio worker: it hands the call here and awaits the answer.
 //!
 //! Invariants: a fixed number of threads (sized to the machine), a bounded
-//! queue (a full queue refuses work instead of growing), fairness between
-//! tenants (jobs are taken round-robin across tenants, so one tenant's burst
-//! waits behind itself, not in front of others), and a job that panics is
-//! reported as an error, never takes the thread down.
+//! queue (a full queue refuses work instead of growing), weighted fairness
+//! between tenants (stride scheduling: each job taken advances its tenant's
+//! pass by 1/weight and the lowest pass goes next, so a tenant of weight 2
+//! gets two jobs run for every one of a tenant of weight 1 while both wait,
+//! and one tenant's burst waits behind itself, not in front of others), and a
+//! job that panics is reported as an error, never takes the thread down.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -33,13 +35,44 @@ pub enum ExecError {
     Shutdown,
 }
 
+/// A tenant's relative share of the executor (> 0); see [`PluginExecutor::with_weights`].
+pub type Weights = Arc<dyn Fn(&str) -> f64 + Send + Sync>;
+
+/// One tenant's waiting jobs and its place in the stride order.
+struct TenantQueue {
+    jobs: VecDeque<Job>,
+    pass: f64,
+    /// Order of activation: breaks ties in `pass`, so equal weights alternate.
+    seq: u64,
+}
+
 #[derive(Default)]
 struct Queues {
-    /// Waiting jobs per tenant ("" for the open server).
-    by_tenant: HashMap<Arc<str>, VecDeque<Job>>,
-    /// Tenants with waiting jobs, in the order they are served next.
-    ring: VecDeque<Arc<str>>,
+    /// Tenants with waiting jobs ("" for the open server).
+    by_tenant: HashMap<Arc<str>, TenantQueue>,
+    /// The pass of the last job taken: a tenant that becomes active starts
+    /// here, so time spent idle is not banked as credit.
+    vtime: f64,
+    next_seq: u64,
     queued: usize,
+}
+
+impl Queues {
+    fn pop(&mut self, weight: &dyn Fn(&str) -> f64) -> Option<Job> {
+        let (tenant, _) = self.by_tenant.iter().min_by(|a, b| {
+            (a.1.pass, a.1.seq).partial_cmp(&(b.1.pass, b.1.seq)).unwrap_or(std::cmp::Ordering::Equal)
+        })?;
+        let tenant = tenant.clone();
+        let q = self.by_tenant.get_mut(&tenant).expect("just found");
+        let job = q.jobs.pop_front().expect("a tenant in the map has a job");
+        self.vtime = q.pass;
+        q.pass += 1.0 / weight(&tenant).max(1e-3);
+        if q.jobs.is_empty() {
+            self.by_tenant.remove(&tenant);
+        }
+        self.queued -= 1;
+        Some(job)
+    }
 }
 
 struct Inner {
@@ -47,6 +80,7 @@ struct Inner {
     cv: Condvar,
     max_queued: usize,
     threads: usize,
+    weights: Weights,
 }
 
 /// A fixed pool of threads running plugin calls, fair between tenants.
@@ -64,8 +98,20 @@ impl std::fmt::Debug for PluginExecutor {
 impl PluginExecutor {
     /// `threads` workers (at least 1) and room for `max_queued` waiting jobs.
     pub fn new(threads: usize, max_queued: usize) -> Self {
+        Self::with_weights(threads, max_queued, Arc::new(|_| 1.0))
+    }
+
+    /// As [`PluginExecutor::new`], with tenants weighted by `weights` (read each time a job is taken, so
+    /// a reload that changes a weight applies at once).
+    pub fn with_weights(threads: usize, max_queued: usize, weights: Weights) -> Self {
         let threads = threads.max(1);
-        let inner = Arc::new(Inner { q: Mutex::default(), cv: Condvar::new(), max_queued: max_queued.max(1), threads });
+        let inner = Arc::new(Inner {
+            q: Mutex::default(),
+            cv: Condvar::new(),
+            max_queued: max_queued.max(1),
+            threads,
+            weights,
+        });
         for i in 0..threads {
             let inner = inner.clone();
             std::thread::Builder::new()
@@ -78,9 +124,9 @@ impl PluginExecutor {
 
     /// Two threads per core: a call that spins to its deadline holds one
     /// thread, and the machine still has a thread per core for everyone else.
-    pub fn for_machine() -> Self {
+    pub fn for_machine(weights: Weights) -> Self {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Self::new(cores * 2, 4096)
+        Self::with_weights(cores * 2, 4096, weights)
     }
 
     /// Jobs waiting for a thread now.
@@ -94,13 +140,15 @@ impl PluginExecutor {
         if q.queued >= self.inner.max_queued {
             return Err(ExecError::Busy(q.queued));
         }
-        let key: Arc<str> = Arc::from(tenant);
-        let queue = q.by_tenant.entry(key.clone()).or_default();
-        let was_empty = queue.is_empty();
-        queue.push_back(Box::new(f));
-        if was_empty {
-            q.ring.push_back(key);
-        }
+        let (vtime, seq) = (q.vtime, q.next_seq);
+        let queue = match q.by_tenant.get_mut(tenant) {
+            Some(queue) => queue,
+            None => {
+                q.next_seq += 1;
+                q.by_tenant.entry(Arc::from(tenant)).or_insert(TenantQueue { jobs: VecDeque::new(), pass: vtime, seq })
+            }
+        };
+        queue.jobs.push_back(Box::new(f));
         q.queued += 1;
         drop(q);
         self.inner.cv.notify_one();
@@ -138,15 +186,7 @@ fn worker(inner: &Inner) {
         let job = {
             let Ok(mut q) = inner.q.lock() else { return };
             loop {
-                if let Some(tenant) = q.ring.pop_front() {
-                    let queue = q.by_tenant.get_mut(&tenant).expect("a tenant in the ring has a queue");
-                    let job = queue.pop_front().expect("a tenant in the ring has a job");
-                    if queue.is_empty() {
-                        q.by_tenant.remove(&tenant);
-                    } else {
-                        q.ring.push_back(tenant);
-                    }
-                    q.queued -= 1;
+                if let Some(job) = q.pop(&*inner.weights) {
                     break job;
                 }
                 q = match inner.cv.wait(q) {
@@ -209,6 +249,33 @@ mod tests {
         let order = order.lock().unwrap().clone();
         let pos = |s: &str| order.iter().position(|x| x == s).unwrap();
         assert!(pos("quiet0") <= 1 && pos("quiet1") <= 3, "the quiet tenant does not wait behind the flood: {order:?}");
+    }
+
+    #[test]
+    fn weights_share_the_threads_in_proportion() {
+        let ex = PluginExecutor::with_weights(1, 100, Arc::new(|t: &str| if t == "heavy" { 3.0 } else { 1.0 }));
+        let hold_tx = hold(&ex);
+        std::thread::sleep(Duration::from_millis(50)); // the worker takes the blocker
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..12 {
+            for t in ["heavy", "light"] {
+                let o = order.clone();
+                ex.spawn(t, move || o.lock().unwrap().push((t, i))).unwrap();
+            }
+        }
+        hold_tx.send(()).unwrap();
+        while order.lock().unwrap().len() < 24 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let order = order.lock().unwrap().clone();
+        // While both wait, heavy runs three jobs for each of light's.
+        let heavy_in_first_12 = order[..12].iter().filter(|(t, _)| *t == "heavy").count();
+        assert_eq!(heavy_in_first_12, 9, "{order:?}");
+        // Each tenant's own jobs keep their order.
+        for t in ["heavy", "light"] {
+            let mine: Vec<i32> = order.iter().filter(|(x, _)| *x == t).map(|(_, i)| *i).collect();
+            assert_eq!(mine, (0..12).collect::<Vec<_>>());
+        }
     }
 
     #[test]

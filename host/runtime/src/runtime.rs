@@ -63,6 +63,10 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Largest memory any plugin may get (the pool's slot size).
     pub max_memory_bytes: usize,
+    /// Linear memory idle instances of all plugins may hold together (see `adapters::idle`).
+    pub idle_memory_bytes: usize,
+    /// An instance unused this long is dropped.
+    pub idle_ttl: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -72,6 +76,8 @@ impl Default for RuntimeConfig {
             fuel_metering: false,
             max_instances: 1000,
             max_memory_bytes: 1 << 30,
+            idle_memory_bytes: 1 << 30,
+            idle_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -114,6 +120,8 @@ pub struct LoadedPlugin {
     pub(crate) engine: Engine,
     pub(crate) pre: InstancePre<HostState>,
     fuel_metering: bool,
+    /// The runtime's budget for idle instances, shared by every adapter's pool.
+    pub(crate) idle: Arc<crate::adapters::idle::IdleBudget>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -134,6 +142,7 @@ pub struct PluginRuntime {
     linkers: Vec<(World, Linker<HostState>)>,
     cfg: RuntimeConfig,
     _ticker: Arc<Ticker>,
+    idle: Arc<crate::adapters::idle::IdleBudget>,
 }
 
 struct Ticker {
@@ -197,7 +206,8 @@ impl PluginRuntime {
                 }
             })
             .map_err(|e| PluginError::new("<runtime>", ErrorKind::Load, format!("cannot start epoch ticker: {e}")))?;
-        Ok(Self { engine, linkers, cfg, _ticker: Arc::new(Ticker { stop }) })
+        let idle = crate::adapters::idle::IdleBudget::new(cfg.idle_memory_bytes, cfg.idle_ttl);
+        Ok(Self { engine, linkers, cfg, _ticker: Arc::new(Ticker { stop }), idle })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -257,6 +267,7 @@ impl PluginRuntime {
             engine: self.engine.clone(),
             pre,
             fuel_metering: self.cfg.fuel_metering,
+            idle: self.idle.clone(),
         };
         // A first instance proves it runs: metadata answers and init accepts the config.
         let (mut store, instance) = plugin.instantiate()?;
@@ -394,6 +405,11 @@ world_bindings!(
 );
 
 impl LoadedPlugin {
+    /// Linear memory held right now by idle instances of every plugin of this runtime.
+    pub fn idle_memory_bytes(&self) -> usize {
+        self.idle.bytes()
+    }
+
     /// A fresh store and instance, with this plugin's limits.
     pub(crate) fn instantiate(&self) -> Result<(Store<HostState>, Instance)> {
         let state =

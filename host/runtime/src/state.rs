@@ -25,14 +25,17 @@ const OUTPUT_BUDGET: usize = 64 * 1024;
 pub struct MemoryLimiter {
     pub max_bytes: usize,
     pub hit: bool,
+    /// Linear memory the instance holds (all its memories), for the idle budget.
+    pub bytes: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.hit = true;
             return Ok(false);
         }
+        self.bytes += desired.saturating_sub(current);
         Ok(true)
     }
 
@@ -128,7 +131,7 @@ impl HostState {
             config,
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter { max_bytes: memory_bytes, hit: false },
+            limiter: MemoryLimiter { max_bytes: memory_bytes, hit: false, bytes: 0 },
             metrics,
             logits: None,
             vocabulary: Arc::default(),

@@ -369,3 +369,47 @@ fn prefix_affinity_router_prefers_the_cache_until_it_is_saturated() {
     // No cache anywhere: least-loaded.
     assert_eq!(r.route(&req, &[b("a", 2, 0), b("b", 1, 0)]).unwrap(), RouteDecision::Backend(1));
 }
+
+#[test]
+fn idle_instances_are_bounded_by_memory_and_dropped_when_unused() {
+    let runtime = |idle_memory_bytes: usize| {
+        weft_runtime::PluginRuntime::new(weft_runtime::RuntimeConfig {
+            cache_dir: None,
+            max_instances: 8,
+            idle_memory_bytes,
+            idle_ttl: Duration::from_millis(300),
+            ..Default::default()
+        })
+        .unwrap()
+    };
+    let req = RouteRequest { model: "m".into(), ..Default::default() };
+    let b = BackendInfo {
+        id: "a".into(),
+        model: "m".into(),
+        queue_depth: 0,
+        running: 0,
+        free_kv_fraction: 1.0,
+        cached_prefix_tokens: 0,
+        healthy: true,
+    };
+    let route = |rt: &weft_runtime::PluginRuntime| {
+        let p = rt.load("router", weft_runtime::builtin::ROUTER_LEAST_LOADED, Limits::default(), vec![]).unwrap();
+        let r = WasmRouter::new(p.clone()).unwrap();
+        assert_eq!(r.route(&req, std::slice::from_ref(&b)).unwrap(), RouteDecision::Backend(0));
+        (p, r)
+    };
+
+    let roomy = runtime(1 << 30);
+    let (p, _r) = route(&roomy);
+    let held = p.idle_memory_bytes();
+    assert!(held >= 64 << 10, "the idle instance's linear memory is counted: {held} bytes");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while p.idle_memory_bytes() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(p.idle_memory_bytes(), 0, "unused past the idle time: dropped without any call");
+
+    let tight = runtime(held - 1);
+    let (p, _r) = route(&tight);
+    assert_eq!(p.idle_memory_bytes(), 0, "an instance that does not fit the budget is not kept");
+}

@@ -207,7 +207,12 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
     };
 
     let fuel = cfg.wants_fuel();
-    let rt = PluginRuntime::new(RuntimeConfig { fuel_metering: fuel, ..Default::default() })?;
+    let rt = PluginRuntime::new(RuntimeConfig {
+        fuel_metering: fuel,
+        idle_memory_bytes: cfg.server.plugin_idle_memory_mib << 20,
+        idle_ttl: Duration::from_secs(cfg.server.plugin_idle_secs),
+        ..Default::default()
+    })?;
     let base = ModelBase {
         name: name.clone(),
         backends: Arc::new(Backends::new(backends)),

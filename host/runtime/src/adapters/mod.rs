@@ -8,12 +8,13 @@
 //! Instances are never shared between adapters built from different
 //! `LoadedPlugin`s, so each tenant's plugins have their own memory.
 
+pub(crate) mod idle;
 pub mod router;
 pub mod sampler;
 pub mod tokenizer;
 pub mod transform;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wasmtime::Store;
 
@@ -21,34 +22,31 @@ use crate::error::{ErrorKind, PluginError, Result};
 use crate::runtime::{LoadedPlugin, WorldBindings};
 use crate::state::HostState;
 
-/// Idle instances kept per plugin.
+/// Idle instances kept per plugin (see [`idle`] for the memory and time bounds).
 const POOL_MAX: usize = 16;
 
 /// Initialised instances of one plugin, reused across calls. An instance that
 /// failed is dropped, so the next call gets a fresh one.
-pub(crate) struct Pool<B> {
+pub(crate) struct Pool<B: Send + 'static> {
     pub(crate) plugin: Arc<LoadedPlugin>,
-    idle: Mutex<Vec<(Store<HostState>, B)>>,
+    idle: Arc<idle::IdleList<(Store<HostState>, B)>>,
 }
 
-impl<B: WorldBindings> Pool<B> {
+impl<B: WorldBindings + Send + 'static> Pool<B> {
     pub(crate) fn new(plugin: Arc<LoadedPlugin>) -> Self {
-        Self { plugin, idle: Mutex::new(Vec::new()) }
+        let idle = idle::IdleList::new(&plugin.idle, POOL_MAX);
+        Self { plugin, idle }
     }
 
     pub(crate) fn take(&self) -> Result<(Store<HostState>, B)> {
-        if let Some(i) = self.idle.lock().ok().and_then(|mut v| v.pop()) {
-            return Ok(i);
+        match self.idle.take() {
+            Some(i) => Ok(i),
+            None => self.plugin.instance::<B>(),
         }
-        self.plugin.instance::<B>()
     }
 
     pub(crate) fn give(&self, inst: (Store<HostState>, B)) {
-        if let Ok(mut v) = self.idle.lock()
-            && v.len() < POOL_MAX
-        {
-            v.push(inst);
-        }
+        self.idle.give(inst);
     }
 }
 

@@ -11,7 +11,7 @@
 //! (a token trie, compiled grammars) is built once, not per request. A session
 //! that failed never returns its instance.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -34,6 +34,14 @@ struct Warm {
     bindings: SamplerPlugin,
 }
 
+impl super::idle::Idle for Warm {
+    fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.bytes
+    }
+}
+
+type WarmList = Arc<super::idle::IdleList<Warm>>;
+
 /// Creates sessions of one loaded sampler plugin.
 #[derive(Clone)]
 pub struct WasmSamplerFactory {
@@ -41,7 +49,7 @@ pub struct WasmSamplerFactory {
     top_k: u32,
     needs_full_logits: bool,
     vocabulary: Arc<Vocabulary>,
-    warm: Arc<Mutex<Vec<Warm>>>,
+    warm: WarmList,
 }
 
 impl WasmSamplerFactory {
@@ -52,19 +60,20 @@ impl WasmSamplerFactory {
         if caps.top_k > 4096 {
             return Err(plugin.invalid(format!("asks for {} candidates per step; at most 4096", caps.top_k)));
         }
+        let warm = super::idle::IdleList::new(&plugin.idle, MAX_WARM);
         Ok(Self {
             top_k: caps.top_k,
             needs_full_logits: caps.needs_full_logits,
             plugin,
             vocabulary: Arc::default(),
-            warm: Arc::default(),
+            warm,
         })
     }
 
     /// The model vocabulary the `vocabulary` import serves to this plugin's sessions.
     pub fn with_vocabulary(mut self, vocabulary: Arc<Vocabulary>) -> Self {
         self.vocabulary = vocabulary;
-        self.warm = Arc::default();
+        self.warm = super::idle::IdleList::new(&self.plugin.idle, MAX_WARM);
         self
     }
 
@@ -82,8 +91,7 @@ impl WasmSamplerFactory {
         vocab_size: usize,
     ) -> Result<WasmSampler> {
         let plugin = self.plugin.clone();
-        let warm = self.warm.lock().ok().and_then(|mut w| w.pop());
-        let Warm { mut store, bindings: b } = match warm {
+        let Warm { mut store, bindings: b } = match self.warm.take() {
             Some(w) => w,
             None => {
                 let (mut store, bindings) = plugin.instance::<SamplerPlugin>()?;
@@ -129,7 +137,7 @@ pub struct WasmSampler {
     plugin: Arc<LoadedPlugin>,
     /// Present until drop, which hands it back to `pool` if the session ended cleanly.
     inst: Option<Warm>,
-    pool: Arc<Mutex<Vec<Warm>>>,
+    pool: WarmList,
     session: ResourceAny,
     /// Executes plans with the sequence's own RNG and penalty history.
     native: NativeSampler,
@@ -300,10 +308,6 @@ impl Drop for WasmSampler {
         {
             return;
         }
-        if let Ok(mut pool) = self.pool.lock()
-            && pool.len() < MAX_WARM
-        {
-            pool.push(w);
-        }
+        self.pool.give(w);
     }
 }

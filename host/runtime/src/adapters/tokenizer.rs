@@ -4,7 +4,7 @@
 //! or failing encode never blocks or fails another request. Streaming decode
 //! runs in the host from the token-bytes table read once at start.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
@@ -21,6 +21,12 @@ struct Inst {
     store: Store<HostState>,
     b: TokenizerPlugin,
     tok: ResourceAny,
+}
+
+impl super::idle::Idle for Inst {
+    fn memory_bytes(&self) -> usize {
+        self.store.data().limiter.bytes
+    }
 }
 
 /// Idle tokenizer instances kept: enough that the plugin executor's threads
@@ -44,7 +50,7 @@ pub struct WasmTokenizer {
     source: wit::TokenizerSource,
     /// Idle instances. A call takes one for itself, so a slow encode holds
     /// only its own instance and a failure replaces only that one.
-    idle: Mutex<Vec<Inst>>,
+    idle: Arc<super::idle::IdleList<Inst>>,
     vocab_size: u32,
     specials: Vec<SpecialToken>,
     /// Every token's output bytes (control tokens: empty), read once when the
@@ -81,10 +87,11 @@ fn source_of(spec: &TokenizerSpec) -> wit::TokenizerSource {
 impl WasmTokenizer {
     pub fn new(plugin: Arc<LoadedPlugin>, spec: &TokenizerSpec) -> Result<Arc<Self>> {
         expect_world(&plugin, crate::World::Tokenizer)?;
+        let idle = super::idle::IdleList::new(&plugin.idle, pool_max());
         let mut t = Self {
             plugin,
             source: source_of(spec),
-            idle: Mutex::new(Vec::new()),
+            idle,
             vocab_size: 0,
             specials: Vec::new(),
             token_bytes: Arc::default(),
@@ -168,8 +175,7 @@ impl WasmTokenizer {
     /// which goes back to the pool unless the call failed in a way that may
     /// have left it broken (a trap, timeout or memory fault).
     fn with<T>(&self, f: impl FnOnce(&LoadedPlugin, &mut Inst) -> Result<T>) -> Result<T> {
-        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let mut inst = match idle {
+        let mut inst = match self.idle.take() {
             Some(i) => i,
             None => {
                 let (mut store, b) = self.plugin.instance::<TokenizerPlugin>()?;
@@ -189,11 +195,8 @@ impl WasmTokenizer {
         };
         let r = f(&self.plugin, &mut inst);
         let healthy = !matches!(&r, Err(e) if e.kind != ErrorKind::Plugin && e.kind != ErrorKind::InvalidOutput);
-        if healthy
-            && let Ok(mut v) = self.idle.lock()
-            && v.len() < pool_max()
-        {
-            v.push(inst);
+        if healthy {
+            self.idle.give(inst);
         }
         r
     }

@@ -453,6 +453,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             state.instances.in_use(),
         ),
         ("weft_plugin_executor_queued", "Plugin calls waiting for an executor thread.", state.executor.queued()),
+        (
+            "weft_plugin_idle_memory_bytes",
+            "Linear memory held by idle plugin instances kept for reuse.",
+            plugins.first().map_or(0, |p| p.idle_memory_bytes()),
+        ),
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
     }

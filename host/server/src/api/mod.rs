@@ -37,8 +37,14 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(max_inflight: usize, request_timeout: std::time::Duration) -> Self {
+        let registry: Arc<Registry> = Default::default();
+        // The executor shares its threads by the same tenant weights as the engines' scheduler.
+        let shares = registry.shares.clone();
+        let weights: weft_runtime::executor::Weights = Arc::new(move |tenant: &str| {
+            shares.read().ok().and_then(|s| s.get(tenant).map(|s| s.weight)).unwrap_or(1.0)
+        });
         Self {
-            registry: Default::default(),
+            registry,
             reloader: std::sync::OnceLock::new(),
             draining: AtomicBool::new(false),
             metrics: Arc::new(ServerMetrics::default()),
@@ -46,7 +52,7 @@ impl AppState {
             max_inflight,
             next_id: AtomicU64::new(1),
             request_timeout,
-            executor: weft_runtime::PluginExecutor::for_machine(),
+            executor: weft_runtime::PluginExecutor::for_machine(weights),
             instances: Arc::new(crate::tenancy::instances::InstanceBudget::for_runtime(
                 weft_runtime::RuntimeConfig::default().max_instances as usize,
             )),

@@ -1,7 +1,8 @@
 //! Tenants end to end: keys pick the tenant and its own pipeline, models a
 //! tenant may not use do not exist for it, a tenant whose plugin traps does
 //! not change another's answers, every quota refuses with its own 429, and a
-//! key rotated in the config takes effect on reload.
+//! key rotated in the config takes effect on reload, and a reload that would
+//! drop the tenants (and so the keys) is refused.
 
 use std::time::{Duration, Instant};
 
@@ -208,4 +209,36 @@ fn tenants_get_their_own_pipelines_keys_quotas_and_isolation() {
     let (st, again) = ask(&s, "beta-key-rotated");
     assert_eq!(st, 200);
     assert_eq!(text(&again), text(&b));
+
+    // Fail closed: a file without [[tenants]], and one caught half written, are
+    // refused with the reason (through the admin API and through the file
+    // watcher alike); keys stay required and the serving config keeps serving.
+    let full = config(admin_port, "beta-key-rotated");
+    let no_tenants = full[..full.find("[[tenants]]").unwrap()].to_string();
+    // Cut inside a quoted key, as a copy interrupted mid-write leaves it.
+    let mid = full.rfind("api_keys = [\"").unwrap() + 20;
+    let half = full[..mid].to_string();
+    for (what, text_) in [("no tenants", no_tenants), ("half written", half)] {
+        std::fs::write(&cfg, &text_).unwrap();
+        let r =
+            client().post(format!("http://127.0.0.1:{admin_port}/admin/reload")).bearer_auth(ADMIN_KEY).send().unwrap();
+        assert_eq!(r.status(), 422, "{what}");
+        let body = r.text().unwrap();
+        assert!(!body.is_empty(), "{what}: the refusal says why");
+        if what == "no tenants" {
+            assert!(body.contains("no [[tenants]]"), "{body}");
+        }
+        std::thread::sleep(Duration::from_millis(400)); // the watcher has seen the file too
+        let (st, _, _) = call(&s, None, "/v1/chat/completions", &chat("hi", json!({"max_tokens": 2})));
+        assert_eq!(st, 401, "{what}: a request without a key is still refused");
+        assert_eq!(ask(&s, "beta-key-rotated").0, 200, "{what}: the serving config still serves");
+    }
+    let plugins: Value = client()
+        .get(format!("http://127.0.0.1:{admin_port}/admin/plugins"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(plugins["config_error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{plugins}");
 }

@@ -198,6 +198,14 @@ impl Reloader {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let restart_needed =
             cfg.as_ref().map(|c| restart_keys(&inner.config, c, self.fuel_metering)).unwrap_or_default();
+        if let Some(c) = &cfg
+            && let Some(why) = weakens_access(&inner.config, c)
+        {
+            drop(inner);
+            let e = BuildError { plugin: "config".into(), error: anyhow::anyhow!(why) };
+            self.failed(trigger, &e, t0.elapsed().as_secs_f64());
+            return Err(e);
+        }
         let mut cfg = cfg.unwrap_or_else(|| inner.config.clone());
         // Settings that need a restart keep their running values.
         if !restart_needed.is_empty() {
@@ -385,6 +393,22 @@ impl Reloader {
             "config_error": inner.errors.get("config").map(|(t, m)| json!({"at": t, "message": m})),
         })
     }
+}
+
+/// Why a reload from `old` to `new` would open the server to callers it now
+/// refuses, if it would. A server with tenants needs a key for every request;
+/// a file that lost its `[[tenants]]` (edited by mistake, or caught half
+/// written) would otherwise switch authentication off. Going the other way,
+/// from open to tenants, only closes the server and is allowed.
+fn weakens_access(old: &Config, new: &Config) -> Option<String> {
+    if old.tenants.is_empty() || !new.tenants.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "the new configuration has no [[tenants]] while the server serves {} tenant(s) with API keys: \
+         reloading it would serve every request without a key. Refused; to run without tenants, restart with that configuration",
+        old.tenants.len()
+    ))
 }
 
 /// Keys whose change needs a restart: the listener, the model and its engines,

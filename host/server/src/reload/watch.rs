@@ -2,6 +2,12 @@
 //! are watched (through their directories, so editors that replace a file by
 //! renaming are seen too), debounced, and a change runs the same reload as
 //! `POST /admin/reload`. The set of watched files follows the config.
+//!
+//! A file is read only once it has stopped changing: its size and mtime are
+//! the same across [`SETTLE`] (a writer that is still copying or an editor
+//! mid-save would otherwise be caught with half a file). A file that does not
+//! parse, or that would open a server with tenants to everyone, is refused by
+//! the reload itself and never replaces the working configuration.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -15,6 +21,10 @@ use super::Reloader;
 
 /// Quiet time after the last event before reloading (a copy may write in several steps).
 const DEBOUNCE: Duration = Duration::from_millis(25);
+/// How long every watched file's size and mtime must hold still before it is read.
+const SETTLE: Duration = Duration::from_millis(100);
+/// Longest wait for files to settle; past it the reload runs on what is there.
+const SETTLE_MAX: Duration = Duration::from_secs(5);
 
 type Slot = Arc<Mutex<Option<Debouncer<RecommendedWatcher>>>>;
 
@@ -42,9 +52,18 @@ pub fn spawn(reloader: Arc<Reloader>) -> anyhow::Result<Watch> {
         if !events.iter().any(|e| files.contains(&e.path)) {
             return;
         }
-        let now = r.stamps();
+        let mut now = r.stamps();
         if now == seen {
             return;
+        }
+        let give_up = std::time::Instant::now() + SETTLE_MAX;
+        loop {
+            std::thread::sleep(SETTLE);
+            let later = r.stamps();
+            if later == now || std::time::Instant::now() >= give_up {
+                break;
+            }
+            now = later;
         }
         seen = now;
         match r.reload("file") {

@@ -70,6 +70,16 @@ api_keys = ["{delta}"]
 models = []
 
 [[tenants]]
+id = "zeta"
+api_keys = ["{zeta}"]
+cache_group = "shared"
+
+[[tenants]]
+id = "eta"
+api_keys = ["{eta}"]
+cache_group = "shared"
+
+[[tenants]]
 id = "evil"
 api_keys = ["{evil}"]
 weight = 0.5
@@ -83,6 +93,8 @@ sampler = "hostile"
         gamma = hash("gamma-key-0003"),
         delta = hash("delta-key-0004"),
         evil = hash("evil-key-0005"),
+        zeta = hash("zeta-key-0006"),
+        eta = hash("eta-key-0007"),
     )
 }
 
@@ -191,8 +203,40 @@ fn tenants_get_their_own_pipelines_keys_quotas_and_isolation() {
     assert_eq!((st, e["error"]["code"].as_str()), (429, Some("quota_requests_per_minute")), "{e}");
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
 
+    // The prefix cache is per tenant unless tenants opt into a shared group:
+    // another tenant's identical prompt is no hit, so hit counts reveal nothing.
+    let long = "Describe the water cycle in detail for a school report. ".repeat(8);
+    let cached = |key: &str| {
+        let (st, v, _) = call(&s, Some(key), "/v1/chat/completions", &chat(&long, json!({"max_tokens": 2})));
+        assert_eq!(st, 200, "{v}");
+        v["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap()
+    };
+    cached("beta-key-0002");
+    assert!(cached("beta-key-0002") > 0, "the same tenant hits its own cache");
+    assert_eq!(cached("zeta-key-0006"), 0, "another tenant does not hit beta's blocks");
+    assert!(cached("eta-key-0007") > 0, "a tenant of zeta's cache group hits zeta's blocks");
+
+    // Metrics name every tenant: a tenant's key (or none) cannot read them;
+    // the admin key can, on the public listener and on the admin one.
+    for key in [None, Some("alpha-key-0001")] {
+        let mut r = client().get(format!("{}/metrics", s.base));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        let r = r.send().unwrap();
+        assert_eq!(r.status(), 401, "{key:?}");
+        assert!(!r.text().unwrap().contains("alpha"), "the refusal names no tenant");
+    }
+    let admin_m = client()
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(admin_m.contains("weft_tenant_tokens_total{tenant=\"alpha\""));
     // Per-tenant labels.
-    let m = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
+    let m = client().get(format!("{}/metrics", s.base)).bearer_auth(ADMIN_KEY).send().unwrap().text().unwrap();
     for needle in [
         "weft_requests_total{endpoint=\"chat\",tenant=\"beta\",status=\"200\"}",
         "weft_tenant_tokens_total{tenant=\"alpha\",kind=\"completion\"}",

@@ -251,7 +251,8 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
     }
     match &cfg.admin.key {
         Some(key) => {
-            let app = crate::reload::admin::router(reloader, key);
+            let _ = state.admin_key.set(crate::tenancy::keys::digest(key));
+            let app = crate::reload::admin::router(reloader, key).merge(crate::api::metrics_router(state.clone()));
             let addr: SocketAddr = cfg.admin.listen.parse()?;
             let std_listener =
                 std::net::TcpListener::bind(addr).with_context(|| format!("admin API: cannot listen on {addr}"))?;

@@ -161,9 +161,10 @@ impl EngineHandle {
         &self.info
     }
 
-    /// Hashes of the full KV blocks of `prompt`, comparable with this engine's cache.
-    pub fn prefix_hashes(&self, prompt: &[u32]) -> Vec<u64> {
-        crate::kv::prefix_hashes(prompt, self.info.block_size)
+    /// Hashes of the full KV blocks of `prompt` under `cache_salt` (see
+    /// [`Request::cache_salt`]), comparable with this engine's cache.
+    pub fn prefix_hashes(&self, prompt: &[u32], cache_salt: &str) -> Vec<u64> {
+        crate::kv::prefix_hashes_from(crate::kv::cache_root(cache_salt), prompt, self.info.block_size)
     }
 
     /// How many leading tokens of a prompt with these block hashes this engine

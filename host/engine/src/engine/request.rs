@@ -20,6 +20,9 @@ pub struct Request {
     pub priority: i32,
     /// Opaque tenant id, seen by the scheduling policy.
     pub tenant: Arc<str>,
+    /// Which prefix cache the sequence shares: sequences share cached KV
+    /// blocks only with sequences of the same salt ("": the common cache).
+    pub cache_salt: Arc<str>,
     /// A sampler session (e.g. a Wasm plugin); `None` uses the native sampler.
     pub sampler: Option<Box<dyn SequenceSampler>>,
 }
@@ -36,6 +39,7 @@ impl Request {
             logprobs: None,
             priority: 0,
             tenant: Arc::from("default"),
+            cache_salt: Arc::from(""),
             sampler: None,
         }
     }

@@ -130,8 +130,18 @@ impl StepLoop {
     }
 
     fn add(&mut self, id: SeqId, req: Request, tx: UnboundedSender<Event>) {
-        let Request { prompt, params, max_tokens, stop_token_ids, ignore_eos, logprobs, priority, tenant, sampler } =
-            req;
+        let Request {
+            prompt,
+            params,
+            max_tokens,
+            stop_token_ids,
+            ignore_eos,
+            logprobs,
+            priority,
+            tenant,
+            cache_salt,
+            sampler,
+        } = req;
         let room = self.info.max_context.saturating_sub(prompt.len());
         let sampler = sampler.unwrap_or_else(|| Box::new(NativeSampler::new(params)));
         self.counters.prompt_tokens += prompt.len() as u64;
@@ -147,7 +157,7 @@ impl StepLoop {
                 generated: 0,
             },
         );
-        self.sched.add(id, tenant, priority, prompt);
+        self.sched.add_salted(id, tenant, priority, prompt, crate::kv::cache_root(&cache_salt));
     }
 
     fn drop_cancelled(&mut self) {

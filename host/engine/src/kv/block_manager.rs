@@ -7,8 +7,14 @@
 //!   the same prefix can take it back; kept in LRU order and evicted (oldest
 //!   first) only when the free list is empty.
 //!
-//! A full block's hash covers its parent's hash and its own token ids, so equal
-//! hashes mean equal whole prefixes (vLLM's scheme). Only full blocks are shared,
+//! A full block's hash covers its parent's hash and its own token ids (vLLM's
+//! scheme). A hash only finds a candidate: a hit also compares the block's
+//! stored parent hash and token ids with the asking sequence's, so a hash
+//! collision can never serve another sequence's KV. The first block's parent
+//! is the sequence's cache root: `None` for the shared cache, or the hash of a
+//! salt (one per tenant, say), so that sequences with different salts never
+//! share blocks and cannot learn from hit counts what others sent (vLLM's
+//! `cache_salt`). Only full blocks are shared,
 //! and a sequence only writes past its shared prefix, so shared blocks are
 //! read-only. The invariant checked by [`BlockManager::check_idle`]: with no live
 //! sequence, every block is free or cached-and-unreferenced.
@@ -24,6 +30,9 @@ struct BlockMeta {
     ref_count: u32,
     hash: Option<u64>,
     last_used: u64,
+    /// While hashed: the parent hash and token ids the hash was computed from.
+    parent: Option<u64>,
+    tokens: Box<[u32]>,
 }
 
 /// Cache counters, cumulative since start except the gauges.
@@ -63,15 +72,32 @@ pub fn block_hash(parent: Option<u64>, tokens: &[u32]) -> u64 {
 }
 
 /// Hashes of every full block of `tokens`, each chained to the previous one.
-pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<u64> {
-    let mut out = Vec::with_capacity(tokens.len() / block_size);
-    let mut parent = None;
-    for chunk in tokens.chunks_exact(block_size) {
-        let h = block_hash(parent, chunk);
-        out.push(h);
-        parent = Some(h);
+/// The cache root of a salt: the parent of a sequence's first block. The empty
+/// salt is the shared cache.
+pub fn cache_root(salt: &str) -> Option<u64> {
+    if salt.is_empty() {
+        return None;
     }
-    out
+    let mut h = std::hash::DefaultHasher::new();
+    ("weft-cache-salt", salt).hash(&mut h);
+    Some(h.finish())
+}
+
+/// Hashes of the full blocks of `tokens`, chained from `root` (see [`cache_root`]).
+pub fn prefix_hashes_from(root: Option<u64>, tokens: &[u32], block_size: usize) -> Vec<u64> {
+    let mut parent = root;
+    tokens
+        .chunks_exact(block_size)
+        .map(|chunk| {
+            let h = block_hash(parent, chunk);
+            parent = Some(h);
+            h
+        })
+        .collect()
+}
+
+pub fn prefix_hashes(tokens: &[u32], block_size: usize) -> Vec<u64> {
+    prefix_hashes_from(None, tokens, block_size)
 }
 
 /// The set of block hashes a cache holds, shared with other threads so a
@@ -168,10 +194,12 @@ impl BlockManager {
             Some(id) => id,
             None => {
                 let (_, id) = self.evictable.pop_first()?;
-                if let Some(h) = self.blocks[id as usize].hash.take() {
+                let meta = &mut self.blocks[id as usize];
+                if let Some(h) = meta.hash.take() {
                     self.cached.remove(&h);
                     self.index.remove(h);
                 }
+                meta.tokens = Box::default();
                 self.evictions += 1;
                 id
             }
@@ -185,14 +213,25 @@ impl BlockManager {
         Some(id)
     }
 
-    /// Takes a reference on every leading block whose hash is cached, stopping at the first miss.
-    pub fn acquire_prefix(&mut self, hashes: &[u64]) -> Vec<BlockId> {
+    /// The cached block holding block `i` of a prefix, if its stored parent
+    /// and tokens are the prefix's own (the hash alone is never trusted).
+    fn lookup(&self, root: Option<u64>, hashes: &[u64], tokens: &[u32], i: usize) -> Option<BlockId> {
+        let &id = self.cached.get(&hashes[i])?;
+        let meta = &self.blocks[id as usize];
+        let parent = if i == 0 { root } else { Some(hashes[i - 1]) };
+        let bs = self.block_size;
+        (meta.parent == parent && *meta.tokens == tokens[i * bs..(i + 1) * bs]).then_some(id)
+    }
+
+    /// Takes a reference on every leading block of the prefix (`hashes` of
+    /// `tokens` chained from `root`) that is cached, stopping at the first miss.
+    pub fn acquire_prefix(&mut self, root: Option<u64>, hashes: &[u64], tokens: &[u32]) -> Vec<BlockId> {
         if !self.prefix_caching {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for h in hashes {
-            let Some(&id) = self.cached.get(h) else { break };
+        for i in 0..hashes.len() {
+            let Some(id) = self.lookup(root, hashes, tokens, i) else { break };
             let t = self.touch();
             let meta = &mut self.blocks[id as usize];
             if meta.ref_count == 0 {
@@ -211,24 +250,27 @@ impl BlockManager {
         self.prefix_hits += hits as u64;
     }
 
-    /// Length (in blocks) of the leading run of `hashes` that is cached, without taking it.
-    pub fn cached_prefix_len(&self, hashes: &[u64]) -> usize {
+    /// Length (in blocks) of the leading run of the prefix that is cached, without taking it.
+    pub fn cached_prefix_len(&self, root: Option<u64>, hashes: &[u64], tokens: &[u32]) -> usize {
         if !self.prefix_caching {
             return 0;
         }
-        hashes.iter().take_while(|h| self.cached.contains_key(h)).count()
+        (0..hashes.len()).take_while(|&i| self.lookup(root, hashes, tokens, i).is_some()).count()
     }
 
     /// Records that `id` is full and holds the block with `hash`, so later prefixes can reuse it.
     /// If another block already holds that content, this one stays private.
-    pub fn register_full(&mut self, id: BlockId, hash: u64) {
+    pub fn register_full(&mut self, id: BlockId, hash: u64, parent: Option<u64>, tokens: &[u32]) {
         if !self.prefix_caching || self.blocks[id as usize].hash.is_some() {
             return;
         }
         if let std::collections::hash_map::Entry::Vacant(e) = self.cached.entry(hash) {
             e.insert(id);
             self.index.insert(hash);
-            self.blocks[id as usize].hash = Some(hash);
+            let meta = &mut self.blocks[id as usize];
+            meta.hash = Some(hash);
+            meta.parent = parent;
+            meta.tokens = tokens.into();
         }
     }
 
@@ -305,14 +347,14 @@ mod tests {
         let hashes = prefix_hashes(&toks, 2);
         assert_eq!(hashes.len(), 2);
         let mut table: Vec<_> = (0..3).map(|_| m.allocate().unwrap()).collect();
-        m.register_full(table[0], hashes[0]);
-        m.register_full(table[1], hashes[1]);
+        m.register_full(table[0], hashes[0], None, &toks[..2]);
+        m.register_full(table[1], hashes[1], Some(hashes[0]), &toks[2..4]);
         m.release_all(&mut table);
         m.check_idle().unwrap();
         assert_eq!(m.stats().cached_blocks, 2);
 
         // Same prefix: both blocks come back.
-        let got = m.acquire_prefix(&hashes);
+        let got = m.acquire_prefix(None, &hashes, &toks);
         assert_eq!(got.len(), 2);
         let mut t2 = got;
         m.release_all(&mut t2);
@@ -320,10 +362,10 @@ mod tests {
         // Exhaust free blocks: cached ones are evicted, deepest (released first) first.
         let a: Vec<_> = (0..3).map(|_| m.allocate().unwrap()).collect();
         assert_eq!(m.stats().evictions, 1);
-        assert_eq!(m.cached_prefix_len(&hashes), 1, "head block survives the first eviction");
+        assert_eq!(m.cached_prefix_len(None, &hashes, &toks), 1, "head block survives the first eviction");
         assert!(m.allocate().is_some());
         assert!(m.allocate().is_none());
-        assert_eq!(m.cached_prefix_len(&hashes), 0);
+        assert_eq!(m.cached_prefix_len(None, &hashes, &toks), 0);
         let _ = a;
     }
 
@@ -341,12 +383,42 @@ mod tests {
         let h = block_hash(None, &[1, 2]);
         let x = m.allocate().unwrap();
         let y = m.allocate().unwrap();
-        m.register_full(x, h);
-        m.register_full(y, h);
+        m.register_full(x, h, None, &[1, 2]);
+        m.register_full(y, h, None, &[1, 2]);
         m.release(x);
         m.release(y);
         m.check_idle().unwrap();
         assert_eq!(m.stats().cached_blocks, 1);
         assert_eq!(m.stats().free_blocks, 1);
+    }
+
+    #[test]
+    fn salts_separate_caches() {
+        let mut m = BlockManager::new(4, 2, true);
+        let toks = [1, 2, 3, 4];
+        let (a, b) = (cache_root("tenant:a"), cache_root("tenant:b"));
+        assert_eq!(cache_root(""), None);
+        let ha = prefix_hashes_from(a, &toks, 2);
+        let mut table: Vec<_> = (0..2).map(|_| m.allocate().unwrap()).collect();
+        m.register_full(table[0], ha[0], a, &toks[..2]);
+        m.register_full(table[1], ha[1], Some(ha[0]), &toks[2..]);
+        m.release_all(&mut table);
+        assert_eq!(m.cached_prefix_len(a, &ha, &toks), 2, "the same salt hits");
+        let hb = prefix_hashes_from(b, &toks, 2);
+        assert_eq!(m.cached_prefix_len(b, &hb, &toks), 0, "another salt does not");
+        assert_eq!(m.cached_prefix_len(None, &prefix_hashes(&toks, 2), &toks), 0, "nor does the shared cache");
+    }
+
+    #[test]
+    fn a_hash_collision_is_not_a_hit() {
+        let mut m = BlockManager::new(2, 2, true);
+        let h = block_hash(None, &[1, 2]);
+        let x = m.allocate().unwrap();
+        m.register_full(x, h, None, &[1, 2]);
+        m.release(x);
+        // Another prefix presenting the same hash (a collision) gets nothing.
+        assert_eq!(m.cached_prefix_len(None, &[h], &[7, 8]), 0);
+        assert!(m.acquire_prefix(None, &[h], &[7, 8]).is_empty());
+        assert_eq!(m.acquire_prefix(None, &[h], &[1, 2]).len(), 1);
     }
 }

@@ -8,7 +8,9 @@
 pub mod block_manager;
 pub mod store;
 
-pub use block_manager::{BlockId, BlockManager, KvStats, PrefixIndex, block_hash, prefix_hashes};
+pub use block_manager::{
+    BlockId, BlockManager, KvStats, PrefixIndex, block_hash, cache_root, prefix_hashes, prefix_hashes_from,
+};
 pub use store::KvStore;
 
 /// How much memory the KV cache may use.

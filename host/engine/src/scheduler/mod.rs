@@ -20,7 +20,7 @@ pub use fcfs::Fcfs;
 pub use policy::{SchedulingPolicy, SeqView};
 pub use vtc::{TenantShare, TenantShares, Vtc};
 
-use crate::kv::block_manager::prefix_hashes;
+use crate::kv::block_manager::prefix_hashes_from;
 use crate::kv::{BlockId, BlockManager, KvStats, block_hash};
 
 /// Identifier of a sequence, unique for the engine's lifetime.
@@ -59,6 +59,8 @@ pub struct SeqState {
     pub block_table: Vec<BlockId>,
     registered_blocks: usize,
     last_hash: Option<u64>,
+    /// Parent of the first block: which prefix cache this sequence shares (see `kv::cache_root`).
+    cache_root: Option<u64>,
     /// Prompt tokens served from the prefix cache at first admission.
     pub cached_prompt_tokens: Option<usize>,
     pub running: bool,
@@ -127,8 +129,20 @@ impl Scheduler {
         }
     }
 
-    /// Queues a new sequence.
+    /// Queues a new sequence that shares the common prefix cache.
     pub fn add(&mut self, id: SeqId, tenant: Arc<str>, priority: i32, prompt: Vec<u32>) {
+        self.add_salted(id, tenant, priority, prompt, None);
+    }
+
+    /// Queues a new sequence whose cached blocks are shared only with sequences of the same `cache_root`.
+    pub fn add_salted(
+        &mut self,
+        id: SeqId,
+        tenant: Arc<str>,
+        priority: i32,
+        prompt: Vec<u32>,
+        cache_root: Option<u64>,
+    ) {
         self.arrivals += 1;
         let seq = SeqState {
             id,
@@ -141,7 +155,8 @@ impl Scheduler {
             num_computed: 0,
             block_table: Vec::new(),
             registered_blocks: 0,
-            last_hash: None,
+            last_hash: cache_root,
+            cache_root,
             cached_prompt_tokens: None,
             running: false,
         };
@@ -206,7 +221,7 @@ impl Scheduler {
         self.blocks.release_all(&mut seq.block_table);
         seq.num_computed = 0;
         seq.registered_blocks = 0;
-        seq.last_hash = None;
+        seq.last_hash = seq.cache_root;
         seq.running = false;
         self.running.retain(|&r| r != id);
         self.waiting.push(id);
@@ -297,15 +312,16 @@ impl Scheduler {
             let id = self.waiting[idx];
             let seq = &self.seqs[&id];
             // Leave the last token uncached so the step produces logits for it.
-            let hashes = prefix_hashes(&seq.tokens[..seq.tokens.len() - 1], bs);
+            let known = &seq.tokens[..seq.tokens.len() - 1];
+            let hashes = prefix_hashes_from(seq.cache_root, known, bs);
             let total = seq.tokens.len();
-            let cached = self.blocks.cached_prefix_len(&hashes);
+            let cached = self.blocks.cached_prefix_len(seq.cache_root, &hashes, known);
             let computed = cached * bs;
             let n = (total - computed).min(*budget);
             let need = self.blocks.blocks_for(computed + n) - cached;
             let reserve = if self.running.is_empty() { 0 } else { self.cfg.watermark_blocks };
             // Taking the cached blocks may consume evictable ones, so check after taking them.
-            let mut table = self.blocks.acquire_prefix(&hashes);
+            let mut table = self.blocks.acquire_prefix(seq.cache_root, &hashes, known);
             debug_assert_eq!(table.len(), cached);
             if self.blocks.num_available() < need + reserve {
                 self.blocks.release_all(&mut table);
@@ -320,7 +336,7 @@ impl Scheduler {
             seq.block_table = table;
             seq.num_computed = computed;
             seq.registered_blocks = cached;
-            seq.last_hash = cached.checked_sub(1).map(|i| hashes[i]);
+            seq.last_hash = cached.checked_sub(1).map(|i| hashes[i]).or(seq.cache_root);
             seq.cached_prompt_tokens.get_or_insert(computed.min(seq.prompt_len));
             seq.admitted_at = self.admissions;
             seq.running = true;
@@ -340,8 +356,9 @@ impl Scheduler {
         seq.num_computed = s.start + s.len;
         while (seq.registered_blocks + 1) * bs <= seq.num_computed {
             let b = seq.registered_blocks;
-            let h = block_hash(seq.last_hash, &seq.tokens[b * bs..(b + 1) * bs]);
-            self.blocks.register_full(seq.block_table[b], h);
+            let tokens = &seq.tokens[b * bs..(b + 1) * bs];
+            let h = block_hash(seq.last_hash, tokens);
+            self.blocks.register_full(seq.block_table[b], h, seq.last_hash, tokens);
             seq.last_hash = Some(h);
             seq.registered_blocks += 1;
         }

@@ -39,12 +39,7 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Arc<Servi
     if let Services::Open(_) = &*services {
         return Ok(Some((services, Caller::Open)));
     }
-    let key = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
+    let key = crate::tenancy::keys::bearer(headers)
         .ok_or_else(|| unauthorized("no API key: send `Authorization: Bearer <key>`"))?;
     let tenant = services.tenant_for_key(key).cloned().ok_or_else(|| unauthorized("the API key is not valid"))?;
     Ok(Some((services, Caller::Tenant(tenant))))

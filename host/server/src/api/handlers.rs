@@ -425,8 +425,23 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// With tenants, metrics name every tenant and its traffic: only the admin
+/// key may read them (on either listener). An open server has no one to hide
+/// them from.
+pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let services = state.registry.services.load_full();
+    if let Some(crate::tenancy::Services::Tenants { .. }) = services.as_deref() {
+        let admin = state.admin_key.get().is_some_and(|k| crate::tenancy::keys::matches(&headers, k));
+        if !admin {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request_error",
+                "with tenants, /metrics needs the admin key: send `Authorization: Bearer <admin.key>`",
+            )
+            .code("admin_key_required")
+            .into_response();
+        }
+    }
     let svc = services.as_ref().and_then(|s| s.any().cloned());
     let engines: Vec<crate::metrics::EngineSnapshot> = svc
         .as_ref()

@@ -31,6 +31,8 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Where the request path's plugin calls run: never on a tokio worker.
     pub executor: weft_runtime::PluginExecutor,
+    /// Digest of the admin key: with tenants, `/metrics` answers only to it.
+    pub admin_key: std::sync::OnceLock<[u8; 32]>,
     /// Plugin instances requests in flight may hold (global and per tenant).
     pub instances: Arc<crate::tenancy::instances::InstanceBudget>,
 }
@@ -53,6 +55,7 @@ impl AppState {
             next_id: AtomicU64::new(1),
             request_timeout,
             executor: weft_runtime::PluginExecutor::for_machine(weights),
+            admin_key: std::sync::OnceLock::new(),
             instances: Arc::new(crate::tenancy::instances::InstanceBudget::for_runtime(
                 weft_runtime::RuntimeConfig::default().max_instances as usize,
             )),
@@ -62,6 +65,11 @@ impl AppState {
     pub fn ready(&self) -> bool {
         self.registry.services.load().is_some() && !self.draining.load(Ordering::Relaxed)
     }
+}
+
+/// `/metrics` alone, for the admin listener.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new().route("/metrics", get(handlers::metrics)).with_state(state)
 }
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {

@@ -30,6 +30,19 @@ pub struct TenantSection {
     /// shadows a global plugin of that name, with its own code, limits and config.
     #[serde(default)]
     pub plugins: Vec<PluginSection>,
+    /// Tenants naming the same group share prefix-cache blocks; unset: the
+    /// tenant's cache is its own, and no other tenant can hit (or time) it.
+    pub cache_group: Option<String>,
+}
+
+impl TenantSection {
+    /// The engine's cache salt for this tenant's requests.
+    pub fn cache_salt(&self) -> String {
+        match &self.cache_group {
+            Some(g) => format!("group:{g}"),
+            None => format!("tenant:{}", self.id),
+        }
+    }
 }
 
 fn default_weight() -> f64 {
@@ -188,6 +201,7 @@ mod tests {
             quotas: QuotaSection::default(),
             pipeline: PipelineOverride { sampler: Some("native".into()), ..Default::default() },
             plugins: Vec::new(),
+            cache_group: None,
         });
         c
     }

@@ -123,6 +123,7 @@ pub fn start(
         let mut r = Request::new(ids.clone(), max_tokens).with_params(params.clone());
         r.ignore_eos = g.ignore_eos;
         r.tenant = std::sync::Arc::from(svc.tenant_id());
+        r.cache_salt = std::sync::Arc::from(svc.cache_salt());
         r.logprobs = g.logprobs;
         let (guard, args) = match &g.constraint {
             Some(args) => {

@@ -58,6 +58,8 @@ pub struct ModelService {
 #[derive(Clone)]
 pub struct TenantCtx {
     pub id: String,
+    /// Which prefix cache the tenant's sequences share (see `weft_engine::Request::cache_salt`).
+    pub cache_salt: Arc<str>,
     pub quotas: crate::quota::Quotas,
     pub meter: Arc<crate::quota::Meter>,
 }
@@ -80,6 +82,11 @@ impl ModelService {
             Some(s) => s.precheck(),
             None => Ok(()),
         }
+    }
+
+    /// The prefix-cache salt of this pipeline's requests ("" when open: one shared cache).
+    pub fn cache_salt(&self) -> &str {
+        self.tenant.as_ref().map(|t| &*t.cache_salt).unwrap_or("")
     }
 
     /// The tenant id for engine requests, routing and metrics ("" when open).

@@ -80,7 +80,7 @@ pub fn choose<'a>(
         return Ok((&svc.backends[0], InFlight::new(&svc.backends[0])));
     };
     let _serial = svc.backends.route_lock.lock().unwrap_or_else(|e| e.into_inner());
-    let hashes = svc.engine().prefix_hashes(prompt);
+    let hashes = svc.engine().prefix_hashes(prompt, svc.cache_salt());
     let infos: Vec<BackendInfo> = svc
         .backends
         .iter()

@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
@@ -32,35 +34,28 @@ struct Admin {
 }
 
 pub fn router(reloader: Arc<Reloader>, key: &str) -> Router {
-    use sha2::Digest;
-    let state = Admin { reloader, key_sha256: sha2::Sha256::digest(key.as_bytes()).into() };
+    let state = Admin { reloader, key_sha256: crate::tenancy::keys::digest(key) };
     Router::new()
         .route("/admin/plugins", get(list))
         .route("/admin/plugins/{name}", put(upload))
         .route("/admin/plugins/{name}/rollback", post(rollback))
         .route("/admin/reload", post(reload))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authorized))
         .with_state(state)
 }
 
-/// Compares digests, so the time taken does not depend on how much of the key matched.
-#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per refused call
-fn authorized(a: &Admin, headers: &HeaderMap) -> Result<(), Response> {
-    use sha2::Digest;
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    let d: [u8; 32] = sha2::Sha256::digest(given.as_bytes()).into();
-    if d.iter().zip(&a.key_sha256).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0 {
-        return Ok(());
+/// Checks the admin key before anything else runs, the body included: an
+/// unauthenticated upload is refused without reading a byte of it.
+async fn authorized(State(a): State<Admin>, req: Request, next: Next) -> Response {
+    if crate::tenancy::keys::matches(req.headers(), &a.key_sha256) {
+        return next.run(req).await;
     }
-    Err((
+    (
         StatusCode::UNAUTHORIZED,
         axum::Json(json!({"error": {"message": "missing or wrong admin key", "type": "authentication_error"}})),
     )
-        .into_response())
+        .into_response()
 }
 
 fn answer(r: Result<Report, BuildError>) -> Response {
@@ -77,33 +72,21 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.expect("reload task panicked")
 }
 
-async fn list(State(a): State<Admin>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&a, &headers) {
-        return r;
-    }
+async fn list(State(a): State<Admin>) -> Response {
     axum::Json(a.reloader.describe()).into_response()
 }
 
-async fn upload(State(a): State<Admin>, Path(name): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(r) = authorized(&a, &headers) {
-        return r;
-    }
+async fn upload(State(a): State<Admin>, Path(name): Path<String>, body: Bytes) -> Response {
     let r = a.reloader.clone();
     answer(blocking(move || r.upload(&name, body.to_vec())).await)
 }
 
-async fn rollback(State(a): State<Admin>, Path(name): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&a, &headers) {
-        return r;
-    }
+async fn rollback(State(a): State<Admin>, Path(name): Path<String>) -> Response {
     let r = a.reloader.clone();
     answer(blocking(move || r.rollback(&name)).await)
 }
 
-async fn reload(State(a): State<Admin>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&a, &headers) {
-        return r;
-    }
+async fn reload(State(a): State<Admin>) -> Response {
     let r = a.reloader.clone();
     answer(blocking(move || r.reload("admin")).await)
 }

@@ -260,6 +260,7 @@ impl Reloader {
                 });
                 let ctx = tenant.as_ref().map(|t| TenantCtx {
                     id: t.id.clone(),
+                    cache_salt: t.cache_salt().into(),
                     quotas: Quotas {
                         max_concurrent: t.quotas.max_concurrent,
                         requests_per_minute: t.quotas.requests_per_minute,

@@ -7,6 +7,7 @@
 //! Quota usage lives outside it, in [`Meters`], so reloads do not reset it.
 
 pub mod instances;
+pub mod keys;
 
 use std::collections::HashMap;
 use std::sync::Arc;

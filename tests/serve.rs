@@ -136,6 +136,27 @@ fn serves_the_openai_api_on_the_default_model() {
     assert!(e["error"]["message"].is_string());
     let (st, _) = post(&s, "/v1/nothing", &json!({}));
     assert_eq!(st, 404);
+    // Strict validation, OpenAI's way: each a 400 naming the parameter.
+    let many: serde_json::Map<String, Value> = (0..301).map(|i| (i.to_string(), json!(1))).collect();
+    let schema = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}});
+    for (extra, param) in [
+        (json!({"logit_bias": many}), "logit_bias"),
+        (json!({"logit_bias": {"10000000": 5}}), "logit_bias"),
+        (json!({"logit_bias": {"42": 150}}), "logit_bias"),
+        (json!({"logprobs": true, "top_logprobs": 500}), "top_logprobs"),
+        (json!({"tools": [{"type": "function", "function": {"name": "f"}}]}), "tools"),
+        (json!({"tool_choice": "required"}), "tool_choice"),
+        (json!({"frobnicate": 1}), "frobnicate"),
+        (json!({"stop": ["}"], "response_format": schema}), "stop"),
+    ] {
+        let (st, e) = post(&s, "/v1/chat/completions", &chat("x", extra.clone()));
+        assert_eq!((st, e["error"]["param"].as_str()), (400, Some(param)), "{extra}: {e}");
+    }
+    let (st, e) = post(&s, "/v1/completions", &json!({"model": "SmolLM2-135M-Instruct", "prompt": "x", "echo": true}));
+    assert_eq!((st, e["error"]["param"].as_str()), (400, Some("echo")), "{e}");
+    let deep = format!("{{\"model\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+    let (st, e) = raw(&deep);
+    assert_eq!((st, e["error"]["param"].as_str()), (400, Some("body")), "nesting past the limit: {e}");
     // Still serving.
     let (st, _) = post(&s, "/v1/chat/completions", &chat("Still there?", json!({"max_tokens": 4})));
     assert_eq!(st, 200);

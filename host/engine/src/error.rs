@@ -21,6 +21,9 @@ pub enum EngineError {
     /// A request was refused before it entered the queue.
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A sampling parameter out of range, named as the API names it.
+    #[error(transparent)]
+    InvalidParam(#[from] crate::sampling::InvalidParam),
     /// The prompt does not fit in the model's context window.
     #[error("prompt has {prompt_tokens} tokens but the context window is {max_context} tokens")]
     PromptTooLong { prompt_tokens: usize, max_context: usize },
@@ -45,7 +48,7 @@ impl EngineError {
             EngineError::ModelLoad { .. } => "model_load",
             EngineError::UnsupportedArchitecture { .. } => "unsupported_architecture",
             EngineError::Fetch(_) => "model_fetch",
-            EngineError::InvalidRequest(_) => "invalid_request",
+            EngineError::InvalidRequest(_) | EngineError::InvalidParam(_) => "invalid_request",
             EngineError::PromptTooLong { .. } => "prompt_too_long",
             EngineError::KvCapacity { .. } => "kv_capacity",
             EngineError::Sampler(_) => "sampler",

@@ -200,7 +200,7 @@ impl EngineHandle {
         if req.max_tokens == 0 {
             return Err(EngineError::InvalidRequest("max_tokens must be at least 1".into()));
         }
-        req.params.validate().map_err(EngineError::InvalidRequest)?;
+        req.params.validate_for(info.config.vocab_size)?;
         Ok(())
     }
 

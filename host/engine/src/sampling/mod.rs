@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 pub use logprobs::{TokenLogprob, TopLogprob};
 pub use native::NativeSampler;
-pub use params::SamplingParams;
+pub use params::{InvalidParam, SamplingParams};
 
 /// A sampler failure, with a stable kind (plugins report trap, timeout, ...).
 #[derive(Debug, Clone, thiserror::Error)]

@@ -3,6 +3,17 @@
 
 use std::collections::HashMap;
 
+/// Most `logit_bias` entries a request may carry (OpenAI's limit).
+pub const MAX_LOGIT_BIAS: usize = 300;
+
+/// A sampling parameter out of range: which one (as the API names it) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidParam {
+    pub param: &'static str,
+    pub message: String,
+}
+
 /// Sampling parameters of one request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
@@ -48,24 +59,51 @@ impl SamplingParams {
         Self { temperature: 0.0, ..Self::default() }
     }
 
-    /// Checks ranges; the message names the offending parameter.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks every parameter's range: the one place the rules live, for API
+    /// requests and for plugin sampling plans alike. The error names the
+    /// parameter as the OpenAI API spells it.
+    pub fn validate(&self) -> Result<(), InvalidParam> {
+        let bad = |param: &'static str, message: String| Err(InvalidParam { param, message });
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(format!("temperature must be >= 0, got {}", self.temperature));
+            return bad("temperature", format!("temperature must be >= 0, got {}", self.temperature));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(format!("top_p must be in (0, 1], got {}", self.top_p));
+            return bad("top_p", format!("top_p must be in (0, 1], got {}", self.top_p));
         }
         if !(0.0..=1.0).contains(&self.min_p) {
-            return Err(format!("min_p must be in [0, 1], got {}", self.min_p));
+            return bad("min_p", format!("min_p must be in [0, 1], got {}", self.min_p));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return Err(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty));
+            return bad(
+                "repetition_penalty",
+                format!("repetition_penalty must be > 0, got {}", self.repetition_penalty),
+            );
         }
         for (name, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
             if !(-2.0..=2.0).contains(&v) {
-                return Err(format!("{name} must be in [-2, 2], got {v}"));
+                return bad(name, format!("{name} must be in [-2, 2], got {v}"));
             }
+        }
+        if self.logit_bias.len() > MAX_LOGIT_BIAS {
+            return bad(
+                "logit_bias",
+                format!("logit_bias has {} entries; at most {MAX_LOGIT_BIAS}", self.logit_bias.len()),
+            );
+        }
+        if let Some((t, b)) = self.logit_bias.iter().find(|(_, b)| !(-100.0..=100.0).contains(*b)) {
+            return bad("logit_bias", format!("logit_bias values must be in [-100, 100], got {b} for token {t}"));
+        }
+        Ok(())
+    }
+
+    /// [`SamplingParams::validate`], and every token id inside a vocabulary of `vocab_size`.
+    pub fn validate_for(&self, vocab_size: usize) -> Result<(), InvalidParam> {
+        self.validate()?;
+        if let Some(t) = self.logit_bias.keys().find(|&&t| t as usize >= vocab_size) {
+            return Err(InvalidParam {
+                param: "logit_bias",
+                message: format!("logit_bias names token {t}, outside the vocabulary of {vocab_size} tokens"),
+            });
         }
         Ok(())
     }

@@ -176,28 +176,9 @@ impl WasmSampler {
         out
     }
 
+    /// A plan's parameters under the same rules as a request's (`SamplingParams::validate_for`).
     fn plan_params(&self, p: &wit::Plan) -> Result<SamplingParams> {
-        let bad = |what: &str| self.plugin.invalid(format!("plan has an invalid {what}"));
-        if !(p.temperature >= 0.0 && p.temperature.is_finite()) {
-            return Err(bad("temperature"));
-        }
-        if !(p.top_p > 0.0 && p.top_p <= 1.0) {
-            return Err(bad("top-p"));
-        }
-        if !((0.0..=1.0).contains(&p.min_p) && p.repetition_penalty > 0.0 && p.repetition_penalty.is_finite()) {
-            return Err(bad("min-p or repetition penalty"));
-        }
-        if !p.presence_penalty.is_finite() || !p.frequency_penalty.is_finite() {
-            return Err(bad("penalty"));
-        }
-        let mut logit_bias = std::collections::HashMap::new();
-        for &(t, b) in &p.logit_bias {
-            if t as usize >= self.vocab_size || !b.is_finite() {
-                return Err(bad("logit bias entry"));
-            }
-            logit_bias.insert(t, b);
-        }
-        Ok(SamplingParams {
+        let params = SamplingParams {
             temperature: p.temperature,
             top_p: p.top_p,
             top_k: p.top_k as usize,
@@ -205,9 +186,13 @@ impl WasmSampler {
             repetition_penalty: p.repetition_penalty,
             presence_penalty: p.presence_penalty,
             frequency_penalty: p.frequency_penalty,
-            logit_bias,
+            logit_bias: p.logit_bias.iter().copied().collect(),
             seed: self.base.seed,
-        })
+        };
+        params
+            .validate_for(self.vocab_size)
+            .map_err(|e| self.plugin.invalid(format!("plan has an invalid {}: {}", e.param, e.message)))?;
+        Ok(params)
     }
 
     fn step(&mut self, logits: &mut [f32], history: History<'_>) -> Result<u32> {

@@ -60,6 +60,7 @@ impl ApiError {
                 a
             }
             E::InvalidRequest(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", m.clone()),
+            E::InvalidParam(p) => Self::invalid(p.param, p.message.clone()),
             E::Sampler(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "plugin_error", m.clone()).code("sampler"),
             E::Shutdown => Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"),
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()).code(e.kind()),

@@ -108,12 +108,15 @@ pub async fn chat(
     let (who, label) = identify(&state, &headers);
     let r = async {
         let who = who?; // a bad key is a 401 whatever the body
-        let (req, common): (ChatRequest, _) = parse(&body(b)?)?;
+        let (req, common): (ChatRequest, _) = parse(&body(b)?, super::openai::CHAT)?;
         if req.messages.is_empty() {
             return Err(ApiError::invalid("messages", "messages must not be empty"));
         }
         let top = match (req.logprobs, req.top_logprobs) {
-            (Some(true), t) => Some(t.unwrap_or(0).min(20) as usize),
+            (_, Some(t)) if t > 20 => {
+                return Err(ApiError::invalid("top_logprobs", format!("top_logprobs must be at most 20, got {t}")));
+            }
+            (Some(true), t) => Some(t.unwrap_or(0) as usize),
             (_, Some(_)) => return Err(ApiError::invalid("top_logprobs", "top_logprobs requires logprobs: true")),
             _ => None,
         };
@@ -140,12 +143,15 @@ pub async fn completions(
     let (who, label) = identify(&state, &headers);
     let r = async {
         let who = who?;
-        let (req, common): (CompletionRequest, _) = parse(&body(b)?)?;
+        let (req, common): (CompletionRequest, _) = parse(&body(b)?, super::openai::COMPLETIONS)?;
         let mut prompts = req.prompt.into_vec();
         if prompts.len() != 1 {
             return Err(ApiError::invalid("prompt", "exactly one prompt string is supported per request"));
         }
-        let g = common.into_gen(req.logprobs.map(|n| n.min(20) as usize))?;
+        if let Some(n) = req.logprobs.filter(|&n| n > 20) {
+            return Err(ApiError::invalid("logprobs", format!("logprobs must be at most 20, got {n}")));
+        }
+        let g = common.into_gen(req.logprobs.map(|n| n as usize))?;
         let (svc, guard) = admit(&state, who, &g.model)?;
         let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), prompt: prompts.pop(), ..Default::default() };

@@ -59,6 +59,8 @@ pub struct StreamOptions {
 #[derive(Deserialize, Default)]
 pub struct CommonParams {
     pub model: String,
+    #[allow(dead_code)] // accepted for the operator's logs; changes nothing
+    pub user: Option<String>,
     #[serde(default)]
     pub stream: bool,
     #[serde(default)]
@@ -115,13 +117,50 @@ pub struct CompletionRequest {
     pub logprobs: Option<u32>,
 }
 
-/// Parses a JSON body into the endpoint's own fields and the common
-/// parameters; an error names the parameter at fault.
-pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<(T, CommonParams), ApiError> {
+/// Parameters every generation endpoint accepts (see [`CommonParams`]), and
+/// `user`, which OpenAI defines as an end-user id for the operator's records:
+/// it changes nothing about the answer, so it is accepted and logged.
+const COMMON: &[&str] = &[
+    "model",
+    "stream",
+    "stream_options",
+    "n",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "repetition_penalty",
+    "logit_bias",
+    "ignore_eos",
+    "response_format",
+    "guided_json",
+    "guided_regex",
+    "user",
+];
+
+/// The endpoints' own parameters.
+pub const CHAT: &[&str] = &["messages", "logprobs", "top_logprobs"];
+pub const COMPLETIONS: &[&str] = &["prompt", "logprobs"];
+
+/// Parses a JSON body into the endpoint's own fields (`own` names them) and
+/// the common parameters; an error names the parameter at fault. A parameter
+/// weft does not implement is refused by name, never silently ignored.
+pub fn parse<T: serde::de::DeserializeOwned>(body: &[u8], own: &[&str]) -> Result<(T, CommonParams), ApiError> {
+    // serde_json refuses nesting deeper than 128 levels, so a deeply nested body is a 400 here too.
     let v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid("body", format!("the request body is not valid JSON: {e}")))?;
-    if !v.is_object() {
+    let Some(obj) = v.as_object() else {
         return Err(ApiError::invalid("body", "the request body must be a JSON object"));
+    };
+    if let Some(k) = obj.keys().find(|k| !COMMON.contains(&k.as_str()) && !own.contains(&k.as_str())) {
+        return Err(ApiError::invalid(k, format!("the parameter `{k}` is not supported by this server"))
+            .code("unsupported_parameter"));
     }
     Ok((typed(&v)?, typed(&v)?))
 }
@@ -152,6 +191,16 @@ impl CommonParams {
             return Err(ApiError::invalid("max_tokens", "max_tokens must be at least 1"));
         }
         let stop = self.stop.map(StringOrList::into_vec).unwrap_or_default();
+        let constrained = self.guided_json.is_some()
+            || self.guided_regex.is_some()
+            || matches!(self.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }));
+        if constrained && !stop.is_empty() {
+            // A stop string inside the value would cut it into something the format forbids.
+            return Err(ApiError::invalid(
+                "stop",
+                "stop strings cannot be combined with a structured output format: the value ends when the format says so",
+            ));
+        }
         if stop.len() > 4 || stop.iter().any(|s| s.is_empty() || s.len() > 256) {
             return Err(ApiError::invalid("stop", "at most 4 non-empty stop strings of up to 256 bytes"));
         }
@@ -160,12 +209,6 @@ impl CommonParams {
             let id: u32 = k
                 .parse()
                 .map_err(|_| ApiError::invalid("logit_bias", format!("logit_bias key `{k}` is not a token id")))?;
-            if !(-100.0..=100.0).contains(&v) {
-                return Err(ApiError::invalid(
-                    "logit_bias",
-                    format!("logit_bias values must be in [-100, 100], got {v}"),
-                ));
-            }
             logit_bias.insert(id, v);
         }
         let top_k = match self.top_k {
@@ -184,10 +227,7 @@ impl CommonParams {
             logit_bias,
             seed: self.seed,
         };
-        if let Err(m) = params.validate() {
-            let param = m.split_whitespace().next().unwrap_or("body").to_string();
-            return Err(ApiError::invalid(&param, m));
-        }
+        params.validate().map_err(|e| ApiError::invalid(e.param, e.message))?;
         let constraint = match (self.response_format, self.guided_json, self.guided_regex) {
             (None | Some(ResponseFormat::Text), None, None) => None,
             (Some(ResponseFormat::JsonObject), None, None) => Some(serde_json::json!({"json_object": true})),

@@ -92,6 +92,9 @@ pub fn start(
 ) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, PipelineError> {
     check_prompt_bytes(&svc, prompt.len())?;
     let max_ctx = svc.engine().model().max_context;
+    // Before any plugin sees them: a token id outside the vocabulary is the request's fault.
+    let vocab = svc.engine().model().config.vocab_size;
+    g.params.validate_for(vocab).map_err(|e| PipelineError::invalid(e.param, e.message))?;
     let ids = match svc.tokenize.call(|t| t.encode(&prompt, add_special))? {
         Outcome::Done(ids) => ids,
         Outcome::Skipped => unreachable!("the tokenizer stage is never skipped"),
@@ -111,7 +114,6 @@ pub fn start(
     }
     let room = max_ctx - ids.len();
     let max_tokens = g.max_tokens.unwrap_or(room).min(room);
-    let vocab = svc.engine().model().config.vocab_size;
     // All choices of a request go to one engine: they share the prompt's blocks.
     let (backend, reserved) = super::route::choose(&svc, svc.tenant_id(), &ids)?;
     let mut reserved = Some(reserved);

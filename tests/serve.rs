@@ -244,3 +244,38 @@ fn sampler_failure_policy_closed_fails_with_the_plugin_named_and_fallback_serves
     let text = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
     assert!(text.contains("weft_plugin_errors_total{plugin=\"hostile\",tenant=\"\",kind=\"trap\"}"), "{text}");
 }
+
+#[test]
+fn slow_clients_are_cut_off_and_others_are_served() {
+    use std::io::{Read, Write};
+    let cfg = write_config(
+        "slow",
+        "[server]\nheader_read_timeout_secs = 1\nbody_read_timeout_secs = 1\n\n[[models]]\nname = \"SmolLM2-135M-Instruct\"\n",
+    );
+    let (s, _) = start(&["--config", cfg.to_str().unwrap()]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let t0 = std::time::Instant::now();
+    // Headers that never end: the server closes the connection after the header timeout.
+    let mut loris = std::net::TcpStream::connect(&addr).unwrap();
+    loris.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n").unwrap();
+    // A body that never completes: 408 after the body timeout.
+    let mut trickle = std::net::TcpStream::connect(&addr).unwrap();
+    trickle
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":")
+        .unwrap();
+    // Meanwhile an ordinary client is served.
+    let (st, _) = post(&s, "/v1/chat/completions", &chat("Hi", json!({"max_tokens": 2})));
+    assert_eq!(st, 200);
+    for c in [&loris, &trickle] {
+        c.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    }
+    let mut buf = Vec::new();
+    trickle.read_to_end(&mut buf).unwrap();
+    let answer = String::from_utf8_lossy(&buf);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    let mut buf = Vec::new();
+    let n = loris.read_to_end(&mut buf).expect("closed, not left hanging");
+    assert!(n == 0 || String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&buf));
+    assert!(t0.elapsed() < std::time::Duration::from_secs(8), "both were cut within their timeouts");
+}

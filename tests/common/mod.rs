@@ -37,12 +37,15 @@ pub fn start(extra: &[&str]) -> (Server, u16) {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let s = Server { child, base: format!("http://127.0.0.1:{port}") };
+    let mut s = Server { child, base: format!("http://127.0.0.1:{port}") };
     let c = client();
     let t0 = Instant::now();
     let mut first_ready_status = 0;
     loop {
         assert!(t0.elapsed() < Duration::from_secs(300), "server did not become ready");
+        if let Some(status) = s.child.try_wait().unwrap() {
+            panic!("the server exited before it was ready ({status}); its stderr is above");
+        }
         if let Ok(r) = c.get(format!("{}/health", s.base)).send() {
             assert_eq!(r.status(), 200);
             let ready = c.get(format!("{}/ready", s.base)).send().unwrap().status().as_u16();

@@ -7,6 +7,7 @@ mod api;
 mod bench;
 mod cli;
 mod config;
+mod http;
 mod metrics;
 mod model_source;
 mod pipeline;

@@ -118,7 +118,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     let state =
         Arc::new(AppState::new(cfg.server.max_queued_requests, Duration::from_secs(cfg.server.request_timeout_secs)));
-    let app = api::router(state.clone(), cfg.server.max_request_body_bytes);
+    let app = api::router(
+        state.clone(),
+        cfg.server.max_request_body_bytes,
+        Duration::from_secs(cfg.server.body_read_timeout_secs),
+    );
     tracing::warn!("weft listening on http://{local} (loading the model; /ready turns 200 when done)");
     eprintln!("weft: listening on http://{local}");
 
@@ -143,7 +147,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             eprintln!("weft: shutting down; no new requests, finishing those in flight");
         }
     };
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown);
+    let server = crate::http::serve(listener, app, Duration::from_secs(cfg.server.header_read_timeout_secs), shutdown);
     let grace = Duration::from_secs(cfg.server.grace_secs);
     let state2 = state.clone();
     tokio::select! {
@@ -259,8 +263,9 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
             std_listener.set_nonblocking(true)?;
             let listener = tokio::net::TcpListener::from_std(std_listener)?;
             eprintln!("weft: admin API on http://{}", listener.local_addr()?);
+            let header_timeout = Duration::from_secs(cfg.server.header_read_timeout_secs);
             tokio::runtime::Handle::current().spawn(async move {
-                let _ = axum::serve(listener, app).await;
+                let _ = crate::http::serve(listener, app, header_timeout, std::future::pending()).await;
             });
         }
         None => tracing::info!("no admin.key in the config: the admin API is off"),

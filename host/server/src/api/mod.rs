@@ -2,6 +2,7 @@
 //! models, health, readiness and metrics.
 
 pub mod auth;
+mod body;
 pub mod error;
 mod handlers;
 pub mod openai;
@@ -72,7 +73,7 @@ pub fn metrics_router(state: Arc<AppState>) -> Router {
     Router::new().route("/metrics", get(handlers::metrics)).with_state(state)
 }
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub fn router(state: Arc<AppState>, max_body_bytes: usize, body_timeout: std::time::Duration) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(handlers::chat))
         .route("/v1/completions", post(handlers::completions))
@@ -82,5 +83,8 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(handlers::metrics))
         .fallback(handlers::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(move |req: axum::extract::Request, next: axum::middleware::Next| {
+            body::body_deadline(body_timeout, max_body_bytes, req, next)
+        }))
         .with_state(state)
 }

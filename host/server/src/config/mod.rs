@@ -52,6 +52,10 @@ pub struct ServerSection {
     pub max_request_body_bytes: usize,
     pub request_timeout_secs: u64,
     pub grace_secs: u64,
+    /// A client must send its request headers within this time.
+    pub header_read_timeout_secs: u64,
+    /// And its request body within this time.
+    pub body_read_timeout_secs: u64,
     /// Linear memory idle plugin instances may hold together.
     pub plugin_idle_memory_mib: usize,
     /// An idle plugin instance unused this long is dropped.
@@ -67,6 +71,8 @@ impl Default for ServerSection {
             max_request_body_bytes: 4 << 20,
             request_timeout_secs: 600,
             grace_secs: 30,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 30,
             plugin_idle_memory_mib: 1024,
             plugin_idle_secs: 60,
         }

@@ -424,6 +424,8 @@ fn restart_keys(old: &Config, new: &Config, fuel_on: bool) -> Vec<String> {
         ("server.max_request_body_bytes", o.max_request_body_bytes != n.max_request_body_bytes),
         ("server.request_timeout_secs", o.request_timeout_secs != n.request_timeout_secs),
         ("server.grace_secs", o.grace_secs != n.grace_secs),
+        ("server.header_read_timeout_secs", o.header_read_timeout_secs != n.header_read_timeout_secs),
+        ("server.body_read_timeout_secs", o.body_read_timeout_secs != n.body_read_timeout_secs),
         ("server.plugin_idle_memory_mib", o.plugin_idle_memory_mib != n.plugin_idle_memory_mib),
         ("server.plugin_idle_secs", o.plugin_idle_secs != n.plugin_idle_secs),
         ("admin", format!("{:?}", old.admin) != format!("{:?}", new.admin)),

@@ -70,6 +70,12 @@ api_keys = ["{delta}"]
 models = []
 
 [[tenants]]
+id = "theta"
+api_keys = ["{theta}"]
+[tenants.quotas]
+tokens_per_minute = 300
+
+[[tenants]]
 id = "zeta"
 api_keys = ["{zeta}"]
 cache_group = "shared"
@@ -94,6 +100,7 @@ sampler = "hostile"
         delta = hash("delta-key-0004"),
         evil = hash("evil-key-0005"),
         zeta = hash("zeta-key-0006"),
+        theta = hash("theta-key-0008"),
         eta = hash("eta-key-0007"),
     )
 }
@@ -196,12 +203,43 @@ fn tenants_get_their_own_pipelines_keys_quotas_and_isolation() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!((st, e["error"]["code"].as_str()), (429, Some("quota_tokens_per_minute")), "{e}");
-    assert!(retry.is_some() && e["error"]["message"].as_str().unwrap().contains("tokens_per_minute"));
-    let (st, _, _) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi"}));
-    assert_eq!(st, 200);
-    let (st, e, retry) = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi"}));
+    // Its prompt alone is past the quota: waiting cannot help, so no Retry-After.
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(retry.is_none() && msg.contains("tokens_per_minute") && msg.contains("never fit"), "{msg}");
+    // Requests refused before generating (max_tokens, max_concurrent, tokens_per_minute above)
+    // do not count: of requests_per_minute = 4, the streamed one used one, three remain.
+    let mut served = 0;
+    let (st, e, retry) = loop {
+        let r = call(&s, Some(g), "/v1/completions", &json!({"model": MODEL, "prompt": "hi", "max_tokens": 1}));
+        if r.0 != 200 {
+            break r;
+        }
+        served += 1;
+    };
     assert_eq!((st, e["error"]["code"].as_str()), (429, Some("quota_requests_per_minute")), "{e}");
+    assert_eq!(served, 3, "only requests that generated count against requests_per_minute");
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
+
+    // Tokens are reserved for the most a request can use (prompt + n x max_tokens),
+    // so n = 16 cannot overshoot; what was not used is given back when it ends.
+    let th = "theta-key-0008";
+    let (st, e, retry) =
+        call(&s, Some(th), "/v1/completions", &json!({"model": MODEL, "prompt": "hi", "n": 16, "max_tokens": 64}));
+    assert_eq!((st, e["error"]["code"].as_str(), retry), (429, Some("quota_tokens_per_minute"), None), "{e}");
+    let (st, v, _) = call(
+        &s,
+        Some(th),
+        "/v1/completions",
+        &json!({"model": MODEL, "prompt": "Count: one, two,", "n": 4, "max_tokens": 40, "temperature": 0.7, "stop": [","]}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let used = v["usage"]["total_tokens"].as_u64().unwrap();
+    assert!(used < 4 * 40, "stop strings ended the choices early: {v}");
+    let (st, e, _) =
+        call(&s, Some(th), "/v1/completions", &json!({"model": MODEL, "prompt": "hi", "n": 16, "max_tokens": 17}));
+    assert_eq!(st, 429, "{e}");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("{used} used in the last minute")), "charged exactly what was used ({used}): {msg}");
 
     // The prefix cache is per tenant unless tenants opt into a shared group:
     // another tenant's identical prompt is no hit, so hit counts reveal nothing.

@@ -28,9 +28,18 @@ use crate::pipeline::{GenRequest, PipelineError};
 /// `max_concurrent`); both drop when the response (or stream) ends.
 struct Inflight(
     Arc<AppState>,
-    #[allow(dead_code)] Option<crate::quota::Slot>,
+    Option<crate::quota::Slot>,
     #[allow(dead_code)] Option<crate::tenancy::instances::Grant>,
 );
+
+impl Inflight {
+    /// The request produced output: from now on it counts against `requests_per_minute`.
+    fn served(&mut self) {
+        if let Some(s) = self.1.as_mut() {
+            s.commit();
+        }
+    }
+}
 
 impl Drop for Inflight {
     fn drop(&mut self) {
@@ -233,8 +242,7 @@ async fn run(
         tokio::spawn(stream_events(rx, tx, id, created, model, n, include_usage, kind, guard, deadline));
         return Ok(Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response());
     }
-    let _guard = guard;
-    tokio::time::timeout_at(deadline, collect(rx, id, created, model, n, kind))
+    tokio::time::timeout_at(deadline, collect(rx, id, created, model, n, kind, &mut guard))
         .await
         .unwrap_or_else(|_| Err(timed_out(&state)))
 }
@@ -276,6 +284,7 @@ async fn collect(
     model: String,
     n: usize,
     kind: Kind,
+    guard: &mut Inflight,
 ) -> Result<Response, ApiError> {
     let mut texts = vec![String::new(); n];
     let mut lps: Vec<Vec<TokenLogprob>> = vec![Vec::new(); n];
@@ -284,10 +293,12 @@ async fn collect(
     while done < n {
         match rx.recv().await {
             Some(ChoiceEvent::Delta { index, text, logprobs }) => {
+                guard.served();
                 texts[index].push_str(&text);
                 lps[index].extend(logprobs);
             }
             Some(ChoiceEvent::Done { index, finish_reason, prompt_tokens, cached_tokens, completion_tokens }) => {
+                guard.served();
                 reasons[index] = finish_reason;
                 prompt = prompt.max(prompt_tokens);
                 cached = cached.max(cached_tokens);
@@ -334,7 +345,7 @@ async fn stream_events(
     n: usize,
     include_usage: bool,
     kind: Kind,
-    guard: Inflight,
+    mut guard: Inflight,
     deadline: tokio::time::Instant,
 ) {
     let object = match kind {
@@ -358,6 +369,9 @@ async fn stream_events(
                 break;
             }
         };
+        if !matches!(ev, ChoiceEvent::Failed(_)) {
+            guard.served();
+        }
         let ok = match ev {
             ChoiceEvent::Delta { index, text, logprobs } => {
                 let lp = if logprobs.is_empty() { Value::Null } else { json!({"content": logprobs_json(&logprobs)}) };

@@ -108,12 +108,14 @@ pub fn start(
             ids.len()
         )));
     }
-    if let Some(t) = &svc.tenant {
-        // Exact: every choice processes the prompt, but it is charged once, as the engine shares its blocks.
-        t.meter.charge_prompt(&t.quotas, ids.len() as u64)?;
-    }
     let room = max_ctx - ids.len();
     let max_tokens = g.max_tokens.unwrap_or(room).min(room);
+    // The most this request can use, reserved now and shrunk to what it used
+    // when the last choice ends. The prompt is charged once: the choices share its blocks.
+    let hold = match &svc.tenant {
+        Some(t) => Some(Arc::new(t.meter.reserve(&t.quotas, ids.len() as u64, (g.n * max_tokens) as u64)?)),
+        None => None,
+    };
     // All choices of a request go to one engine: they share the prompt's blocks.
     let (backend, reserved) = super::route::choose(&svc, svc.tenant_id(), &ids)?;
     let mut reserved = Some(reserved);
@@ -172,6 +174,7 @@ pub fn start(
         let tx = tx.clone();
         let (svc, metrics, stops, executor) = (svc.clone(), metrics.clone(), g.stop.clone(), executor.clone());
         let want_logprobs = g.logprobs.is_some();
+        let hold = hold.clone();
         let prompt_len = ids.len();
         rt.spawn(async move {
             let _in_flight = in_flight;
@@ -186,6 +189,7 @@ pub fn start(
                 StopMatcher::new(stops),
                 want_logprobs,
                 prompt_len,
+                hold,
                 tx,
             )
             .await;
@@ -255,6 +259,7 @@ async fn run_choice(
     mut stop: StopMatcher,
     want_logprobs: bool,
     prompt_len: usize,
+    hold: Option<Arc<crate::quota::TokenHold>>,
     tx: mpsc::UnboundedSender<ChoiceEvent>,
 ) {
     let t0 = Instant::now();
@@ -271,8 +276,8 @@ async fn run_choice(
                 }
                 last = Some(now);
                 generated += 1;
-                if let Some(t) = &svc.tenant {
-                    t.meter.charge_completion(1);
+                if let Some(h) = &hold {
+                    h.generated(1);
                 }
                 let piece = decoder.push(id);
                 let (text, hit) = stop.push(&piece);

@@ -207,7 +207,7 @@ impl ServerMetrics {
         self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
         // One series per engine of the model, labelled with its id.
         type Get = fn(&weft_engine::EngineMetrics, usize) -> f64;
-        let families: [(&str, &str, &str, Get); 16] = [
+        let families: [(&str, &str, &str, Get); 17] = [
             (
                 "weft_engine_sequences_finished_total",
                 "counter",
@@ -235,9 +235,18 @@ impl ServerMetrics {
             ("weft_prefix_cache_hits_total", "counter", "Prompt blocks found in the prefix cache.", |m, _| {
                 m.kv.prefix_hits as f64
             }),
-            ("weft_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.", |m, _| {
-                m.preemptions as f64
-            }),
+            (
+                "weft_preemptions_total",
+                "counter",
+                "Sequences preempted (recomputed later), for KV blocks or fairness.",
+                |m, _| m.preemptions as f64,
+            ),
+            (
+                "weft_fair_preemptions_total",
+                "counter",
+                "Preemptions that let an under-served tenant in while better-served ones held every slot or block.",
+                |m, _| m.fair_preemptions as f64,
+            ),
             ("weft_engine_steps_total", "counter", "Engine steps run.", |m, _| m.steps as f64),
             ("weft_engine_generation_tokens_total", "counter", "Tokens sampled by the engine.", |m, _| {
                 m.generation_tokens as f64

@@ -10,6 +10,8 @@ pub struct EngineMetrics {
     pub waiting: usize,
     pub kv: KvStats,
     pub preemptions: u64,
+    /// Of those, preemptions that let an under-served tenant in (fair admission).
+    pub fair_preemptions: u64,
     pub steps: u64,
     /// Duration of the last step, seconds.
     pub last_step_secs: f64,

@@ -411,6 +411,7 @@ impl StepLoop {
         self.counters.waiting = self.sched.num_waiting();
         self.counters.kv = self.sched.kv_stats();
         self.counters.preemptions = self.sched.preemptions();
+        self.counters.fair_preemptions = self.sched.fair_preemptions();
         self.counters.sampling_late = self.out.len();
         if let Ok(mut m) = self.metrics.lock() {
             *m = self.counters.clone();

@@ -51,6 +51,11 @@ pub struct SeqState {
     pub priority: i32,
     pub arrival: u64,
     pub admitted_at: u64,
+    /// The scheduler step of the latest admission.
+    admitted_step: u64,
+    /// Tokens computed before the latest preemption: computing them again is
+    /// the scheduler's cost, not service to the tenant, and is not charged.
+    recompute_until: usize,
     /// Prompt followed by generated tokens.
     pub tokens: Vec<u32>,
     pub prompt_len: usize,
@@ -112,7 +117,24 @@ pub struct Scheduler {
     arrivals: u64,
     admissions: u64,
     preemptions: u64,
+    /// Of those, preemptions that made room for an under-served tenant.
+    fair_preemptions: u64,
+    steps: u64,
 }
+
+/// Tells the policy about `n` tokens scheduled from `start`, leaving out those
+/// being recomputed after a preemption.
+fn charge(policy: &mut dyn SchedulingPolicy, seq: &SeqState, start: usize, n: usize) {
+    let fresh = (start + n).saturating_sub(seq.recompute_until.max(start));
+    if fresh > 0 {
+        policy.on_scheduled(&seq.view(), fresh);
+    }
+}
+
+/// Steps a sequence runs after admission before a fairness preemption may
+/// take it: together with at most one such preemption per step, this bounds
+/// the recomputation fairness costs and keeps it from thrashing.
+const MIN_RUN_STEPS: u64 = 8;
 
 impl Scheduler {
     pub fn new(cfg: SchedulerConfig, blocks: BlockManager, policy: Box<dyn SchedulingPolicy>) -> Self {
@@ -126,6 +148,8 @@ impl Scheduler {
             arrivals: 0,
             admissions: 0,
             preemptions: 0,
+            fair_preemptions: 0,
+            steps: 0,
         }
     }
 
@@ -150,6 +174,8 @@ impl Scheduler {
             priority,
             arrival: self.arrivals,
             admitted_at: 0,
+            admitted_step: 0,
+            recompute_until: 0,
             prompt_len: prompt.len(),
             tokens: prompt,
             num_computed: 0,
@@ -182,6 +208,44 @@ impl Scheduler {
 
     pub fn preemptions(&self) -> u64 {
         self.preemptions
+    }
+
+    pub fn fair_preemptions(&self) -> u64 {
+        self.fair_preemptions
+    }
+
+    /// When the policy's next pick cannot be admitted (every slot or too many
+    /// blocks taken), asks the policy whether to preempt a sequence for it.
+    fn fair_preemption(&mut self) -> Option<SeqId> {
+        if self.waiting.is_empty() || self.running.is_empty() {
+            return None;
+        }
+        let (idx, need) = {
+            let views: Vec<SeqView<'_>> = self.waiting.iter().map(|w| self.seqs[w].view()).collect();
+            let running: Vec<SeqView<'_>> = self.running.iter().map(|r| self.seqs[r].view()).collect();
+            let idx = self.policy.pick_next(&views, &running, self.blocks.num_blocks())?;
+            let len = self.seqs[&self.waiting[idx]].tokens.len().min(self.cfg.max_batched_tokens);
+            (idx, self.blocks.blocks_for(len))
+        };
+        let starved = self.running.len() >= self.cfg.max_num_seqs
+            || self.blocks.num_available() < need + self.cfg.watermark_blocks;
+        if !starved {
+            return None;
+        }
+        let settled: Vec<SeqId> = self
+            .running
+            .iter()
+            .copied()
+            .filter(|r| self.steps.saturating_sub(self.seqs[r].admitted_step) >= MIN_RUN_STEPS)
+            .collect();
+        if settled.is_empty() {
+            return None;
+        }
+        let views: Vec<SeqView<'_>> = settled.iter().map(|r| self.seqs[r].view()).collect();
+        let all: Vec<SeqView<'_>> = self.running.iter().map(|r| self.seqs[r].view()).collect();
+        let candidate = self.seqs[&self.waiting[idx]].view();
+        let i = self.policy.preempt_for(&candidate, &views, &all, self.cfg.max_num_seqs)?;
+        Some(settled[i])
     }
 
     pub fn kv_stats(&self) -> KvStats {
@@ -219,6 +283,7 @@ impl Scheduler {
     fn preempt(&mut self, id: SeqId) {
         let seq = self.seqs.get_mut(&id).expect("preempting a live sequence");
         self.blocks.release_all(&mut seq.block_table);
+        seq.recompute_until = seq.recompute_until.max(seq.num_computed);
         seq.num_computed = 0;
         seq.registered_blocks = 0;
         seq.last_hash = seq.cache_root;
@@ -233,6 +298,13 @@ impl Scheduler {
         let mut plan = StepPlan::default();
         let mut budget = self.cfg.max_batched_tokens;
         let bs = self.blocks.block_size();
+        self.steps += 1;
+        if let Some(victim) = self.fair_preemption() {
+            plan.preempted.push(victim);
+            self.preempt(victim);
+            self.fair_preemptions += 1;
+        }
+        let fair = plan.preempted.len();
 
         {
             let seqs = &self.seqs;
@@ -274,7 +346,8 @@ impl Scheduler {
                     break;
                 }
                 let views: Vec<SeqView<'_>> = later.iter().map(|r| self.seqs[r].view()).collect();
-                let victim = later[self.policy.pick_victim(&views)];
+                let all: Vec<SeqView<'_>> = self.running.iter().map(|r| self.seqs[r].view()).collect();
+                let victim = later[self.policy.pick_victim(&views, &all, self.blocks.num_blocks())];
                 plan.preempted.push(victim);
                 self.preempt(victim);
             }
@@ -288,13 +361,14 @@ impl Scheduler {
             for _ in 0..need {
                 seq.block_table.push(self.blocks.allocate().expect("availability checked"));
             }
-            self.policy.on_scheduled(&seq.view(), n);
+            charge(&mut *self.policy, seq, computed, n);
             plan.scheduled.push(Scheduled { id, start: computed, len: n, want_logits: computed + n == total });
             budget -= n;
             i += 1;
         }
 
-        if plan.preempted.is_empty() {
+        // Short of memory this step: admit nobody. A fairness preemption made room for an admission.
+        if plan.preempted.len() == fair {
             self.admit(&mut plan, &mut budget, bs);
         }
         plan
@@ -339,8 +413,9 @@ impl Scheduler {
             seq.last_hash = cached.checked_sub(1).map(|i| hashes[i]).or(seq.cache_root);
             seq.cached_prompt_tokens.get_or_insert(computed.min(seq.prompt_len));
             seq.admitted_at = self.admissions;
+            seq.admitted_step = self.steps;
             seq.running = true;
-            self.policy.on_scheduled(&seq.view(), n);
+            charge(&mut *self.policy, seq, computed, n);
             plan.scheduled.push(Scheduled { id, start: computed, len: n, want_logits: computed + n == total });
             self.waiting.remove(idx);
             self.running.push(id);
@@ -483,5 +558,36 @@ mod tests {
             let ratio = served["A"] as f64 / served["B"] as f64;
             assert!((ratio / want - 1.0).abs() < 0.1, "weight {wa}: A/B = {ratio:.2} ({served:?})");
         }
+    }
+
+    /// A floods every slot; B, arriving later, is admitted within a bounded
+    /// number of steps by preempting one of A's sequences, not when one ends.
+    #[test]
+    fn vtc_admits_an_under_served_tenant_within_a_few_steps() {
+        let mut s = Scheduler::new(
+            SchedulerConfig { max_batched_tokens: 256, max_num_seqs: 4, watermark_blocks: 0 },
+            BlockManager::new(4096, 16, false),
+            Box::new(Vtc::new(Default::default())),
+        );
+        for id in 1..=8 {
+            s.add(id, Arc::from("A"), 0, (0..32).collect());
+        }
+        for _ in 0..4 {
+            run_step(&mut s, 5);
+        }
+        assert_eq!(s.num_running(), 4, "A holds every slot");
+        s.add(100, Arc::from("B"), 0, (0..32).collect());
+        let mut steps = 0;
+        while !s.get(100).unwrap().running {
+            run_step(&mut s, 5);
+            steps += 1;
+            assert!(steps <= MIN_RUN_STEPS + 2, "B still waiting after {steps} steps");
+        }
+        assert_eq!(s.fair_preemptions(), 1);
+        // Once B runs its share, A is not preempted again: no thrashing.
+        for _ in 0..50 {
+            run_step(&mut s, 5);
+        }
+        assert_eq!(s.fair_preemptions(), 1);
     }
 }

@@ -29,15 +29,33 @@ pub trait SchedulingPolicy: Send {
     /// KV share). `running` and `total_blocks` let a policy see who holds what.
     fn pick_next(&mut self, waiting: &[SeqView<'_>], running: &[SeqView<'_>], total_blocks: usize) -> Option<usize>;
 
-    /// Index into `running` (never empty) of the sequence to preempt.
-    /// Default: lowest priority, and among those the most recently admitted.
-    fn pick_victim(&mut self, running: &[SeqView<'_>]) -> usize {
-        running
+    /// Index into `candidates` (never empty) of the sequence to preempt when
+    /// KV blocks run out; `running` is every running sequence (for accounting
+    /// who holds what). Default: lowest priority, and among those the most
+    /// recently admitted.
+    fn pick_victim(&mut self, candidates: &[SeqView<'_>], _running: &[SeqView<'_>], _total_blocks: usize) -> usize {
+        candidates
             .iter()
             .enumerate()
             .min_by_key(|(_, s)| (s.priority, std::cmp::Reverse(s.admitted_at)))
             .map(|(i, _)| i)
             .unwrap_or(0)
+    }
+
+    /// Index into `candidates` of a sequence to preempt so that `waiting`
+    /// (the policy's own next pick, which cannot be admitted: every slot or
+    /// block is taken) gets in now; `None` to let it wait. Only sequences that
+    /// have run a while are candidates, so one preemption per step cannot
+    /// thrash; `running` is every running sequence and `slots` how many may
+    /// run at once. Default: never.
+    fn preempt_for(
+        &mut self,
+        _waiting: &SeqView<'_>,
+        _candidates: &[SeqView<'_>],
+        _running: &[SeqView<'_>],
+        _slots: usize,
+    ) -> Option<usize> {
+        None
     }
 
     /// Called once per scheduled sequence per step with the tokens it will

@@ -104,10 +104,21 @@ impl SchedulingPolicy for Vtc {
             .map(|(i, _)| i)
     }
 
-    fn pick_victim(&mut self, running: &[SeqView<'_>]) -> usize {
-        running
+    fn pick_victim(&mut self, candidates: &[SeqView<'_>], running: &[SeqView<'_>], total_blocks: usize) -> usize {
+        // A tenant holding more than its KV share gives blocks back first.
+        let mut held: HashMap<&str, usize> = HashMap::new();
+        for r in running {
+            *held.entry(r.tenant).or_default() += r.blocks;
+        }
+        let over = |t: &str| {
+            let cap = self.share(t).max_kv_fraction.clamp(0.0, 1.0);
+            held.get(t).copied().unwrap_or(0) as f64 > cap * total_blocks as f64
+        };
+        let any_over = candidates.iter().any(|c| over(c.tenant));
+        candidates
             .iter()
             .enumerate()
+            .filter(|(_, c)| !any_over || over(c.tenant))
             .max_by(|(_, a), (_, b)| {
                 let ca = self.counters.get(a.tenant).copied().unwrap_or(0.0);
                 let cb = self.counters.get(b.tenant).copied().unwrap_or(0.0);
@@ -115,6 +126,37 @@ impl SchedulingPolicy for Vtc {
             })
             .map(|(i, _)| i)
             .unwrap_or(0)
+    }
+
+    /// A waiting tenant running fewer sequences than its weighted share of
+    /// the slots gets in by preempting the newest sequence of the most-served
+    /// tenant, if that tenant has been served more (by its weight) and the
+    /// sequence is no more important than the waiting one. Tenants that both
+    /// hold their share are left to the admission order alone.
+    fn preempt_for(
+        &mut self,
+        waiting: &SeqView<'_>,
+        candidates: &[SeqView<'_>],
+        running: &[SeqView<'_>],
+        slots: usize,
+    ) -> Option<usize> {
+        let tenants: HashSet<&str> = running.iter().map(|r| r.tenant).chain([waiting.tenant]).collect();
+        let total: f64 = tenants.iter().map(|t| self.share(t).weight.max(1e-6)).sum();
+        let fair = slots as f64 * self.share(waiting.tenant).weight.max(1e-6) / total;
+        let mine = running.iter().filter(|r| r.tenant == waiting.tenant).count();
+        if (mine + 1) as f64 > fair.max(1.0) {
+            return None;
+        }
+        let counter = |t: &str| self.counters.get(t).copied().unwrap_or(0.0);
+        let c = counter(waiting.tenant);
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.tenant != waiting.tenant && counter(r.tenant) > c && r.priority <= waiting.priority)
+            .max_by(|(_, a), (_, b)| {
+                counter(a.tenant).total_cmp(&counter(b.tenant)).then(a.admitted_at.cmp(&b.admitted_at))
+            })
+            .map(|(i, _)| i)
     }
 
     fn on_scheduled(&mut self, seq: &SeqView<'_>, tokens: usize) {
@@ -147,7 +189,7 @@ mod tests {
         p.on_scheduled(&waiting[2], 100); // b: 100 / 2 = 50
         assert_eq!(p.counters()["b"], 50.0);
         let running = [view(1, "a", 1, 5), view(3, "b", 3, 5)];
-        assert_eq!(p.pick_victim(&running), 0, "preempt the most served tenant");
+        assert_eq!(p.pick_victim(&running, &running, 100), 0, "preempt the most served tenant");
     }
 
     #[test]
@@ -169,5 +211,40 @@ mod tests {
         p.on_scheduled(&a, 500);
         assert_eq!(p.pick_next(&waiting, &running, 100), Some(1));
         assert_eq!(p.counters()["c"], 1000.0);
+    }
+
+    #[test]
+    fn an_under_served_tenant_preempts_the_most_served_newest_sequence() {
+        let mut p = Vtc::new(Arc::default());
+        let a1 = SeqView { admitted_at: 1, ..view(1, "a", 1, 4) };
+        let a2 = SeqView { admitted_at: 2, ..view(2, "a", 2, 4) };
+        let b = view(3, "b", 3, 0);
+        p.on_scheduled(&a1, 100);
+        p.on_scheduled(&a2, 100);
+        assert_eq!(p.pick_next(&[b], &[a1, a2], 8), Some(0));
+        // b became active at a's counter; a keeps being served while b waits.
+        p.on_scheduled(&a1, 1);
+        assert_eq!(p.preempt_for(&b, &[a1, a2], &[a1, a2], 2), Some(1), "a's newest sequence makes room");
+        // Nobody less served than the waiting tenant is preempted, nor its own sequences.
+        let a3 = view(4, "a", 4, 0);
+        assert_eq!(p.preempt_for(&a3, &[a1, a2], &[a1, a2], 2), None);
+        let important = SeqView { priority: 5, ..a2 };
+        assert_eq!(p.preempt_for(&b, &[important], &[a1, important], 2), None, "never a more important sequence");
+        // A tenant already running its share of the slots waits its turn.
+        let b1 = view(5, "b", 5, 4);
+        assert_eq!(p.preempt_for(&b, &[a1, a2], &[a1, a2, b1], 3), None, "b holds 1 of its 1.5 slots");
+        assert_eq!(p.preempt_for(&b, &[a1, a2], &[a1, a2, b1], 8), Some(1), "b holds 1 of its 4 slots");
+    }
+
+    #[test]
+    fn a_tenant_over_its_kv_share_is_preempted_first() {
+        let shares: TenantShares = Arc::default();
+        shares.write().unwrap().insert("a".into(), TenantShare { weight: 1.0, max_kv_fraction: 0.25 });
+        let mut p = Vtc::new(shares);
+        let (a, b) = (view(1, "a", 1, 40), view(2, "b", 2, 20));
+        p.on_scheduled(&b, 1000); // b is far more served ...
+        // ... but a holds 40 of 100 blocks, over its 25%: a goes first.
+        assert_eq!(p.pick_victim(&[a, b], &[a, b], 100), 0);
+        assert_eq!(p.pick_victim(&[a, b], &[a, b], 1000), 1, "under its share: the most served goes");
     }
 }

@@ -2,7 +2,9 @@
 //! in-process, both policies in the same run.
 //!
 //! 1. Tenant A keeps 64 long requests in flight; B sends one short request at
-//!    a time. B's time to first token under FCFS and under VTC.
+//!    a time. B's time to first token alone, and under FCFS and under VTC
+//!    (which preempts one of A's sequences to admit B), with the preemption
+//!    count and the engine's token throughput during the flood.
 //! 2. A and B both saturate the engine with weights 1:1 and 2:1: the ratio of
 //!    tokens each is served over a fixed window.
 //! 3. B's inter-token latency while A's sampler plugin is slow (near its
@@ -81,14 +83,17 @@ fn flood<'s>(
     }
 }
 
-/// B's TTFTs (ms) while A floods.
-fn ttft_under_flood(h: &EngineHandle, samples: usize) -> anyhow::Result<Vec<f64>> {
+/// B's TTFTs (ms), one request at a time, while A keeps `flood_n` requests in flight;
+/// and the tokens per second the engine served meanwhile.
+fn ttft_under_flood(h: &EngineHandle, samples: usize, flood_n: usize) -> anyhow::Result<(Vec<f64>, f64)> {
     let stop = AtomicBool::new(false);
     let a_tokens = AtomicUsize::new(0);
     let out = Mutex::new(Vec::new());
+    let mut tok_s = 0.0;
     std::thread::scope(|sc| -> anyhow::Result<()> {
-        flood(sc, h, "A", 64, 32, &stop, &a_tokens);
+        flood(sc, h, "A", flood_n, 32, &stop, &a_tokens);
         std::thread::sleep(Duration::from_secs(2));
+        let (t_start, gen0) = (Instant::now(), h.metrics().generation_tokens);
         for i in 0..samples {
             let t0 = Instant::now();
             let mut s = h.submit(request("B", 900_000 + i, 32, 4))?;
@@ -99,11 +104,14 @@ fn ttft_under_flood(h: &EngineHandle, samples: usize) -> anyhow::Result<Vec<f64>
                 }
             }
             drop(s);
+            // A breath between B's requests, as a client's think time.
+            std::thread::sleep(Duration::from_millis(200));
         }
+        tok_s = (h.metrics().generation_tokens - gen0) as f64 / t_start.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
         Ok(())
     })?;
-    Ok(out.into_inner().unwrap())
+    Ok((out.into_inner().unwrap(), tok_s))
 }
 
 /// Tokens served to A and B over `secs` with both saturating the engine.
@@ -158,12 +166,22 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let mut r = serde_json::Map::new();
     let samples = if quick { 4 } else { 10 };
 
-    // 1. B's TTFT while A floods.
+    // 1. B's TTFT alone, and while A floods.
+    {
+        let h = engine(&model, Some(TenantShares::default()))?;
+        let (mut t, _) = ttft_under_flood(&h, samples, 0)?;
+        r.insert("b_ttft_alone_p50_ms".into(), json!(pct(&mut t, 0.5)));
+        r.insert("b_ttft_alone_p99_ms".into(), json!(pct(&mut t, 0.99)));
+    }
     for (name, fair) in [("fcfs", None), ("vtc", Some(TenantShares::default()))] {
         let h = engine(&model, fair)?;
-        let mut t = ttft_under_flood(&h, samples)?;
+        let (mut t, tok_s) = ttft_under_flood(&h, samples, 64)?;
+        let m = h.metrics();
         r.insert(format!("b_ttft_{name}_p50_ms"), json!(pct(&mut t, 0.5)));
         r.insert(format!("b_ttft_{name}_p99_ms"), json!(pct(&mut t, 0.99)));
+        r.insert(format!("flood_{name}_tok_s"), json!(tok_s));
+        r.insert(format!("flood_{name}_preemptions"), json!(m.preemptions));
+        r.insert(format!("flood_{name}_fair_preemptions"), json!(m.fair_preemptions));
     }
 
     // 2. Shares under saturation, weights 1:1 and 2:1.
@@ -198,13 +216,18 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     println!("weft bench tenants (default model, {MAX_SEQS} sequences per step)");
     println!("  A keeps 64 requests in flight, B sends one at a time ({samples} samples):");
+    println!("    alone B's TTFT p50 {:8.0} ms   p99 {:8.0} ms", f("b_ttft_alone_p50_ms"), f("b_ttft_alone_p99_ms"));
     for p in ["fcfs", "vtc"] {
         println!(
-            "    {p:<5} B's TTFT p50 {:8.0} ms   p99 {:8.0} ms",
+            "    {p:<5} B's TTFT p50 {:8.0} ms   p99 {:8.0} ms   engine {:6.1} tok/s   preemptions {} (for fairness {})",
             f(&format!("b_ttft_{p}_p50_ms")),
-            f(&format!("b_ttft_{p}_p99_ms"))
+            f(&format!("b_ttft_{p}_p99_ms")),
+            f(&format!("flood_{p}_tok_s")),
+            r[&format!("flood_{p}_preemptions")],
+            r[&format!("flood_{p}_fair_preemptions")],
         );
     }
+    println!("    throughput under VTC with preemption: {:.2}x FCFS's", f("flood_vtc_tok_s") / f("flood_fcfs_tok_s"));
     println!("  A and B both saturating, tokens served over {secs} s:");
     for (wa, wb) in [(1.0, 1.0), (2.0, 1.0)] {
         println!(

@@ -16,7 +16,16 @@
 //! activation word accumulates 16 columns at once and a block's 16 results
 //! land in one register, scaled with one vector multiply: no horizontal sums.
 //! Up to 4 activation rows share each weight load; panels of columns run in
-//! parallel. Machines without VNNI use a portable loop on the same layout.
+//! parallel.
+//!
+//! Three paths on the same layout, chosen once at run time from the CPU (so
+//! one binary runs on any x86-64 machine): AVX512-VNNI; AVX2+FMA, which
+//! forms the same 4-byte dot products with `vpmaddubsw` on |w| and sign-moved
+//! activations (the signed activation keeps the i16 pair sums from
+//! saturating) and then `vpmaddwd`; and a portable loop. The AVX2 and portable
+//! paths compute the same integer sums and round the float work in the same
+//! order, so their results are bit-identical (tested). `WEFT_KERNEL=portable`,
+//! `avx2` or `avx512` forces a path (a path the CPU lacks falls back).
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -301,23 +310,76 @@ pub fn matmul(w: &Q8Weights, x: &[f32], m: usize) -> Vec<f32> {
     out
 }
 
+/// Which implementation of the tile runs on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    Avx512Vnni,
+    Avx2,
+    Portable,
+}
+
+impl Kernel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kernel::Avx512Vnni => "avx512-vnni",
+            Kernel::Avx2 => "avx2",
+            Kernel::Portable => "portable",
+        }
+    }
+}
+
+/// The fastest path the CPU supports, unless `WEFT_KERNEL` asks for a slower one.
+pub fn kernel() -> Kernel {
+    static K: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *K.get_or_init(|| {
+        let want = std::env::var("WEFT_KERNEL").unwrap_or_default();
+        // The old switch, kept working.
+        let no_vnni = std::env::var_os("WEFT_NO_VNNI").is_some();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let vnni = std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512f");
+            let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            if vnni && !no_vnni && (want.is_empty() || want == "avx512") {
+                return Kernel::Avx512Vnni;
+            }
+            if avx2 && want != "portable" {
+                return Kernel::Avx2;
+            }
+        }
+        let _ = (want, no_vnni);
+        Kernel::Portable
+    })
+}
+
 fn compute_tile(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
-    #[cfg(target_arch = "x86_64")]
-    if vnni_available() {
-        // SAFETY: the CPU supports the features these functions are compiled for.
-        unsafe {
+    match kernel() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `kernel()` chose this path because the CPU supports its features.
+        Kernel::Avx512Vnni => unsafe {
             match rt {
                 1 => x86::tile::<1>(w, a, r0, t, acc),
                 2 => x86::tile::<2>(w, a, r0, t, acc),
                 3 => x86::tile::<3>(w, a, r0, t, acc),
                 _ => x86::tile::<4>(w, a, r0, t, acc),
             }
-        }
-        return;
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Kernel::Avx2 => unsafe {
+            match rt {
+                1 => avx2::tile::<1>(w, a, r0, t, acc),
+                2 => avx2::tile::<2>(w, a, r0, t, acc),
+                3 => avx2::tile::<3>(w, a, r0, t, acc),
+                _ => avx2::tile::<4>(w, a, r0, t, acc),
+            }
+        },
+        _ => tile_portable(w, a, r0, rt, t, acc),
     }
-    tile_portable(w, a, r0, rt, t, acc);
 }
 
+/// The reference path: signed activation × weight sums per block, then
+/// `acc = fma(da, p·dw, acc)` and `acc = fma(sa, m, acc)`, the same rounding
+/// steps as the AVX2 path.
 fn tile_portable(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
     let (k, nb) = (a.k, w.nb);
     #[allow(clippy::needless_range_loop)] // `rr` indexes `acc` and offsets the activation rows
@@ -330,28 +392,20 @@ fn tile_portable(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc:
                 let av = &a.au[r * k + b * QK + g * 4..][..4];
                 for j in 0..NT {
                     for e in 0..4 {
-                        p[j] += av[e] as i32 * wq[j * 4 + e] as i32;
+                        p[j] += (av[e] ^ 0x80) as i8 as i32 * wq[j * 4 + e] as i32;
                     }
                 }
             }
             let at = (t * nb + b) * NT;
             let (da, sa) = (a.d[r * nb + b], a.s[r * nb + b]);
             for j in 0..NT {
-                acc[rr][j] += da * (p[j] as f32 * w.d[at + j] + w.c[at + j]) + sa * w.m[at + j];
+                acc[rr][j] = (p[j] as f32 * w.d[at + j]).mul_add(da, acc[rr][j]);
+                if w.has_min {
+                    acc[rr][j] = sa.mul_add(w.m[at + j], acc[rr][j]);
+                }
             }
         }
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn vnni_available() -> bool {
-    use std::sync::OnceLock;
-    static V: OnceLock<bool> = OnceLock::new();
-    *V.get_or_init(|| {
-        std::is_x86_feature_detected!("avx512vnni")
-            && std::is_x86_feature_detected!("avx512f")
-            && std::env::var_os("WEFT_NO_VNNI").is_none()
-    })
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -409,6 +463,75 @@ mod x86 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{NT, Q8Acts, Q8Weights, QK};
+    use std::arch::x86_64::*;
+
+    /// R rows × 16 columns (two 8-lane halves) over all blocks.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile<const R: usize>(
+        w: &Q8Weights,
+        a: &Q8Acts,
+        r0: usize,
+        t: usize,
+        out: &mut [[f32; NT]; 4],
+    ) {
+        let (k, nb) = (a.k, w.nb);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let wq = w.qs[t * nb * 8 * 64..].as_ptr();
+        let ap: [*const u8; R] = std::array::from_fn(|r| a.au[(r0 + r) * k..].as_ptr());
+        let ones = _mm256_set1_epi16(1);
+        let flip = 0x8080_8080u32 as i32;
+        for b in 0..nb {
+            let mut p = [[_mm256_setzero_si256(); 2]; R];
+            for g in 0..8 {
+                // SAFETY: the tile holds nb·8 groups of 64 bytes; each row holds k bytes.
+                unsafe {
+                    let base = wq.add((b * 8 + g) * 64);
+                    let wv = [
+                        _mm256_loadu_si256(base as *const __m256i),
+                        _mm256_loadu_si256(base.add(32) as *const __m256i),
+                    ];
+                    let wabs = [_mm256_abs_epi8(wv[0]), _mm256_abs_epi8(wv[1])];
+                    for r in 0..R {
+                        // The activation's 4 bytes as signed values (stored offset by 128).
+                        let word = (ap[r].add(b * QK + g * 4) as *const i32).read_unaligned() ^ flip;
+                        let av = _mm256_set1_epi32(word);
+                        for h in 0..2 {
+                            // |w| · (a with w's sign): at most 2·127·127 per pair, no i16 saturation.
+                            let pairs = _mm256_maddubs_epi16(wabs[h], _mm256_sign_epi8(av, wv[h]));
+                            p[r][h] = _mm256_add_epi32(p[r][h], _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+            }
+            let at = (t * nb + b) * NT;
+            for h in 0..2 {
+                // SAFETY: per-block constants hold NT floats at `at`.
+                let (dw, mw) = unsafe {
+                    (_mm256_loadu_ps(w.d.as_ptr().add(at + h * 8)), _mm256_loadu_ps(w.m.as_ptr().add(at + h * 8)))
+                };
+                for r in 0..R {
+                    let da = _mm256_set1_ps(a.d[(r0 + r) * nb + b]);
+                    let v = _mm256_mul_ps(_mm256_cvtepi32_ps(p[r][h]), dw);
+                    acc[r][h] = _mm256_fmadd_ps(v, da, acc[r][h]);
+                    if w.has_min {
+                        acc[r][h] = _mm256_fmadd_ps(_mm256_set1_ps(a.s[(r0 + r) * nb + b]), mw, acc[r][h]);
+                    }
+                }
+            }
+        }
+        for r in 0..R {
+            // SAFETY: out[r] has NT = 16 floats.
+            unsafe {
+                _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
+                _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc[r][1]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +572,30 @@ mod tests {
                 for rr in 0..rt {
                     for j in 0..NT.min(n - t * NT) {
                         portable[(r + rr) * n + t * NT + j] = acc[rr][j];
+                    }
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            for t in 0..n.div_ceil(NT) {
+                for r in (0..m).step_by(4) {
+                    let rt = (m - r).min(4);
+                    let mut acc = [[0f32; NT]; 4];
+                    // SAFETY: the CPU has AVX2 and FMA (checked above).
+                    unsafe {
+                        match rt {
+                            1 => avx2::tile::<1>(&p, &a, r, t, &mut acc),
+                            2 => avx2::tile::<2>(&p, &a, r, t, &mut acc),
+                            3 => avx2::tile::<3>(&p, &a, r, t, &mut acc),
+                            _ => avx2::tile::<4>(&p, &a, r, t, &mut acc),
+                        }
+                    }
+                    for rr in 0..rt {
+                        for j in 0..NT.min(n - t * NT) {
+                            let (v, pt) = (acc[rr][j], portable[(r + rr) * n + t * NT + j]);
+                            assert_eq!(v.to_bits(), pt.to_bits(), "{dtype:?} m={m}: avx2 {v} vs portable {pt}");
+                        }
                     }
                 }
             }

@@ -173,7 +173,11 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
     let (mut spec, mut template, mut model_name) = (None, None, String::new());
     for (i, (quantize, kv_mib)) in settings.iter().enumerate() {
         let quantize: Quantize = quantize.parse()?;
-        eprintln!("weft: loading {} (engine {i}, quantize {quantize:?})", path.display());
+        eprintln!(
+            "weft: loading {} (engine {i}, quantize {quantize:?}, int8 kernel {})",
+            path.display(),
+            weft_engine::model::kernels::q8gemm::kernel().as_str()
+        );
         let model = weft_engine::model::load(&path, LoadOptions::quantized(quantize))?;
         if i == 0 {
             spec = Some(model.tokenizer.clone().with_context(|| format!("{} carries no tokenizer", path.display()))?);

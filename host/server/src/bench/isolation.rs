@@ -54,12 +54,17 @@ fn calibrate(target: Duration) -> anyhow::Result<u64> {
     Ok((spin as f64 * target.as_secs_f64() / best) as u64)
 }
 
-fn config(spin: u64) -> anyhow::Result<String> {
+/// With tenants, `/metrics` answers only to the admin key.
+const ADMIN_KEY: &str = "bench-isolation-admin-key";
+
+fn config(spin: u64, admin_port: u16) -> anyhow::Result<String> {
     let dir = weft_runtime::builtin::build_dir();
     let sampler = dir.join("hostile_sampler.wasm").display().to_string();
     let hash = |k: &str| crate::config::hash_key(k);
-    let mut c =
-        format!("[server]\nmax_queued_requests = 1024\n\n[[models]]\nname = \"{}\"\n", weft_engine::DefaultModel::NAME);
+    let mut c = format!(
+        "[server]\nmax_queued_requests = 1024\n\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nkey = \"{ADMIN_KEY}\"\nwatch = false\n\n[[models]]\nname = \"{}\"\n",
+        weft_engine::DefaultModel::NAME
+    );
     for (t, mode) in [("good", ""), ("polite", ""), ("poison", ""), ("slow", "slow"), ("sleepy", "sleep")] {
         c.push_str(&format!("\n[[tenants]]\nid = \"{t}\"\napi_keys = [\"{}\"]\n", hash(&key(t))));
         if !mode.is_empty() {
@@ -121,7 +126,8 @@ fn neighbours(url: &str, tenant: &'static str, n: usize, stop: &Arc<AtomicBool>)
 }
 
 fn engine_tokens(url: &str) -> f64 {
-    let Ok(text) = reqwest::blocking::get(format!("{url}/metrics")).and_then(|r| r.text()) else { return f64::NAN };
+    let r = reqwest::blocking::Client::new().get(format!("{url}/metrics")).bearer_auth(ADMIN_KEY).send();
+    let Ok(text) = r.and_then(|r| r.error_for_status()).and_then(|r| r.text()) else { return f64::NAN };
     text.lines()
         .filter(|l| l.starts_with("weft_engine_generation_tokens_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -131,7 +137,7 @@ fn engine_tokens(url: &str) -> f64 {
 pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let spin = calibrate(Duration::from_millis(DEADLINE_MS * 8 / 10))?;
     let cfg_path = std::env::temp_dir().join(format!("weft-bench-isolation-{}.toml", std::process::id()));
-    std::fs::write(&cfg_path, config(spin)?)?;
+    std::fs::write(&cfg_path, config(spin, free_port()?)?)?;
     let port = free_port()?;
     let url = format!("http://127.0.0.1:{port}");
     let _server = Spawned(

@@ -84,8 +84,14 @@ fn flood<'s>(
 }
 
 /// B's TTFTs (ms), one request at a time, while A keeps `flood_n` requests in flight;
-/// and the tokens per second the engine served meanwhile.
-fn ttft_under_flood(h: &EngineHandle, samples: usize, flood_n: usize) -> anyhow::Result<(Vec<f64>, f64)> {
+/// and the tokens per second the engine served over a fixed window of `window`
+/// during the flood (the same length for every policy, so the figures compare).
+fn ttft_under_flood(
+    h: &EngineHandle,
+    samples: usize,
+    flood_n: usize,
+    window: Duration,
+) -> anyhow::Result<(Vec<f64>, f64)> {
     let stop = AtomicBool::new(false);
     let a_tokens = AtomicUsize::new(0);
     let out = Mutex::new(Vec::new());
@@ -106,6 +112,10 @@ fn ttft_under_flood(h: &EngineHandle, samples: usize, flood_n: usize) -> anyhow:
             drop(s);
             // A breath between B's requests, as a client's think time.
             std::thread::sleep(Duration::from_millis(200));
+        }
+        // B's requests take longer under some policies: top the window up to its fixed length.
+        if let Some(rest) = window.checked_sub(t_start.elapsed()) {
+            std::thread::sleep(rest);
         }
         tok_s = (h.metrics().generation_tokens - gen0) as f64 / t_start.elapsed().as_secs_f64();
         stop.store(true, Ordering::Relaxed);
@@ -169,13 +179,14 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     // 1. B's TTFT alone, and while A floods.
     {
         let h = engine(&model, Some(TenantShares::default()))?;
-        let (mut t, _) = ttft_under_flood(&h, samples, 0)?;
+        let (mut t, _) = ttft_under_flood(&h, samples, 0, Duration::ZERO)?;
         r.insert("b_ttft_alone_p50_ms".into(), json!(pct(&mut t, 0.5)));
         r.insert("b_ttft_alone_p99_ms".into(), json!(pct(&mut t, 0.99)));
     }
     for (name, fair) in [("fcfs", None), ("vtc", Some(TenantShares::default()))] {
         let h = engine(&model, fair)?;
-        let (mut t, tok_s) = ttft_under_flood(&h, samples, 64)?;
+        let window = Duration::from_secs(if quick { 10 } else { 30 });
+        let (mut t, tok_s) = ttft_under_flood(&h, samples, 64, window)?;
         let m = h.metrics();
         r.insert(format!("b_ttft_{name}_p50_ms"), json!(pct(&mut t, 0.5)));
         r.insert(format!("b_ttft_{name}_p99_ms"), json!(pct(&mut t, 0.99)));

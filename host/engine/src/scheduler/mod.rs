@@ -303,6 +303,9 @@ impl Scheduler {
             plan.preempted.push(victim);
             self.preempt(victim);
             self.fair_preemptions += 1;
+            // The room was made for the waiting tenant: admit it before the
+            // running sequences' prefill chunks take this step's token budget.
+            self.admit(&mut plan, &mut budget, bs);
         }
         let fair = plan.preempted.len();
 
@@ -319,6 +322,11 @@ impl Scheduler {
                 break;
             }
             let id = self.running[i];
+            if plan.scheduled.iter().any(|s| s.id == id) {
+                // Admitted above this step, after a fairness preemption.
+                i += 1;
+                continue;
+            }
             let (computed, total, have) = {
                 let s = &self.seqs[&id];
                 (s.num_computed, s.tokens.len(), s.block_table.len())
@@ -350,6 +358,10 @@ impl Scheduler {
                 let victim = later[self.policy.pick_victim(&views, &all, self.blocks.num_blocks())];
                 plan.preempted.push(victim);
                 self.preempt(victim);
+                // A sequence admitted earlier this step gives its chunk back too.
+                if let Some(k) = plan.scheduled.iter().position(|s| s.id == victim) {
+                    budget += plan.scheduled.remove(k).len;
+                }
             }
             if !fits {
                 if plan.out_of_memory.contains(&id) {

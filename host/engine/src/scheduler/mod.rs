@@ -591,9 +591,13 @@ mod tests {
         s.add(100, Arc::from("B"), 0, (0..32).collect());
         let mut steps = 0;
         while !s.get(100).unwrap().running {
-            run_step(&mut s, 5);
+            let plan = run_step(&mut s, 5);
             steps += 1;
             assert!(steps <= MIN_RUN_STEPS + 2, "B still waiting after {steps} steps");
+            if s.fair_preemptions() == 1 {
+                // The preemption's own step admits B and computes its prompt.
+                assert!(plan.scheduled.iter().any(|c| c.id == 100), "B admitted in the preemption's step");
+            }
         }
         assert_eq!(s.fair_preemptions(), 1);
         // Once B runs its share, A is not preempted again: no thrashing.

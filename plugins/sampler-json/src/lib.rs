@@ -192,20 +192,6 @@ impl Decoder {
         Self { compiled, state, remaining: max_tokens, cache: true }
     }
 
-    /// Refuses a budget that cannot guarantee a complete value: the shortest
-    /// value is `dist` bytes, and the closing rule guarantees at least one byte
-    /// per token, so fewer tokens than that could end mid-value.
-    pub fn check_budget(&self) -> Result<(), String> {
-        let need = self.compiled.automaton.dist(self.state);
-        if self.remaining < need {
-            return Err(format!(
-                "max_tokens {} is too small for this format: its shortest value is {need} bytes, and a complete value is guaranteed only with at least {need} tokens",
-                self.remaining
-            ));
-        }
-        Ok(())
-    }
-
     /// The tokens allowed next.
     pub fn mask(&self, vocab: &Vocab) -> Result<Rc<Mask>, String> {
         let closing = self.remaining <= self.compiled.automaton.dist(self.state).saturating_add(1);
@@ -276,16 +262,6 @@ mod tests {
             }
         }
         String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn a_budget_below_the_shortest_value_is_refused() {
-        let schema =
-            r#"{"json_schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}"#;
-        let c = Rc::new(Compiled::new(&constraint_regex(schema).unwrap()).unwrap());
-        // The shortest value is {"name":""}: 11 bytes.
-        assert!(Decoder::new(c.clone(), 10).check_budget().unwrap_err().contains("max_tokens 10"));
-        assert!(Decoder::new(c, 11).check_budget().is_ok());
     }
 
     #[test]

@@ -351,28 +351,35 @@ pub fn kernel() -> Kernel {
     })
 }
 
+/// Runs one tile for `rt` rows with a const-generic row count.
+macro_rules! by_rows {
+    ($m:ident, $rt:expr, $($arg:expr),*) => {
+        match $rt {
+            1 => $m::tile::<1>($($arg),*),
+            2 => $m::tile::<2>($($arg),*),
+            3 => $m::tile::<3>($($arg),*),
+            _ => $m::tile::<4>($($arg),*),
+        }
+    };
+}
+
 fn compute_tile(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
-    match kernel() {
+    // SAFETY: `kernel()` chose a path the CPU supports.
+    unsafe { tile_with(kernel(), w, a, r0, rt, t, acc) }
+}
+
+/// One tile with path `k`.
+///
+/// # Safety
+/// The CPU supports `k`'s instructions (as [`kernel`] checks).
+unsafe fn tile_with(k: Kernel, w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
+    match k {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `kernel()` chose this path because the CPU supports its features.
-        Kernel::Avx512Vnni => unsafe {
-            match rt {
-                1 => x86::tile::<1>(w, a, r0, t, acc),
-                2 => x86::tile::<2>(w, a, r0, t, acc),
-                3 => x86::tile::<3>(w, a, r0, t, acc),
-                _ => x86::tile::<4>(w, a, r0, t, acc),
-            }
-        },
+        // SAFETY: the caller vouches for the CPU.
+        Kernel::Avx512Vnni => unsafe { by_rows!(x86, rt, w, a, r0, t, acc) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Kernel::Avx2 => unsafe {
-            match rt {
-                1 => avx2::tile::<1>(w, a, r0, t, acc),
-                2 => avx2::tile::<2>(w, a, r0, t, acc),
-                3 => avx2::tile::<3>(w, a, r0, t, acc),
-                _ => avx2::tile::<4>(w, a, r0, t, acc),
-            }
-        },
+        Kernel::Avx2 => unsafe { by_rows!(avx2, rt, w, a, r0, t, acc) },
         _ => tile_portable(w, a, r0, rt, t, acc),
     }
 }
@@ -409,128 +416,10 @@ fn tile_portable(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc:
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
-    use super::{NT, Q8Acts, Q8Weights, QK};
-    use std::arch::x86_64::*;
-
-    /// R rows × 16 columns over all blocks. Each 64-byte weight load feeds R `vpdpbusd`s.
-    #[target_feature(enable = "avx512f,avx512vnni")]
-    pub(super) unsafe fn tile<const R: usize>(
-        w: &Q8Weights,
-        a: &Q8Acts,
-        r0: usize,
-        t: usize,
-        out: &mut [[f32; NT]; 4],
-    ) {
-        let (k, nb) = (a.k, w.nb);
-        let mut acc = [_mm512_setzero_ps(); R];
-        let wq = w.qs[t * nb * 8 * 64..].as_ptr();
-        let ap: [*const u8; R] = std::array::from_fn(|r| a.au[(r0 + r) * k..].as_ptr());
-        for b in 0..nb {
-            let mut p = [_mm512_setzero_si512(); R];
-            for g in 0..8 {
-                // SAFETY: the tile holds nb·8 groups of 64 bytes; each row holds k bytes.
-                unsafe {
-                    let wv = _mm512_loadu_si512(wq.add((b * 8 + g) * 64) as *const _);
-                    for r in 0..R {
-                        let word = (ap[r].add(b * QK + g * 4) as *const i32).read_unaligned();
-                        p[r] = _mm512_dpbusd_epi32(p[r], _mm512_set1_epi32(word), wv);
-                    }
-                }
-            }
-            let at = (t * nb + b) * NT;
-            // SAFETY: per-block constants hold NT floats at `at`.
-            let (dw, cw, mw) = unsafe {
-                (
-                    _mm512_loadu_ps(w.d.as_ptr().add(at)),
-                    _mm512_loadu_ps(w.c.as_ptr().add(at)),
-                    _mm512_loadu_ps(w.m.as_ptr().add(at)),
-                )
-            };
-            for r in 0..R {
-                let da = _mm512_set1_ps(a.d[(r0 + r) * nb + b]);
-                let v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[r]), dw, cw);
-                acc[r] = _mm512_fmadd_ps(v, da, acc[r]);
-                if w.has_min {
-                    acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a.s[(r0 + r) * nb + b]), mw, acc[r]);
-                }
-            }
-        }
-        for r in 0..R {
-            // SAFETY: out[r] has NT = 16 floats.
-            unsafe { _mm512_storeu_ps(out[r].as_mut_ptr(), acc[r]) };
-        }
-    }
-}
+mod x86;
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{NT, Q8Acts, Q8Weights, QK};
-    use std::arch::x86_64::*;
-
-    /// R rows × 16 columns (two 8-lane halves) over all blocks.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile<const R: usize>(
-        w: &Q8Weights,
-        a: &Q8Acts,
-        r0: usize,
-        t: usize,
-        out: &mut [[f32; NT]; 4],
-    ) {
-        let (k, nb) = (a.k, w.nb);
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        let wq = w.qs[t * nb * 8 * 64..].as_ptr();
-        let ap: [*const u8; R] = std::array::from_fn(|r| a.au[(r0 + r) * k..].as_ptr());
-        let ones = _mm256_set1_epi16(1);
-        let flip = 0x8080_8080u32 as i32;
-        for b in 0..nb {
-            let mut p = [[_mm256_setzero_si256(); 2]; R];
-            for g in 0..8 {
-                // SAFETY: the tile holds nb·8 groups of 64 bytes; each row holds k bytes.
-                unsafe {
-                    let base = wq.add((b * 8 + g) * 64);
-                    let wv = [
-                        _mm256_loadu_si256(base as *const __m256i),
-                        _mm256_loadu_si256(base.add(32) as *const __m256i),
-                    ];
-                    let wabs = [_mm256_abs_epi8(wv[0]), _mm256_abs_epi8(wv[1])];
-                    for r in 0..R {
-                        // The activation's 4 bytes as signed values (stored offset by 128).
-                        let word = (ap[r].add(b * QK + g * 4) as *const i32).read_unaligned() ^ flip;
-                        let av = _mm256_set1_epi32(word);
-                        for h in 0..2 {
-                            // |w| · (a with w's sign): at most 2·127·127 per pair, no i16 saturation.
-                            let pairs = _mm256_maddubs_epi16(wabs[h], _mm256_sign_epi8(av, wv[h]));
-                            p[r][h] = _mm256_add_epi32(p[r][h], _mm256_madd_epi16(pairs, ones));
-                        }
-                    }
-                }
-            }
-            let at = (t * nb + b) * NT;
-            for h in 0..2 {
-                // SAFETY: per-block constants hold NT floats at `at`.
-                let (dw, mw) = unsafe {
-                    (_mm256_loadu_ps(w.d.as_ptr().add(at + h * 8)), _mm256_loadu_ps(w.m.as_ptr().add(at + h * 8)))
-                };
-                for r in 0..R {
-                    let da = _mm256_set1_ps(a.d[(r0 + r) * nb + b]);
-                    let v = _mm256_mul_ps(_mm256_cvtepi32_ps(p[r][h]), dw);
-                    acc[r][h] = _mm256_fmadd_ps(v, da, acc[r][h]);
-                    if w.has_min {
-                        acc[r][h] = _mm256_fmadd_ps(_mm256_set1_ps(a.s[(r0 + r) * nb + b]), mw, acc[r][h]);
-                    }
-                }
-            }
-        }
-        for r in 0..R {
-            // SAFETY: out[r] has NT = 16 floats.
-            unsafe {
-                _mm256_storeu_ps(out[r].as_mut_ptr(), acc[r][0]);
-                _mm256_storeu_ps(out[r].as_mut_ptr().add(8), acc[r][1]);
-            }
-        }
-    }
-}
+mod avx2;
 
 #[cfg(test)]
 mod tests {
@@ -583,14 +472,7 @@ mod tests {
                     let rt = (m - r).min(4);
                     let mut acc = [[0f32; NT]; 4];
                     // SAFETY: the CPU has AVX2 and FMA (checked above).
-                    unsafe {
-                        match rt {
-                            1 => avx2::tile::<1>(&p, &a, r, t, &mut acc),
-                            2 => avx2::tile::<2>(&p, &a, r, t, &mut acc),
-                            3 => avx2::tile::<3>(&p, &a, r, t, &mut acc),
-                            _ => avx2::tile::<4>(&p, &a, r, t, &mut acc),
-                        }
-                    }
+                    unsafe { tile_with(Kernel::Avx2, &p, &a, r, rt, t, &mut acc) };
                     for rr in 0..rt {
                         for j in 0..NT.min(n - t * NT) {
                             let (v, pt) = (acc[rr][j], portable[(r + rr) * n + t * NT + j]);

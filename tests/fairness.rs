@@ -14,12 +14,6 @@ use common::*;
 
 const ADMIN_KEY: &str = "fairness-test-admin-key-0123";
 
-fn hash(key: &str) -> String {
-    let out =
-        std::process::Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn an_under_served_tenant_is_admitted_while_another_floods() {
     let admin_port = free_port();
@@ -44,8 +38,8 @@ api_keys = ["{a}"]
 id = "b"
 api_keys = ["{b}"]
 "#,
-            a = hash("fair-a-key"),
-            b = hash("fair-b-key"),
+            a = hash_key("fair-a-key"),
+            b = hash_key("fair-b-key"),
         ),
     );
     let (s, _) = start(&["--config", cfg.to_str().unwrap()]);

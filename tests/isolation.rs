@@ -26,19 +26,13 @@ fn key(t: &str) -> String {
     format!("key-{t}-0123456789")
 }
 
-fn hash(key: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn config() -> String {
     let dir = weft_runtime::builtin::build_dir();
     let sampler = dir.join("hostile_sampler.wasm").display().to_string();
     let transform = dir.join("hostile_transform.wasm").display().to_string();
     let mut c = format!("[server]\ngrace_secs = 20\n\n[[models]]\nname = \"{MODEL}\"\n");
     for t in TENANTS {
-        c.push_str(&format!("\n[[tenants]]\nid = \"{t}\"\napi_keys = [\"{}\"]\n", hash(&key(t))));
+        c.push_str(&format!("\n[[tenants]]\nid = \"{t}\"\napi_keys = [\"{}\"]\n", hash_key(&key(t))));
         let hostile_sampler = |mode: &str, deadline_ms: u64, extra: &str| {
             format!(
                 "[tenants.pipeline]\nsampler = \"h\"\n[[tenants.plugins]]\nname = \"h\"\nfile = \"{sampler}\"\nkind = \"sampler\"\n\

@@ -14,13 +14,6 @@ use common::*;
 const ADMIN_KEY: &str = "tenant-test-admin-key-0123";
 const MODEL: &str = "SmolLM2-135M-Instruct";
 
-fn hash(key: &str) -> String {
-    let out =
-        std::process::Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn config(admin_port: u16, beta_key: &str) -> String {
     let dir = weft_runtime::builtin::build_dir();
     format!(
@@ -94,14 +87,14 @@ sampler = "hostile"
 "#,
         tagger = dir.join("tagger_a.wasm").display(),
         hostile = dir.join("hostile_sampler.wasm").display(),
-        alpha = hash("alpha-key-0001"),
-        beta = hash(beta_key),
-        gamma = hash("gamma-key-0003"),
-        delta = hash("delta-key-0004"),
-        evil = hash("evil-key-0005"),
-        zeta = hash("zeta-key-0006"),
-        theta = hash("theta-key-0008"),
-        eta = hash("eta-key-0007"),
+        alpha = hash_key("alpha-key-0001"),
+        beta = hash_key(beta_key),
+        gamma = hash_key("gamma-key-0003"),
+        delta = hash_key("delta-key-0004"),
+        evil = hash_key("evil-key-0005"),
+        zeta = hash_key("zeta-key-0006"),
+        theta = hash_key("theta-key-0008"),
+        eta = hash_key("eta-key-0007"),
     )
 }
 

@@ -117,3 +117,10 @@ pub fn write_config(tag: &str, text: &str) -> std::path::PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The SHA-256 of an API key as `tenants[].api_keys` stores it, from the binary's own `weft tenant hash-key`.
+pub fn hash_key(key: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_weft")).args(["tenant", "hash-key", key]).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -210,7 +210,14 @@ fn measure(h: &EngineHandle, n_gen: usize, full: bool) -> serde_json::Map<String
     let concurrencies: &[usize] = if full { &[1, 8, 32] } else { &[1, 32] };
     for &c in concurrencies {
         // Three runs, median, to damp the noise of a shared 2-core machine.
+        let m0 = h.metrics();
         let runs: Vec<Decode> = (0..3).map(|_| decode(h, c, n_gen)).collect();
+        let m1 = h.metrics();
+        if c == 1 {
+            // Mean step at batch 1, and the time per token spent outside steps.
+            let step = (m1.total_step_secs - m0.total_step_secs) / (m1.steps - m0.steps).max(1) as f64;
+            r.insert("decode_c1_mean_step_ms".into(), json!(step * 1e3));
+        }
         r.insert(format!("decode_c{c}_tok_s"), json!(median(runs.iter().map(|d| d.tokens_per_sec).collect())));
         r.insert(format!("decode_c{c}_ttft_p50_s"), json!(median(runs.iter().map(|d| d.ttft_p50).collect())));
         r.insert(format!("decode_c{c}_peak_kv_blocks"), json!(runs.iter().map(|d| d.peak_blocks).max()));
@@ -221,6 +228,21 @@ fn measure(h: &EngineHandle, n_gen: usize, full: bool) -> serde_json::Map<String
     r
 }
 
+/// DRAM read bandwidth on every core, GB/s (best of 3 passes over 1 GiB):
+/// the ceiling batch-1 decode is held to, since it reads every weight once per token.
+fn dram_read_gbs() -> f64 {
+    use rayon::prelude::*;
+    let v: Vec<u64> = (0..(1u64 << 27)).collect();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let s: u64 = v.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &x| a ^ x)).reduce(|| 0, |a, b| a ^ b);
+        best = best.min(t0.elapsed().as_secs_f64());
+        std::hint::black_box(s);
+    }
+    (v.len() * 8) as f64 / best / 1e9
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let as_json = args.iter().any(|a| a == "--json");
@@ -229,6 +251,11 @@ fn main() {
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
 
     let mut report = serde_json::Map::new();
+    let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    report.insert("gguf_file_bytes".into(), json!(file_bytes));
+    report.insert("kernel".into(), json!(weft_engine::model::kernels::q8gemm::kernel().as_str()));
+    let gbs = dram_read_gbs();
+    report.insert("dram_read_gb_s".into(), json!(gbs));
     let baseline = median((0..3).map(|_| candle_baseline(&path, n_gen)).collect());
     report.insert("candle_quantized_llama_batch1_decode_tok_s".into(), json!(baseline));
 
@@ -249,6 +276,10 @@ fn main() {
     drop(h);
     report.insert("q4_1_weft".into(), serde_json::Value::Object(r));
 
+    // The same file held as int8 (the layout before 4-bit packing), then with candle's kernels.
+    let h = engine(&path, LoadOptions::quantized(Quantize::Q8_0));
+    report.insert("q4_1_held_as_int8".into(), serde_json::Value::Object(measure(&h, n_gen, false)));
+    drop(h);
     let h = engine(&path, LoadOptions { int8_kernel: false, ..LoadOptions::default() });
     report.insert("q4_1_candle_kernels".into(), serde_json::Value::Object(measure(&h, n_gen, false)));
     drop(h);
@@ -273,7 +304,12 @@ fn main() {
     }
     println!("weft bench engine  (default model, greedy, 32-token prompts, {n_gen} generated tokens, medians of 3)");
     println!("  baseline: candle-transformers quantized_llama, batch 1: {baseline:8.1} tok/s");
-    for label in ["q4_1_weft", "q4_1_candle_kernels", "f32_hf", "f32_hf_quantized_q8_0"] {
+    println!(
+        "  kernel {}; DRAM read {gbs:.1} GB/s; GGUF file {:.1} MB",
+        report["kernel"].as_str().unwrap_or("?"),
+        file_bytes as f64 / 1e6
+    );
+    for label in ["q4_1_weft", "q4_1_held_as_int8", "q4_1_candle_kernels", "f32_hf", "f32_hf_quantized_q8_0"] {
         let r = report[label].as_object().unwrap();
         let f = |k: &str| r.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
         println!(
@@ -293,6 +329,17 @@ fn main() {
             }
         }
         println!("    c32/c1 = {:.2}x", f("c32_over_c1"));
+        let ceiling = gbs * 1e9 / f("weight_bytes");
+        println!(
+            "    weights / file = {:.2}x; c=1 at {:.0}% of the bandwidth ceiling ({ceiling:.0} tok/s for these bytes)",
+            f("weight_bytes") / file_bytes as f64,
+            100.0 * f("decode_c1_tok_s") / ceiling
+        );
+        println!(
+            "    c=1: {:.2} ms per token, mean engine step {:.2} ms (prefill step included)",
+            1e3 / f("decode_c1_tok_s"),
+            f("decode_c1_mean_step_ms")
+        );
         if let Some(x) = r.get("c1_over_candle_baseline") {
             println!("    c1 / candle baseline = {:.2}x", x.as_f64().unwrap());
         }

@@ -1,7 +1,9 @@
 //! A projection `y = x W^T (+ b)` over row-major f32 slices, whose weight runs
 //! on the fastest kernel its format allows.
 //!
-//! - Q4_0, Q4_1 and Q8_0 (and anything under `quantize = "q8_0"`) are repacked
+//! - Q4_0 and Q4_1 stay 4-bit, packed for our nibble GEMM
+//!   ([`super::kernels::q4gemm`]): the model holds its file's bytes.
+//! - Q8_0 (and anything under `quantize = "q8_0"`, Q4 included) is repacked
 //!   losslessly for our tiled int8 GEMM ([`super::kernels::q8gemm`]).
 //! - Other formats (K-quants, dense f32) use candle's matmul. candle's quantized
 //!   CPU matmul is one GEMV per row and does not speed up with batch size, so a
@@ -15,6 +17,7 @@ use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Tensor};
 use std::sync::Arc;
 
+use super::kernels::q4gemm::{self, Q4Weights};
 use super::kernels::q8gemm::{self, Q8Weights};
 use crate::error::{EngineError, Result};
 
@@ -77,6 +80,7 @@ fn dense_min_rows(dtype: GgmlDType) -> usize {
 #[derive(Debug, Clone)]
 enum Kernel {
     Int8(Q8Weights),
+    Int4(Q4Weights),
     Candle {
         w: QMatMul,
         dense: Option<Tensor>,
@@ -109,6 +113,11 @@ impl Linear {
             }
             _ => q,
         };
+        if opts.int8_kernel && opts.quantize == Quantize::None
+            && let Some(w) = Q4Weights::from_qtensor(&q)
+        {
+            return Ok(Self::tiled(w.bytes(), w.cols(), w.rows(), Kernel::Int4(w)));
+        }
         if opts.int8_kernel
             && let Some(w) = Q8Weights::from_qtensor(&q)
         {
@@ -156,7 +165,11 @@ impl Linear {
     }
 
     fn int8(w: Q8Weights) -> Self {
-        Self { bytes: w.bytes(), in_features: w.cols(), out_features: w.rows(), kernel: Kernel::Int8(w), bias: None }
+        Self::tiled(w.bytes(), w.cols(), w.rows(), Kernel::Int8(w))
+    }
+
+    fn tiled(bytes: usize, in_features: usize, out_features: usize, kernel: Kernel) -> Self {
+        Self { bytes, in_features, out_features, kernel, bias: None }
     }
 
     /// Attaches a bias (Qwen2-style attention projections).
@@ -186,8 +199,22 @@ impl Linear {
                 _ => None,
             })
             .collect();
-        let kernel = match (int8.len() == parts.len()).then(|| Q8Weights::concat(&int8)).flatten() {
-            Some(w) => Kernel::Int8(w),
+        let int4: Vec<&Q4Weights> = parts
+            .iter()
+            .filter_map(|p| match &p.kernel {
+                Kernel::Int4(w) => Some(w),
+                _ => None,
+            })
+            .collect();
+        let fused = if int8.len() == parts.len() {
+            Q8Weights::concat(&int8).map(Kernel::Int8)
+        } else if int4.len() == parts.len() {
+            Q4Weights::concat(&int4).map(Kernel::Int4)
+        } else {
+            None
+        };
+        let kernel = match fused {
+            Some(k) => k,
             None => Kernel::Concat(
                 parts
                     .into_iter()
@@ -205,6 +232,7 @@ impl Linear {
     pub fn forward(&self, x: &[f32], m: usize) -> Result<Vec<f32>> {
         let mut y = match &self.kernel {
             Kernel::Int8(w) => q8gemm::matmul(w, x, m),
+            Kernel::Int4(w) => q4gemm::matmul(w, x, m),
             Kernel::Candle { w, dense, dense_min_rows } => {
                 let xt = Tensor::from_slice(x, (m, self.in_features), &Device::Cpu)?;
                 let y = match dense {
@@ -232,7 +260,7 @@ impl Linear {
         Ok(y)
     }
 
-    /// Bytes of the weight as held for the matmul (repacked int8 counts its scales).
+    /// Bytes of the weight as held for the matmul (repacked formats count their scales).
     pub fn weight_bytes(&self) -> usize {
         self.bytes
     }
@@ -250,8 +278,21 @@ impl Linear {
         self.out_features
     }
 
-    /// True when the int8 kernel serves this projection.
-    pub fn is_int8(&self) -> bool {
-        matches!(self.kernel, Kernel::Int8(_))
+    /// True when one of our tiled kernels (int8 or 4-bit) serves this projection.
+    pub fn is_tiled(&self) -> bool {
+        match &self.kernel {
+            Kernel::Int8(_) | Kernel::Int4(_) => true,
+            Kernel::Concat(parts) => parts.iter().all(|p| p.is_tiled()),
+            Kernel::Candle { .. } => false,
+        }
+    }
+
+    /// True when the 4-bit kernel serves this projection (or all its parts).
+    pub fn is_int4(&self) -> bool {
+        match &self.kernel {
+            Kernel::Int4(_) => true,
+            Kernel::Concat(parts) => parts.iter().all(|p| p.is_int4()),
+            _ => false,
+        }
     }
 }

@@ -91,9 +91,15 @@ impl LlamaWeights {
         layer + self.lm_head.dense_bytes()
     }
 
-    /// True when every projection runs on the int8 kernel.
-    pub fn all_int8(&self) -> bool {
-        self.layers.iter().flat_map(|l| l.projections()).all(|w| w.is_int8()) && self.lm_head.is_int8()
+    /// True when every projection runs on one of our tiled kernels.
+    pub fn all_tiled(&self) -> bool {
+        self.layers.iter().flat_map(|l| l.projections()).all(|w| w.is_tiled()) && self.lm_head.is_tiled()
+    }
+
+    /// Projections held as 4-bit, and the total count.
+    pub fn int4_projections(&self) -> (usize, usize) {
+        let all: Vec<_> = self.layers.iter().flat_map(|l| l.projections()).chain([&self.lm_head]).collect();
+        (all.iter().filter(|w| w.is_int4()).count(), all.len())
     }
 }
 

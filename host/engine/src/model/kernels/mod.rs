@@ -5,6 +5,7 @@
 //! times and runs at the same ~20 GFLOP/s as a single row. [`q8gemm`] is a
 //! tiled int8 GEMM instead: each weight block is loaded once per tile of rows.
 
+pub mod q4gemm;
 pub mod q8gemm;
 
 /// Dot product with eight independent accumulators, so LLVM vectorizes it

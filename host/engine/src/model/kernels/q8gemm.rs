@@ -35,7 +35,7 @@ use rayon::prelude::*;
 pub const QK: usize = 32;
 
 /// Columns per interleaved tile.
-const NT: usize = 16;
+pub(crate) const NT: usize = 16;
 
 /// Weights repacked for [`matmul`].
 #[derive(Debug, Clone)]
@@ -56,13 +56,13 @@ pub struct Q8Weights {
 
 /// One activation matrix quantized per row and block.
 pub struct Q8Acts {
-    k: usize,
+    pub(crate) k: usize,
     /// `[m][k]` values + 128.
-    au: Vec<u8>,
+    pub(crate) au: Vec<u8>,
     /// `[m][nb]` scales.
-    d: Vec<f32>,
+    pub(crate) d: Vec<f32>,
     /// `[m][nb]` scale × block sum.
-    s: Vec<f32>,
+    pub(crate) s: Vec<f32>,
 }
 
 impl Q8Weights {
@@ -77,10 +77,6 @@ impl Q8Weights {
     /// Bytes held (values and per-block constants).
     pub fn bytes(&self) -> usize {
         self.qs.len() + (self.d.len() + self.c.len() + self.m.len()) * 4
-    }
-
-    fn tiles(&self) -> usize {
-        self.n.div_ceil(NT)
     }
 
     fn from_blocks(n: usize, k: usize, mut block: impl FnMut(usize, usize, &mut [i8; QK]) -> (f32, f32)) -> Self {
@@ -272,37 +268,66 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
+/// A weight layout the GEMM driver can run: 16-column tiles over the whole `k`.
+pub(crate) trait Tiles: Sync {
+    fn n(&self) -> usize;
+    fn k(&self) -> usize;
+    /// Rows `r0..r0+rt` (at most 4) of column tile `t` into `acc`.
+    fn tile(&self, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]);
+}
+
+impl Tiles for Q8Weights {
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn k(&self) -> usize {
+        self.k
+    }
+    fn tile(&self, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
+        compute_tile(self, a, r0, rt, t, acc)
+    }
+}
+
 /// `x: [m, k]` → `[m, n]`.
 pub fn matmul(w: &Q8Weights, x: &[f32], m: usize) -> Vec<f32> {
-    assert_eq!(x.len(), m * w.k, "activation shape");
-    let a = quantize_acts(x, m, w.k);
-    let mut out = vec![0f32; m * w.n];
+    run_tiles(w, x, m)
+}
+
+/// The GEMM driver shared by every layout: quantize the activations once,
+/// then panels of column tiles in parallel (both cores split the columns even
+/// at one row), up to 4 rows per weight load.
+pub(crate) fn run_tiles<W: Tiles>(w: &W, x: &[f32], m: usize) -> Vec<f32> {
+    let (n, k) = (w.n(), w.k());
+    assert_eq!(x.len(), m * k, "activation shape");
+    let a = quantize_acts(x, m, k);
+    let mut out = vec![0f32; m * n];
     let ptr = OutPtr(out.as_mut_ptr());
-    let panels = w.tiles().div_ceil(PANEL_TILES);
+    let tiles = n.div_ceil(NT);
+    let panels = tiles.div_ceil(PANEL_TILES);
     let run = |p: usize| {
         // Captures the whole `OutPtr` (which is Send), not its raw-pointer field.
         #[allow(clippy::redundant_locals)]
         let ptr = ptr;
-        let t_end = ((p + 1) * PANEL_TILES).min(w.tiles());
+        let t_end = ((p + 1) * PANEL_TILES).min(tiles);
         let mut r = 0;
         while r < m {
             let rt = (m - r).min(4);
             for t in p * PANEL_TILES..t_end {
                 let mut acc = [[0f32; NT]; 4];
-                compute_tile(w, &a, r, rt, t, &mut acc);
-                let cols = (w.n - t * NT).min(NT);
+                w.tile(&a, r, rt, t, &mut acc);
+                let cols = (n - t * NT).min(NT);
                 for (rr, row) in acc.iter().enumerate().take(rt) {
                     // SAFETY: panel p alone owns columns [p·PANEL_TILES·NT, ...) of every row,
                     // and the indices stay inside the m × n buffer.
                     unsafe {
-                        std::ptr::copy_nonoverlapping(row.as_ptr(), ptr.0.add((r + rr) * w.n + t * NT), cols);
+                        std::ptr::copy_nonoverlapping(row.as_ptr(), ptr.0.add((r + rr) * n + t * NT), cols);
                     }
                 }
             }
             r += rt;
         }
     };
-    if panels > 1 && m * w.n * w.k >= 1 << 16 {
+    if panels > 1 && m * n * k >= 1 << 16 {
         (0..panels).into_par_iter().for_each(run);
     } else {
         (0..panels).for_each(run);
@@ -338,7 +363,9 @@ pub fn kernel() -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
             let vnni = std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512f");
-            let avx2 = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            let avx2 = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("fma")
+                && std::is_x86_feature_detected!("f16c");
             if vnni && !no_vnni && (want.is_empty() || want == "avx512") {
                 return Kernel::Avx512Vnni;
             }

@@ -19,6 +19,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::{Command, EngineMetrics, Event, FinishReason, ModelInfo, Request, Usage};
 use crate::error::EngineError;
 use crate::kv::KvStore;
+use crate::model::kernels::team::Team;
 use crate::model::{ForwardBatch, LlamaModel};
 use crate::sampling::pool::{SampleDone, SampleJob, SamplingPool};
 use crate::sampling::{self, Accept, History, NativeSampler, SampleRow, Sampled, SamplerError, SequenceSampler};
@@ -51,6 +52,8 @@ pub(super) struct StepLoop {
     late: HashSet<SeqId>,
     /// Sequences whose sampler is out on the pool now.
     out: HashSet<SeqId>,
+    /// Threads that split each kernel with this one during a forward pass.
+    team: Team,
 }
 
 impl StepLoop {
@@ -77,10 +80,12 @@ impl StepLoop {
             sample_budget,
             late: HashSet::new(),
             out: HashSet::new(),
+            team: Team::for_machine(),
         }
     }
 
     pub(super) fn run(mut self) {
+        self.team.install();
         loop {
             if self.sched.is_idle() {
                 if self.disconnected {
@@ -257,6 +262,7 @@ impl StepLoop {
         }
         // A panic in the forward pass (a kernel bug, an impossible shape) fails
         // this step's sequences; the engine keeps serving the rest.
+        let active = self.team.active();
         let forward =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.forward(&batch, &mut self.kv)))
                 .unwrap_or_else(|p| {
@@ -267,6 +273,7 @@ impl StepLoop {
                         .unwrap_or_else(|| "unknown panic".into());
                     Err(EngineError::Forward(format!("internal error: {what}")))
                 });
+        drop(active);
         let mut logits = match forward {
             Ok(l) => l,
             Err(e) => {

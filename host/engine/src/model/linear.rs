@@ -113,7 +113,8 @@ impl Linear {
             }
             _ => q,
         };
-        if opts.int8_kernel && opts.quantize == Quantize::None
+        if opts.int8_kernel
+            && opts.quantize == Quantize::None
             && let Some(w) = Q4Weights::from_qtensor(&q)
         {
             return Ok(Self::tiled(w.bytes(), w.cols(), w.rows(), Kernel::Int4(w)));

@@ -7,6 +7,7 @@
 
 pub mod q4gemm;
 pub mod q8gemm;
+pub mod team;
 
 /// Dot product with eight independent accumulators, so LLVM vectorizes it
 /// without fast-math (a plain `zip().sum()` stays a scalar dependency chain).

@@ -316,6 +316,7 @@ mod avx2 {
                 // SAFETY: as in the AVX512 tile.
                 unsafe {
                     let base = wq.add(b * CHUNK + h * 64);
+                    #[allow(clippy::needless_range_loop)] // `half` also offsets the weight loads
                     for half in 0..2 {
                         let v = _mm256_loadu_si256(base.add(half * 32) as *const __m256i);
                         let lo = _mm256_and_si256(v, low);
@@ -398,9 +399,8 @@ mod tests {
             }
         }
         let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-        let want: Vec<f32> = (0..m * n)
-            .map(|i| (0..k).map(|e| x[(i / n) * k + e] * deq[(i % n) * k + e]).sum())
-            .collect();
+        let want: Vec<f32> =
+            (0..m * n).map(|i| (0..k).map(|e| x[(i / n) * k + e] * deq[(i % n) * k + e]).sum()).collect();
         let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
         let a = quantize_acts(&x, m, k);
         let portable = with(Kernel::Portable, &p, &a, m);

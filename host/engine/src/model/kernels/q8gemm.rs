@@ -294,8 +294,8 @@ pub fn matmul(w: &Q8Weights, x: &[f32], m: usize) -> Vec<f32> {
 }
 
 /// The GEMM driver shared by every layout: quantize the activations once,
-/// then panels of column tiles in parallel (both cores split the columns even
-/// at one row), up to 4 rows per weight load.
+/// then panels of column tiles in parallel on the engine's team (every core
+/// takes a share of the columns, even at one row), up to 4 rows per weight load.
 pub(crate) fn run_tiles<W: Tiles>(w: &W, x: &[f32], m: usize) -> Vec<f32> {
     let (n, k) = (w.n(), w.k());
     assert_eq!(x.len(), m * k, "activation shape");
@@ -328,7 +328,7 @@ pub(crate) fn run_tiles<W: Tiles>(w: &W, x: &[f32], m: usize) -> Vec<f32> {
         }
     };
     if panels > 1 && m * n * k >= 1 << 16 {
-        (0..panels).into_par_iter().for_each(run);
+        super::team::for_each(panels, run);
     } else {
         (0..panels).for_each(run);
     }

@@ -1,8 +1,12 @@
-//! `cargo bench -p weft-engine --bench engine [-- --json] [--quick]`
+//! `cargo bench -p weft-engine --bench engine [-- --json] [--quick] [--peer]`
 //!
 //! Engine throughput on the default model, with candle-transformers'
 //! `quantized_llama` at batch 1 on the same GGUF as the baseline, measured in
-//! the same process. Prints figures; asserts nothing.
+//! the same process. With `--peer`, llama.cpp too, in the same run, on the same
+//! file: its build-and-bench script (`WEFT_PEER_SCRIPT`, default the
+//! development checkout's `../shared/tools/peer-llamacpp.sh`; building it the
+//! first time takes about 25 minutes on 2 cores) and the ratios to it.
+//! Prints figures; asserts nothing.
 
 use std::io::Seek;
 use std::time::{Duration, Instant};
@@ -194,6 +198,34 @@ fn greedy_tokens(h: &EngineHandle, n: usize) -> Vec<u32> {
     out
 }
 
+/// llama.cpp's figures on the same file: llama-bench pp512/tg128 and
+/// llama-batched-bench S_TG at 1, 8 and 32 sequences, from the peer script.
+fn peer(path: &std::path::Path) -> serde_json::Value {
+    let script = std::env::var("WEFT_PEER_SCRIPT").map(std::path::PathBuf::from).unwrap_or_else(|_| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/tools/peer-llamacpp.sh")
+    });
+    let out = match std::process::Command::new("bash").arg(&script).arg(path).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).to_string(),
+        Ok(o) => return json!({"error": String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("").to_string()}),
+        Err(e) => return json!({"error": format!("{}: {e}", script.display())}),
+    };
+    let cells = |l: &str| l.split('|').map(|c| c.trim().to_string()).collect::<Vec<_>>();
+    let mut r = serde_json::Map::new();
+    for l in out.lines() {
+        let c = cells(l);
+        // llama-bench: | model | size | params | backend | threads | test | t/s |
+        if c.len() >= 8 && (c[6] == "pp512" || c[6] == "tg128") {
+            let v: f64 = c[7].split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+            r.insert(format!("{}_tok_s", c[6]), json!(v));
+        }
+        // batched-bench: | PP | TG | B | N_KV | T_PP | S_PP | T_TG | S_TG | T | S |
+        if c.len() >= 10 && c[3].parse::<usize>().is_ok() && c[1].parse::<usize>().is_ok() {
+            r.insert(format!("batched_s_tg_b{}_tok_s", c[3]), json!(c[8].parse::<f64>().unwrap_or(f64::NAN)));
+        }
+    }
+    serde_json::Value::Object(r)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -251,6 +283,9 @@ fn main() {
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
 
     let mut report = serde_json::Map::new();
+    if args.iter().any(|a| a == "--peer") {
+        report.insert("llama_cpp".into(), peer(&path));
+    }
     let file_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     report.insert("gguf_file_bytes".into(), json!(file_bytes));
     report.insert("kernel".into(), json!(weft_engine::model::kernels::q8gemm::kernel().as_str()));
@@ -298,9 +333,30 @@ fn main() {
         report.insert(label.into(), serde_json::Value::Object(r));
     }
 
+    if let Some(p) = report.get("llama_cpp").cloned() {
+        let w = report["q4_1_weft"].clone();
+        let ratio = |ours: &str, theirs: &str| {
+            w.get(ours).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+                / p.get(theirs).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+        };
+        report.insert(
+            "weft_over_llama_cpp".into(),
+            json!({
+                "decode_c1_vs_tg128": ratio("decode_c1_tok_s", "tg128_tok_s"),
+                "decode_c1_vs_batched_b1": ratio("decode_c1_tok_s", "batched_s_tg_b1_tok_s"),
+                "decode_c8_vs_batched_b8": ratio("decode_c8_tok_s", "batched_s_tg_b8_tok_s"),
+                "decode_c32_vs_batched_b32": ratio("decode_c32_tok_s", "batched_s_tg_b32_tok_s"),
+                "prefill_512_vs_pp512": ratio("prefill_512_tok_s", "pp512_tok_s"),
+            }),
+        );
+    }
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
         return;
+    }
+    if let Some(p) = report.get("llama_cpp") {
+        println!("llama.cpp (peer) on the same file: {p}");
+        println!("weft / llama.cpp: {}", report["weft_over_llama_cpp"]);
     }
     println!("weft bench engine  (default model, greedy, 32-token prompts, {n_gen} generated tokens, medians of 3)");
     println!("  baseline: candle-transformers quantized_llama, batch 1: {baseline:8.1} tok/s");

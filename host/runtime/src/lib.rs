@@ -2,6 +2,7 @@
 //!
 //! - [`runtime`]: the wasmtime engine, precompiled-component cache, loading
 //!   and every check a plugin passes before it serves; limits per call.
+//! - [`deadline`]: a call's deadline, charged in CPU time with a wall-clock backstop.
 //! - [`bindings`]: the one place the host's bindings of `wit/` are generated.
 //! - [`state`], [`host_impl`], `wasi`: what a plugin instance may reach
 //!   (nothing ambient: no files, sockets, environment or clocks; timers that
@@ -18,6 +19,7 @@ pub mod bindings;
 pub mod breaker;
 pub mod builtin;
 mod cache;
+pub mod deadline;
 pub mod error;
 pub mod executor;
 mod host_impl;

@@ -14,6 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::bindings;
 use crate::cache;
+use crate::deadline::CallClock;
 use crate::error::{ErrorKind, PluginError, Result};
 use crate::metrics::PluginMetrics;
 use crate::state::HostState;
@@ -30,7 +31,8 @@ const TICKS_PER_SEC: u64 = 1000;
 pub struct Limits {
     /// Largest linear memory the plugin may grow to.
     pub memory_bytes: usize,
-    /// Wall-clock budget of one call.
+    /// Budget of one call, in CPU time, with a wall-clock backstop of
+    /// [`crate::deadline::WALL_FACTOR`] times it (see `deadline.rs`).
     pub deadline: Duration,
     /// Fuel per call (only when the runtime meters fuel).
     pub fuel: Option<u64>,
@@ -416,8 +418,15 @@ impl LoadedPlugin {
             HostState::new(self.name.clone(), self.config.clone(), self.limits.memory_bytes, self.metrics.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.data_mut().clock = CallClock::start(self.limits.deadline);
         store.set_epoch_deadline(self.deadline_ticks());
-        store.epoch_deadline_trap();
+        // Past the first deadline, each tick asks the call's clock: CPU budget left, or time up.
+        store.epoch_deadline_callback(|ctx| match ctx.data().clock.check() {
+            Some(left) => {
+                Ok(wasmtime::UpdateDeadline::Continue((left.as_millis() as u64 * TICKS_PER_SEC / 1000).max(1)))
+            }
+            None => Err(wasmtime::Trap::Interrupt.into()),
+        });
         if self.fuel_metering {
             let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
         }
@@ -487,6 +496,7 @@ impl LoadedPlugin {
         what: &str,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
+        store.data_mut().clock = CallClock::start(self.limits.deadline);
         store.set_epoch_deadline(self.deadline_ticks());
         if self.fuel_metering {
             let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));

@@ -93,6 +93,8 @@ pub struct HostState {
     /// The last bytes the instance wrote to stderr during the current call:
     /// a Rust guest prints its panic message there just before it traps.
     pub(crate) stderr_tail: Arc<std::sync::Mutex<Vec<u8>>>,
+    /// The current call's start and CPU budget, read by the epoch callback.
+    pub(crate) clock: crate::deadline::CallClock,
 }
 
 /// Bytes of stderr kept for the error message of a trap.
@@ -136,6 +138,7 @@ impl HostState {
             logits: None,
             vocabulary: Arc::default(),
             stderr_tail,
+            clock: crate::deadline::CallClock::start(std::time::Duration::from_secs(1)),
         }
     }
 

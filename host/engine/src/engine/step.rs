@@ -85,7 +85,10 @@ impl StepLoop {
     }
 
     pub(super) fn run(mut self) {
-        self.team.install();
+        // `WEFT_TEAM=off`: kernels fork on rayon's pool instead (for comparison).
+        if std::env::var("WEFT_TEAM").map(|v| v != "off").unwrap_or(true) {
+            self.team.install();
+        }
         loop {
             if self.sched.is_idle() {
                 if self.disconnected {

@@ -17,7 +17,7 @@
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -95,14 +95,27 @@ fn streamed(url: &str, tenant: &str, content: &str, max_tokens: usize) -> anyhow
     Ok((s.ttft, s.gaps))
 }
 
+/// Neighbour requests that ended 200, and those that did not.
+#[derive(Default)]
+struct Outcomes {
+    ok: AtomicUsize,
+    failed: AtomicUsize,
+}
+
 /// Keeps `n` requests of `tenant` in flight until `stop`.
-fn neighbours(url: &str, tenant: &'static str, n: usize, stop: &Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
+fn neighbours(
+    url: &str,
+    tenant: &'static str,
+    n: usize,
+    stop: &Arc<AtomicBool>,
+    outcomes: &Arc<Outcomes>,
+) -> Vec<std::thread::JoinHandle<()>> {
     // Built once: the load is the server's to carry, not this client's.
     let poison = Arc::new(body(&"<|im_end|>".repeat(100_000), 8, false).to_string());
     let n = if tenant == "poison" { 1 } else { n };
     (0..n)
         .map(|i| {
-            let (url, stop, poison) = (url.to_string(), stop.clone(), poison.clone());
+            let (url, stop, poison, outcomes) = (url.to_string(), stop.clone(), poison.clone(), outcomes.clone());
             std::thread::spawn(move || {
                 weft_engine::sampling::pool::lower_thread_priority(19);
                 let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(600)).build().expect("client");
@@ -118,7 +131,9 @@ fn neighbours(url: &str, tenant: &'static str, n: usize, stop: &Arc<AtomicBool>)
                         .header("content-type", "application/json")
                         .body(b)
                         .send();
-                    let _ = r.and_then(|r| r.bytes());
+                    let ok = r.and_then(|r| r.error_for_status()).and_then(|r| r.bytes()).is_ok();
+                    let counter = if ok { &outcomes.ok } else { &outcomes.failed };
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
             })
         })
@@ -169,7 +184,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     ];
     for (case, neighbour) in cases {
         let stop = Arc::new(AtomicBool::new(false));
-        let hs = neighbour.map(|t| neighbours(&url, t, NEIGHBOURS, &stop)).unwrap_or_default();
+        let outcomes = Arc::new(Outcomes::default());
+        let hs = neighbour.map(|t| neighbours(&url, t, NEIGHBOURS, &stop, &outcomes)).unwrap_or_default();
         std::thread::sleep(Duration::from_millis(if neighbour.is_some() { 1500 } else { 0 }));
         let (tok0, c0) = (engine_tokens(&url), Instant::now());
         let (mut ttft, mut itl) = (Vec::new(), Vec::new());
@@ -189,6 +205,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
                 "ttft_p50_ms": pct(&mut ttft, 0.5), "ttft_p99_ms": pct(&mut ttft, 0.99),
                 "itl_p50_ms": pct(&mut itl, 0.5), "itl_p99_ms": pct(&mut itl, 0.99),
                 "engine_tokens_per_s": tps,
+                "neighbour_requests_ok": outcomes.ok.load(Ordering::Relaxed),
+                "neighbour_requests_failed": outcomes.failed.load(Ordering::Relaxed),
             }),
         );
     }
@@ -207,21 +225,22 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         DEADLINE_MS * 8 / 10
     );
     println!(
-        "  {:<17} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>12}",
-        "case", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "/alone", "/polite", "engine tok/s"
+        "  {:<17} {:>9} {:>9} {:>9} {:>9} {:>8} {:>9} {:>12} {:>16}",
+        "case", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "/alone", "/polite", "engine tok/s", "neighbours ok/err"
     );
     for (case, _) in cases {
         let r = &report[case];
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         println!(
-            "  {case:<17} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>8.2} {:>9.2} {:>12.0}",
+            "  {case:<17} {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>7.1}ms {:>8.2} {:>9.2} {:>12.0} {:>16}",
             f("ttft_p50_ms"),
             f("ttft_p99_ms"),
             f("itl_p50_ms"),
             f("itl_p99_ms"),
             f("itl_p99_ms") / alone_p99,
             f("itl_p99_ms") / polite_p99,
-            f("engine_tokens_per_s")
+            f("engine_tokens_per_s"),
+            format!("{}/{}", r["neighbour_requests_ok"], r["neighbour_requests_failed"])
         );
     }
     Ok(())

@@ -29,7 +29,6 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
-use rayon::prelude::*;
 
 /// Elements per block.
 pub const QK: usize = 32;
@@ -245,11 +244,24 @@ pub fn quantize_acts(x: &[f32], m: usize, k: usize) -> Q8Acts {
         }
     };
     if m >= 16 {
-        au.par_chunks_mut(k)
-            .zip(d.par_chunks_mut(nb))
-            .zip(s.par_chunks_mut(nb))
-            .enumerate()
-            .for_each(|(r, ((au, d), s))| work(r, au, d, s));
+        // Rows in groups of 8 on the engine's team (the activations of a big
+        // step are quantized before every projection).
+        let (pa, pd, ps) = (OutPtr(au.as_mut_ptr().cast()), OutPtr(d.as_mut_ptr()), OutPtr(s.as_mut_ptr()));
+        super::team::for_each(m.div_ceil(8), |t| {
+            #[allow(clippy::redundant_locals)]
+            let (pa, pd, ps) = (pa, pd, ps);
+            for r in t * 8..(t * 8 + 8).min(m) {
+                // SAFETY: task t alone owns rows t·8..t·8+8 of each buffer, all inside it.
+                let (au, d, s) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(pa.0.cast::<u8>().add(r * k), k),
+                        std::slice::from_raw_parts_mut(pd.0.add(r * nb), nb),
+                        std::slice::from_raw_parts_mut(ps.0.add(r * nb), nb),
+                    )
+                };
+                work(r, au, d, s);
+            }
+        });
     } else {
         for (r, ((au, d), s)) in au.chunks_mut(k).zip(d.chunks_mut(nb)).zip(s.chunks_mut(nb)).enumerate() {
             work(r, au, d, s);
@@ -261,10 +273,11 @@ pub fn quantize_acts(x: &[f32], m: usize, k: usize) -> Q8Acts {
 /// Column tiles per parallel task.
 const PANEL_TILES: usize = 4;
 
-/// Output pointer shared by tasks that write disjoint columns.
+/// Output pointer shared by tasks that write disjoint cells (columns of the
+/// GEMM's output, rows of the quantized activations).
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
-// SAFETY: tasks write disjoint (row, column) cells, see `matmul`.
+// SAFETY: tasks write disjoint cells, see `run_tiles` and `quantize_acts`.
 unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 

@@ -233,7 +233,9 @@ mod x86 {
     use std::arch::x86_64::*;
 
     /// R rows × 16 columns over all blocks; each 64-byte load feeds 2·R `vpdpbusd`s.
-    #[target_feature(enable = "avx512f,avx512vnni")]
+    /// (AVX512BW for the 16-bit shift that reaches the high nibbles: without
+    /// it the shift is an out-of-line call per load.)
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile<const R: usize>(
         w: &Q4Weights,
         a: &Q8Acts,
@@ -413,7 +415,10 @@ mod tests {
             {
                 paths.push(Kernel::Avx2);
             }
-            if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vnni") {
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni")
+            {
                 paths.push(Kernel::Avx512Vnni);
             }
             for path in paths {

@@ -375,7 +375,9 @@ pub fn kernel() -> Kernel {
         let no_vnni = std::env::var_os("WEFT_NO_VNNI").is_some();
         #[cfg(target_arch = "x86_64")]
         {
-            let vnni = std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512f");
+            let vnni = std::is_x86_feature_detected!("avx512vnni")
+                && std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw");
             let avx2 = std::is_x86_feature_detected!("avx2")
                 && std::is_x86_feature_detected!("fma")
                 && std::is_x86_feature_detected!("f16c");

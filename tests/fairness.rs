@@ -91,3 +91,76 @@ api_keys = ["{b}"]
         let _ = f.join();
     }
 }
+
+/// `kv_share` holds during decode, not only at admission: with a KV cache far
+/// too small for the tenants' growing sequences, A (five sequences, over its
+/// 20% share all along) gives its own blocks back, and B's one sequence is
+/// never preempted, although B is by far the most served tenant (weight 0.25
+/// against 4) and would be the victim without the share. Every request of
+/// both still finishes whole.
+#[test]
+fn a_tenant_over_its_kv_share_is_preempted_during_decode() {
+    let admin_port = free_port();
+    let cfg = write_config(
+        "kv-share",
+        &format!(
+            r#"
+[admin]
+listen = "127.0.0.1:{admin_port}"
+key = "{ADMIN_KEY}"
+watch = false
+
+[[models]]
+name = "SmolLM2-135M-Instruct"
+kv_cache_mib = 12
+
+[[tenants]]
+id = "a"
+weight = 4.0
+api_keys = ["{a}"]
+[tenants.quotas]
+kv_share = 0.2
+
+[[tenants]]
+id = "b"
+weight = 0.25
+api_keys = ["{b}"]
+"#,
+            a = hash_key("share-a-key"),
+            b = hash_key("share-b-key"),
+        ),
+    );
+    let (s, _) = start(&["--config", cfg.to_str().unwrap()]);
+    let requests: Vec<_> = (0..5)
+        .map(|i| ("share-a-key", i))
+        .chain([("share-b-key", 0)])
+        .map(|(key, i)| {
+            let base = s.base.clone();
+            std::thread::spawn(move || {
+                let body = json!({"model": "SmolLM2-135M-Instruct", "prompt": format!("Story {i}:"), "max_tokens": 120, "ignore_eos": true});
+                let r = client().post(format!("{base}/v1/completions")).bearer_auth(key).json(&body).send().unwrap();
+                (key, r.status().as_u16(), r.json::<serde_json::Value>().unwrap())
+            })
+        })
+        .collect();
+    for h in requests {
+        let (key, st, v) = h.join().unwrap();
+        assert_eq!(st, 200, "{key}: {v}");
+        assert_eq!(v["usage"]["completion_tokens"], 120, "{key}: nothing lost to preemption: {v}");
+    }
+    let text = client().get(format!("{}/metrics", s.base)).bearer_auth(ADMIN_KEY).send().unwrap().text().unwrap();
+    let preempted = |tenant: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("weft_tenant_preemptions_total{") && l.contains(&format!("tenant=\"{tenant}\"")))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("weft_preemptions_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(total > 0.0, "the cache was meant to run out during decode");
+    let (a, b) = (preempted("a"), preempted("b"));
+    assert!(a > 0.0 && b == 0.0, "A, over its 20%, gives back first: A {a} preemptions, B {b}");
+}

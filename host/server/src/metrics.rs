@@ -273,6 +273,18 @@ impl ServerMetrics {
                 }
             }
         }
+        if !engines.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP weft_tenant_preemptions Sequences preempted, by engine and by the tenant they belong to.\n# TYPE weft_tenant_preemptions counter"
+            );
+            for e in engines {
+                for (tenant, n) in &e.metrics.preemptions_by_tenant {
+                    let _ =
+                        writeln!(out, "weft_tenant_preemptions_total{{engine=\"{}\",tenant=\"{tenant}\"}} {n}", e.id);
+                }
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP weft_plugin_call_duration_seconds Duration of calls into a plugin.\n# TYPE weft_plugin_call_duration_seconds histogram"

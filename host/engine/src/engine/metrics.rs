@@ -12,6 +12,8 @@ pub struct EngineMetrics {
     pub preemptions: u64,
     /// Of those, preemptions that let an under-served tenant in (fair admission).
     pub fair_preemptions: u64,
+    /// Preemptions by the preempted sequence's tenant (the empty id: no tenants).
+    pub preemptions_by_tenant: Vec<(String, u64)>,
     pub steps: u64,
     /// Duration of the last step, seconds.
     pub last_step_secs: f64,

@@ -420,6 +420,10 @@ impl StepLoop {
         self.counters.running = self.sched.num_running();
         self.counters.waiting = self.sched.num_waiting();
         self.counters.kv = self.sched.kv_stats();
+        if self.counters.preemptions != self.sched.preemptions() {
+            self.counters.preemptions_by_tenant =
+                self.sched.preemptions_by_tenant().map(|(t, n)| (t.to_string(), n)).collect();
+        }
         self.counters.preemptions = self.sched.preemptions();
         self.counters.fair_preemptions = self.sched.fair_preemptions();
         self.counters.sampling_late = self.out.len();

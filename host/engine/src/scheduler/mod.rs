@@ -119,6 +119,8 @@ pub struct Scheduler {
     preemptions: u64,
     /// Of those, preemptions that made room for an under-served tenant.
     fair_preemptions: u64,
+    /// Preemptions by the preempted sequence's tenant.
+    preemptions_by_tenant: std::collections::BTreeMap<Arc<str>, u64>,
     steps: u64,
 }
 
@@ -149,6 +151,7 @@ impl Scheduler {
             admissions: 0,
             preemptions: 0,
             fair_preemptions: 0,
+            preemptions_by_tenant: Default::default(),
             steps: 0,
         }
     }
@@ -212,6 +215,11 @@ impl Scheduler {
 
     pub fn fair_preemptions(&self) -> u64 {
         self.fair_preemptions
+    }
+
+    /// Preemptions so far, by the tenant whose sequence was preempted.
+    pub fn preemptions_by_tenant(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.preemptions_by_tenant.iter().map(|(t, n)| (&**t, *n))
     }
 
     /// When the policy's next pick cannot be admitted (every slot or too many
@@ -288,9 +296,11 @@ impl Scheduler {
         seq.registered_blocks = 0;
         seq.last_hash = seq.cache_root;
         seq.running = false;
+        let tenant = seq.tenant.clone();
         self.running.retain(|&r| r != id);
         self.waiting.push(id);
         self.preemptions += 1;
+        *self.preemptions_by_tenant.entry(tenant).or_default() += 1;
     }
 
     /// Plans the next step and reserves the blocks it needs.
@@ -341,21 +351,29 @@ impl Scheduler {
             let need = self.blocks.blocks_for(computed + n).saturating_sub(have);
             let mut fits = true;
             while self.blocks.num_available() < need {
-                let later = &self.running[i + 1..];
-                if later.is_empty() {
-                    if i == 0 {
-                        // Alone and still short: it can never grow.
-                        plan.out_of_memory.push(id);
-                    } else {
-                        plan.preempted.push(id);
-                        self.preempt(id);
-                    }
+                if self.running.len() == 1 {
+                    // Alone and still short: it can never grow.
+                    plan.out_of_memory.push(id);
                     fits = false;
                     break;
                 }
-                let views: Vec<SeqView<'_>> = later.iter().map(|r| self.seqs[r].view()).collect();
-                let all: Vec<SeqView<'_>> = self.running.iter().map(|r| self.seqs[r].view()).collect();
-                let victim = later[self.policy.pick_victim(&views, &all, self.blocks.num_blocks())];
+                // Every running sequence is a candidate, the one asking too: a
+                // tenant over its KV share gives its own blocks back rather than
+                // take another's, wherever its sequences sit in the batch. (The
+                // default policy picks the least important, newest sequence,
+                // which is never ahead of the one asking.)
+                let views: Vec<SeqView<'_>> = self.running.iter().map(|r| self.seqs[r].view()).collect();
+                let at = self.policy.pick_victim(&views, &views, self.blocks.num_blocks());
+                let victim = self.running[at];
+                if victim == id {
+                    plan.preempted.push(id);
+                    self.preempt(id);
+                    fits = false;
+                    break;
+                }
+                if at < i {
+                    i -= 1;
+                }
                 plan.preempted.push(victim);
                 self.preempt(victim);
                 // A sequence admitted earlier this step gives its chunk back too.

@@ -259,7 +259,7 @@ async fn run_choice(
     mut stop: StopMatcher,
     want_logprobs: bool,
     prompt_len: usize,
-    hold: Option<Arc<crate::quota::TokenHold>>,
+    mut hold: Option<Arc<crate::quota::TokenHold>>,
     tx: mpsc::UnboundedSender<ChoiceEvent>,
 ) {
     let t0 = Instant::now();
@@ -288,6 +288,7 @@ async fn run_choice(
                 let text = match filters.apply(&tenant, text, false).await {
                     Ok(t) => t,
                     Err(e) => {
+                        drop(hold.take());
                         let _ = tx.send(ChoiceEvent::Failed(e));
                         return;
                     }
@@ -300,6 +301,7 @@ async fn run_choice(
                 if hit {
                     // Ending here frees the sequence now; the rest would be discarded anyway.
                     // Cached-token counts arrive only with the engine's final event: reported as 0 here.
+                    drop(hold.take()); // settled before the response can go out
                     let _ = tx.send(ChoiceEvent::Done {
                         index,
                         finish_reason: "stop",
@@ -321,6 +323,7 @@ async fn run_choice(
                 let tail = match filters.apply(&tenant, tail, true).await {
                     Ok(t) => t,
                     Err(e) => {
+                        drop(hold.take());
                         let _ = tx.send(ChoiceEvent::Failed(e));
                         return;
                     }
@@ -330,6 +333,7 @@ async fn run_choice(
                 }
                 metrics.count_tokens(svc.tenant_id(), usage.prompt_tokens, usage.completion_tokens);
                 metrics.e2e.observe(t0.elapsed().as_secs_f64());
+                drop(hold.take()); // settled before the response can go out
                 let _ = tx.send(ChoiceEvent::Done {
                     index,
                     finish_reason: match reason {
@@ -343,11 +347,13 @@ async fn run_choice(
                 return;
             }
             Event::Error(e) => {
+                drop(hold.take());
                 let _ = tx.send(ChoiceEvent::Failed(e.into()));
                 return;
             }
         }
     }
+    drop(hold.take());
     let _ = tx.send(ChoiceEvent::Failed(weft_engine::EngineError::Shutdown.into()));
 }
 

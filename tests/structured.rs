@@ -161,6 +161,21 @@ fn bad_constraints_are_client_errors_and_streaming_is_constrained_too() {
     assert_eq!(st, 400, "{e}");
     let (st, e) = post(&s, "/v1/chat/completions", &body("hi", 0.0, 1, json!({"response_format": {"type": "yaml"}})));
     assert_eq!(st, 400, "{e}");
+    // A budget too small for any complete value is refused, not answered with half a value.
+    let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]});
+    let (st, e) = post(
+        &s,
+        "/v1/chat/completions",
+        &body(
+            "hi",
+            0.0,
+            1,
+            json!({"max_tokens": 2, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}),
+        ),
+    );
+    assert_eq!(st, 400, "{e}");
+    assert_eq!(e["error"]["param"], "max_tokens", "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("max_tokens 2 is too small"), "{e}");
 
     let mut b = body("Is the sky blue?", 1.0, 3, json!({"guided_regex": "(yes|no)!", "stream": true}));
     b["max_tokens"] = json!(20);

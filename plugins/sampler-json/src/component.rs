@@ -80,6 +80,7 @@ impl Sampler for JsonSampler {
         let vocab = vocab();
         let compiled = compiled(args)?;
         let mut decoder = Decoder::new(compiled, params.max_tokens);
+        decoder.check_budget(&vocab)?;
         decoder.cache = crate::mask_cache_enabled(args);
         Ok(Self { base: Plan::from_params(&params), decoder, vocab })
     }

@@ -114,11 +114,67 @@ impl Vocab {
 pub struct Compiled {
     pub automaton: Automaton,
     masks: RefCell<HashMap<u32, Rc<Mask>>>,
+    /// The fewest tokens of a complete value, once a search found it.
+    min_tokens: std::cell::Cell<Option<u32>>,
+}
+
+/// States the search for the fewest tokens may expand (each is one walk of
+/// the token trie, well under a millisecond) before it gives up.
+const MIN_TOKENS_SEARCH: usize = 512;
+
+/// What the search for the fewest tokens of a complete value found.
+#[derive(Debug, PartialEq)]
+pub enum MinTokens {
+    Exactly(u32),
+    /// No complete value within this many tokens.
+    MoreThan(u32),
+    /// The search budget ran out first.
+    Unknown,
 }
 
 impl Compiled {
     pub fn new(regex: &str) -> Result<Self, String> {
-        Ok(Self { automaton: Automaton::from_regex(regex, MAX_AUTOMATON_BYTES)?, masks: RefCell::default() })
+        Ok(Self {
+            automaton: Automaton::from_regex(regex, MAX_AUTOMATON_BYTES)?,
+            masks: RefCell::default(),
+            min_tokens: Default::default(),
+        })
+    }
+
+    /// The fewest tokens of `vocab` that spell a complete value, looked for
+    /// up to `limit` tokens: a breadth-first search over the automaton's
+    /// states, one level per token, each state expanded once.
+    pub fn min_tokens(&self, vocab: &Vocab, limit: u32) -> MinTokens {
+        if let Some(n) = self.min_tokens.get() {
+            return if n <= limit { MinTokens::Exactly(n) } else { MinTokens::MoreThan(limit) };
+        }
+        let a = &self.automaton;
+        let mut frontier = vec![a.start()];
+        let mut seen: std::collections::HashSet<u32> = frontier.iter().copied().collect();
+        let mut expanded = 0;
+        for depth in 0..=limit {
+            if frontier.iter().any(|&s| a.is_accepting(s)) {
+                self.min_tokens.set(Some(depth));
+                return MinTokens::Exactly(depth);
+            }
+            if depth == limit || frontier.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for &s in &frontier {
+                expanded += 1;
+                if expanded > MIN_TOKENS_SEARCH {
+                    return MinTokens::Unknown;
+                }
+                vocab.trie.walk(a, s, |_, end| {
+                    if seen.insert(end) {
+                        next.push(end);
+                    }
+                });
+            }
+            frontier = next;
+        }
+        MinTokens::MoreThan(limit)
     }
 
     /// Tokens allowed in `state`. With `closing`, only those that take the
@@ -192,6 +248,23 @@ impl Decoder {
         Self { compiled, state, remaining: max_tokens, cache: true }
     }
 
+    /// Refuses a budget too small for any complete value. The error starts
+    /// with `max_tokens`, which the host reports as the parameter at fault.
+    /// A budget of at least the shortest value's bytes always suffices (the
+    /// closing rule advances one byte per token at least), so only smaller
+    /// budgets are searched.
+    pub fn check_budget(&self, vocab: &Vocab) -> Result<(), String> {
+        if self.remaining >= self.compiled.automaton.dist(self.state) {
+            return Ok(());
+        }
+        match self.compiled.min_tokens(vocab, self.remaining) {
+            MinTokens::MoreThan(n) => {
+                Err(format!("max_tokens {n} is too small for this format: no complete value takes {n} tokens or fewer"))
+            }
+            MinTokens::Exactly(_) | MinTokens::Unknown => Ok(()),
+        }
+    }
+
     /// The tokens allowed next.
     pub fn mask(&self, vocab: &Vocab) -> Result<Rc<Mask>, String> {
         let closing = self.remaining <= self.compiled.automaton.dist(self.state).saturating_add(1);
@@ -262,6 +335,19 @@ mod tests {
             }
         }
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_budget_below_the_fewest_tokens_of_a_value_is_refused() {
+        let v = vocab();
+        let schema =
+            r#"{"json_schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}"#;
+        let c = Rc::new(Compiled::new(&constraint_regex(schema).unwrap()).unwrap());
+        // {"name":"" is 11 bytes; with this vocabulary {" name ":" "} spells it in 4 tokens.
+        assert_eq!(c.min_tokens(&v, 100), MinTokens::Exactly(4));
+        assert!(Decoder::new(c.clone(), 3).check_budget(&v).unwrap_err().starts_with("max_tokens 3 "));
+        assert!(Decoder::new(c.clone(), 4).check_budget(&v).is_ok());
+        assert!(Decoder::new(c, 11).check_budget(&v).is_ok());
     }
 
     #[test]

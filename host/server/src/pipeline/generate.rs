@@ -154,8 +154,11 @@ pub fn start(
             let session = guard.call(|f| {
                 f.session(a()).map_err(|e| match e {
                     // The structured-output sampler refusing a schema is the request's fault.
+                    // A refusal that starts with `max_tokens` blames the budget, not the format.
                     Fault::Plugin(e) if guard.stage() == Stage::Structured && e.kind == ErrorKind::Plugin => {
-                        Fault::Request(PipelineError::invalid("response_format", e.message))
+                        let said = e.message.strip_prefix("session refused: ").unwrap_or(&e.message);
+                        let param = if said.starts_with("max_tokens ") { "max_tokens" } else { "response_format" };
+                        Fault::Request(PipelineError::invalid(param, e.message))
                     }
                     e => e,
                 })

@@ -211,15 +211,29 @@ impl Q8Weights {
     }
 }
 
-/// Symmetric int8 quantization of one block; returns the scale.
+/// Symmetric int8 quantization of one block; returns the scale. Written in
+/// eight independent lanes with a fixed length, so it compiles to vector code
+/// (a plain `fold` of `max` stays a scalar chain; this runs before every
+/// projection on every activation row).
 #[inline]
 fn quantize_block(src: &[f32], q: &mut [i8; QK]) -> f32 {
-    let amax = src.iter().fold(0f32, |a, &v| a.max(v.abs()));
+    let src: &[f32; QK] = src.try_into().expect("one block");
+    let mut lanes = [0f32; 8];
+    for c in src.chunks_exact(8) {
+        for i in 0..8 {
+            lanes[i] = lanes[i].max(c[i].abs());
+        }
+    }
+    let amax = lanes.iter().fold(0f32, |a, &v| a.max(v));
     let d = amax / 127.0;
     let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-    // round_ties_even lowers to one vector rounding instruction; |v·id| <= 127 already.
+    // round_ties_even lowers to one vector rounding instruction. The clamp
+    // (which also maps NaN into range) makes the unchecked conversion sound;
+    // a checked `as` saturates element by element and stays scalar.
     for (o, &v) in q.iter_mut().zip(src) {
-        *o = (v * id).round_ties_even() as i8;
+        let x = (v * id).round_ties_even().max(-127.0).min(127.0);
+        // SAFETY: `x` is finite and within i32 (clamped just above).
+        *o = unsafe { x.to_int_unchecked::<i32>() } as i8;
     }
     d
 }
@@ -235,7 +249,8 @@ pub fn quantize_acts(x: &[f32], m: usize, k: usize) -> Q8Acts {
             let mut q = [0i8; QK];
             let scale = quantize_block(&x[r * k + b * QK..r * k + (b + 1) * QK], &mut q);
             let mut sum = 0i32;
-            for (o, &v) in au[b * QK..(b + 1) * QK].iter_mut().zip(&q) {
+            let out: &mut [u8; QK] = (&mut au[b * QK..(b + 1) * QK]).try_into().expect("one block");
+            for (o, &v) in out.iter_mut().zip(&q) {
                 *o = (v as u8) ^ 0x80;
                 sum += v as i32;
             }

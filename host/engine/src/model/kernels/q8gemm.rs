@@ -231,6 +231,7 @@ fn quantize_block(src: &[f32], q: &mut [i8; QK]) -> f32 {
     // (which also maps NaN into range) makes the unchecked conversion sound;
     // a checked `as` saturates element by element and stays scalar.
     for (o, &v) in q.iter_mut().zip(src) {
+        #[allow(clippy::manual_clamp)] // `clamp` keeps NaN, which the conversion must never see
         let x = (v * id).round_ties_even().max(-127.0).min(127.0);
         // SAFETY: `x` is finite and within i32 (clamped just above).
         *o = unsafe { x.to_int_unchecked::<i32>() } as i8;

@@ -14,39 +14,42 @@ use common::*;
 
 const ADMIN_KEY: &str = "fairness-test-admin-key-0123";
 
-#[test]
-fn an_under_served_tenant_is_admitted_while_another_floods() {
+/// A server with an admin listener, the default model (plus the `model`
+/// lines) and the `[[tenants]]` of `tenants`.
+fn serve(tag: &str, model: &str, tenants: &str) -> Server {
     let admin_port = free_port();
     let cfg = write_config(
-        "fairness",
+        tag,
         &format!(
-            r#"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-key = "{ADMIN_KEY}"
-watch = false
-
-[[models]]
-name = "SmolLM2-135M-Instruct"
-max_sequences = 4
-
-[[tenants]]
-id = "a"
-api_keys = ["{a}"]
-
-[[tenants]]
-id = "b"
-api_keys = ["{b}"]
-"#,
-            a = hash_key("fair-a-key"),
-            b = hash_key("fair-b-key"),
+            "[admin]\nlisten = \"127.0.0.1:{admin_port}\"\nkey = \"{ADMIN_KEY}\"\nwatch = false\n\n\
+             [[models]]\nname = \"SmolLM2-135M-Instruct\"\n{model}\n{tenants}"
         ),
     );
-    let (s, _) = start(&["--config", cfg.to_str().unwrap()]);
-    let metric = |name: &str| -> f64 {
-        let text = client().get(format!("{}/metrics", s.base)).bearer_auth(ADMIN_KEY).send().unwrap().text().unwrap();
-        text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-    };
+    start(&["--config", cfg.to_str().unwrap()]).0
+}
+
+/// The sum of the series whose line starts with `name` and contains `label`,
+/// from `/metrics` (admin key).
+fn scrape(s: &Server, name: &str, label: &str) -> f64 {
+    let text = client().get(format!("{}/metrics", s.base)).bearer_auth(ADMIN_KEY).send().unwrap().text().unwrap();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn an_under_served_tenant_is_admitted_while_another_floods() {
+    let s = serve(
+        "fairness",
+        "max_sequences = 4",
+        &format!(
+            "[[tenants]]\nid = \"a\"\napi_keys = [\"{}\"]\n\n[[tenants]]\nid = \"b\"\napi_keys = [\"{}\"]\n",
+            hash_key("fair-a-key"),
+            hash_key("fair-b-key"),
+        ),
+    );
+    let metric = |name: &str| scrape(&s, name, "");
 
     // A: 8 long requests at once, twice what the engine runs.
     let a_done = Arc::new(AtomicUsize::new(0));
@@ -100,37 +103,16 @@ api_keys = ["{b}"]
 /// both still finishes whole.
 #[test]
 fn a_tenant_over_its_kv_share_is_preempted_during_decode() {
-    let admin_port = free_port();
-    let cfg = write_config(
+    let s = serve(
         "kv-share",
+        "kv_cache_mib = 12",
         &format!(
-            r#"
-[admin]
-listen = "127.0.0.1:{admin_port}"
-key = "{ADMIN_KEY}"
-watch = false
-
-[[models]]
-name = "SmolLM2-135M-Instruct"
-kv_cache_mib = 12
-
-[[tenants]]
-id = "a"
-weight = 4.0
-api_keys = ["{a}"]
-[tenants.quotas]
-kv_share = 0.2
-
-[[tenants]]
-id = "b"
-weight = 0.25
-api_keys = ["{b}"]
-"#,
-            a = hash_key("share-a-key"),
-            b = hash_key("share-b-key"),
+            "[[tenants]]\nid = \"a\"\nweight = 4.0\napi_keys = [\"{}\"]\n[tenants.quotas]\nkv_share = 0.2\n\n\
+             [[tenants]]\nid = \"b\"\nweight = 0.25\napi_keys = [\"{}\"]\n",
+            hash_key("share-a-key"),
+            hash_key("share-b-key"),
         ),
     );
-    let (s, _) = start(&["--config", cfg.to_str().unwrap()]);
     let requests: Vec<_> = (0..5)
         .map(|i| ("share-a-key", i))
         .chain([("share-b-key", 0)])
@@ -148,18 +130,8 @@ api_keys = ["{b}"]
         assert_eq!(st, 200, "{key}: {v}");
         assert_eq!(v["usage"]["completion_tokens"], 120, "{key}: nothing lost to preemption: {v}");
     }
-    let text = client().get(format!("{}/metrics", s.base)).bearer_auth(ADMIN_KEY).send().unwrap().text().unwrap();
-    let preempted = |tenant: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with("weft_tenant_preemptions_total{") && l.contains(&format!("tenant=\"{tenant}\"")))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    let total: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("weft_preemptions_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let preempted = |tenant: &str| scrape(&s, "weft_tenant_preemptions_total{", &format!("tenant=\"{tenant}\""));
+    let total = scrape(&s, "weft_preemptions_total", "");
     assert!(total > 0.0, "the cache was meant to run out during decode");
     let (a, b) = (preempted("a"), preempted("b"));
     assert!(a > 0.0 && b == 0.0, "A, over its 20%, gives back first: A {a} preemptions, B {b}");

@@ -47,6 +47,17 @@ impl CallClock {
         let used = thread_cpu_time().saturating_sub(self.cpu0);
         self.budget.checked_sub(used).filter(|left| !left.is_zero())
     }
+
+    /// wasmtime's epoch-deadline callback: run on for the CPU budget left (in
+    /// ticks of `ticks_per_sec`), or trap with `Interrupt` (a `timeout`).
+    pub fn on_epoch(&self, ticks_per_sec: u64) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        match self.check() {
+            Some(left) => {
+                Ok(wasmtime::UpdateDeadline::Continue((left.as_millis() as u64 * ticks_per_sec / 1000).max(1)))
+            }
+            None => Err(wasmtime::Trap::Interrupt.into()),
+        }
+    }
 }
 
 /// CPU time the calling thread has used (Linux and other Unix; elsewhere

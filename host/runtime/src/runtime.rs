@@ -418,18 +418,9 @@ impl LoadedPlugin {
             HostState::new(self.name.clone(), self.config.clone(), self.limits.memory_bytes, self.metrics.clone());
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.data_mut().clock = CallClock::start(self.limits.deadline);
-        store.set_epoch_deadline(self.deadline_ticks());
         // Past the first deadline, each tick asks the call's clock: CPU budget left, or time up.
-        store.epoch_deadline_callback(|ctx| match ctx.data().clock.check() {
-            Some(left) => {
-                Ok(wasmtime::UpdateDeadline::Continue((left.as_millis() as u64 * TICKS_PER_SEC / 1000).max(1)))
-            }
-            None => Err(wasmtime::Trap::Interrupt.into()),
-        });
-        if self.fuel_metering {
-            let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
-        }
+        store.epoch_deadline_callback(|ctx| ctx.data().clock.on_epoch(TICKS_PER_SEC));
+        self.arm(&mut store);
         let instance = self.pre.instantiate(&mut store).map_err(|e| self.classify(&store, e, "instantiate"))?;
         Ok((store, instance))
     }
@@ -443,8 +434,13 @@ impl LoadedPlugin {
         Ok((store, b))
     }
 
-    fn deadline_ticks(&self) -> u64 {
-        (self.limits.deadline.as_millis() as u64).max(1) * TICKS_PER_SEC / 1000
+    /// Starts a call's budgets: its CPU-time clock, the first epoch deadline, its fuel.
+    fn arm(&self, store: &mut Store<HostState>) {
+        store.data_mut().clock = CallClock::start(self.limits.deadline);
+        store.set_epoch_deadline((self.limits.deadline.as_millis() as u64).max(1) * TICKS_PER_SEC / 1000);
+        if self.fuel_metering {
+            let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
+        }
     }
 
     fn world_func<P, R>(
@@ -496,11 +492,7 @@ impl LoadedPlugin {
         what: &str,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T> {
-        store.data_mut().clock = CallClock::start(self.limits.deadline);
-        store.set_epoch_deadline(self.deadline_ticks());
-        if self.fuel_metering {
-            let _ = store.set_fuel(self.limits.fuel.unwrap_or(u64::MAX));
-        }
+        self.arm(store);
         let t0 = Instant::now();
         store.data().clear_stderr_tail();
         let r = f(store);

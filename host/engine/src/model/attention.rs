@@ -12,6 +12,7 @@ use std::cell::RefCell;
 
 use super::batch::ForwardBatch;
 use super::kernels::dot;
+use super::kernels::q8gemm::Kernel;
 
 /// Shapes the kernel needs.
 #[derive(Debug, Clone, Copy)]
@@ -78,7 +79,8 @@ pub fn paged_attention(
 
     let out_ptr = OutPtr(out.as_mut_ptr());
     let rows_n = out.len() / q_width;
-    let avx512 = simd_level();
+    // The AVX-512 clone runs exactly when the GEMM's AVX-512 path does (so `WEFT_KERNEL` governs both).
+    let kernel = super::kernels::q8gemm::kernel();
     super::kernels::team::for_each(rows_n * num_kv_heads, |task| {
         // Captures the whole `OutPtr` (which is Sync), not its raw-pointer field.
         #[allow(clippy::redundant_locals)]
@@ -103,10 +105,10 @@ pub fn paged_attention(
         };
         SCORES.with(|scores| {
             let mut scores = scores.borrow_mut();
-            match avx512 {
+            match kernel {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: the CPU has AVX-512F (checked once).
-                Simd::Avx512 => unsafe { attend_avx512(&job, &mut scores, out) },
+                // SAFETY: that path is chosen only on CPUs with AVX-512F.
+                Kernel::Avx512Vnni => unsafe { attend_avx512(&job, &mut scores, out) },
                 _ => attend(&job, &mut scores, out),
             }
         });
@@ -127,20 +129,6 @@ struct Group<'a> {
     head_dim: usize,
     block_size: usize,
     scale: f32,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    Avx512,
-    Baseline,
-}
-
-fn simd_level() -> Simd {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx512f") && super::kernels::q8gemm::kernel().as_str() == "avx512-vnni" {
-        return Simd::Avx512;
-    }
-    Simd::Baseline
 }
 
 /// The same code compiled for AVX-512 (the loops are written so their

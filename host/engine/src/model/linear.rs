@@ -193,27 +193,24 @@ impl Linear {
         } else {
             None
         };
-        let int8: Vec<&Q8Weights> = parts
+        // One matrix when every part is in the same tiled layout.
+        let int8: Option<Vec<&Q8Weights>> = parts
             .iter()
-            .filter_map(|p| match &p.kernel {
+            .map(|p| match &p.kernel {
                 Kernel::Int8(w) => Some(w),
                 _ => None,
             })
             .collect();
-        let int4: Vec<&Q4Weights> = parts
+        let int4: Option<Vec<&Q4Weights>> = parts
             .iter()
-            .filter_map(|p| match &p.kernel {
+            .map(|p| match &p.kernel {
                 Kernel::Int4(w) => Some(w),
                 _ => None,
             })
             .collect();
-        let fused = if int8.len() == parts.len() {
-            Q8Weights::concat(&int8).map(Kernel::Int8)
-        } else if int4.len() == parts.len() {
-            Q4Weights::concat(&int4).map(Kernel::Int4)
-        } else {
-            None
-        };
+        let fused = int8
+            .and_then(|w| Q8Weights::concat(&w).map(Kernel::Int8))
+            .or_else(|| int4.and_then(|w| Q4Weights::concat(&w).map(Kernel::Int4)));
         let kernel = match fused {
             Some(k) => k,
             None => Kernel::Concat(
@@ -277,23 +274,5 @@ impl Linear {
 
     pub fn out_features(&self) -> usize {
         self.out_features
-    }
-
-    /// True when one of our tiled kernels (int8 or 4-bit) serves this projection.
-    pub fn is_tiled(&self) -> bool {
-        match &self.kernel {
-            Kernel::Int8(_) | Kernel::Int4(_) => true,
-            Kernel::Concat(parts) => parts.iter().all(|p| p.is_tiled()),
-            Kernel::Candle { .. } => false,
-        }
-    }
-
-    /// True when the 4-bit kernel serves this projection (or all its parts).
-    pub fn is_int4(&self) -> bool {
-        match &self.kernel {
-            Kernel::Int4(_) => true,
-            Kernel::Concat(parts) => parts.iter().all(|p| p.is_int4()),
-            _ => false,
-        }
     }
 }

@@ -90,17 +90,6 @@ impl LlamaWeights {
         let layer: usize = self.layers.iter().flat_map(|l| l.projections()).map(|w| w.dense_bytes()).sum();
         layer + self.lm_head.dense_bytes()
     }
-
-    /// True when every projection runs on one of our tiled kernels.
-    pub fn all_tiled(&self) -> bool {
-        self.layers.iter().flat_map(|l| l.projections()).all(|w| w.is_tiled()) && self.lm_head.is_tiled()
-    }
-
-    /// Projections held as 4-bit, and the total count.
-    pub fn int4_projections(&self) -> (usize, usize) {
-        let all: Vec<_> = self.layers.iter().flat_map(|l| l.projections()).chain([&self.lm_head]).collect();
-        (all.iter().filter(|w| w.is_int4()).count(), all.len())
-    }
 }
 
 /// RMSNorm of each row of `x` into `out`.

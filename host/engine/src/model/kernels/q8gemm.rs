@@ -313,7 +313,8 @@ impl Tiles for Q8Weights {
         self.k
     }
     fn tile(&self, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
-        compute_tile(self, a, r0, rt, t, acc)
+        // SAFETY: `kernel()` chose a path the CPU supports.
+        unsafe { tile_with(kernel(), self, a, r0, rt, t, acc) }
     }
 }
 
@@ -409,37 +410,12 @@ pub fn kernel() -> Kernel {
     })
 }
 
-/// Runs one tile for `rt` rows with a const-generic row count.
-macro_rules! by_rows {
-    ($m:ident, $rt:expr, $($arg:expr),*) => {
-        match $rt {
-            1 => $m::tile::<1>($($arg),*),
-            2 => $m::tile::<2>($($arg),*),
-            3 => $m::tile::<3>($($arg),*),
-            _ => $m::tile::<4>($($arg),*),
-        }
-    };
-}
-
-fn compute_tile(w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
-    // SAFETY: `kernel()` chose a path the CPU supports.
-    unsafe { tile_with(kernel(), w, a, r0, rt, t, acc) }
-}
-
 /// One tile with path `k`.
 ///
 /// # Safety
 /// The CPU supports `k`'s instructions (as [`kernel`] checks).
 unsafe fn tile_with(k: Kernel, w: &Q8Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
-    match k {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller vouches for the CPU.
-        Kernel::Avx512Vnni => unsafe { by_rows!(x86, rt, w, a, r0, t, acc) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Kernel::Avx2 => unsafe { by_rows!(avx2, rt, w, a, r0, t, acc) },
-        _ => tile_portable(w, a, r0, rt, t, acc),
-    }
+    tile_with!(k, tile_portable, w, a, r0, rt, t, acc)
 }
 
 /// The reference path: signed activation × weight sums per block, then

@@ -67,7 +67,9 @@ fn finished(s: &Server) -> [f64; 2] {
     let text = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
     let mut v = [0.0; 2];
     for (i, slot) in v.iter_mut().enumerate() {
-        let key = format!("weft_engine_sequences_finished_total{{engine=\"engine-{i}\"}} ");
+        let key = format!(
+            "weft_engine_sequences_finished_total{{model_name=\"SmolLM2-135M-Instruct\",engine=\"engine-{i}\"}} "
+        );
         *slot = text.lines().find_map(|l| l.strip_prefix(&key)).unwrap().trim().parse().unwrap();
     }
     v

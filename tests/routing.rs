@@ -26,7 +26,9 @@ fn per_engine(text: &str, name: &str) -> [f64; 2] {
     let mut v = [0.0; 2];
     for line in text.lines() {
         for (i, slot) in v.iter_mut().enumerate() {
-            if let Some(rest) = line.strip_prefix(&format!("{name}{{engine=\"engine-{i}\"}} ")) {
+            if let Some(rest) =
+                line.strip_prefix(&format!("{name}{{model_name=\"SmolLM2-135M-Instruct\",engine=\"engine-{i}\"}} "))
+            {
                 *slot = rest.trim().parse().unwrap();
             }
         }

@@ -188,3 +188,14 @@ fn cancel_frees_blocks_and_mixed_run_keeps_invariant() {
     assert_eq!(m.kv.used_blocks, 0);
     assert_eq!(m.kv.free_blocks + m.kv.cached_blocks, m.kv.total_blocks);
 }
+
+#[test]
+fn weight_estimate_covers_what_the_loader_holds() {
+    let h = start(EngineConfig::default());
+    let held = h.model().weight_bytes as u64;
+    let est = weft_engine::model::estimate::weight_bytes(&default_model(), weft_engine::Quantize::None).unwrap();
+    // The estimate adds the embedding table and norms to the projections the engine streams.
+    assert!(est >= held && est < held * 3 / 2, "estimate {est} for {held} bytes of projections");
+    let q8 = weft_engine::model::estimate::weight_bytes(&default_model(), weft_engine::Quantize::Q8_0).unwrap();
+    assert!(q8 > est, "int8 holds more than 4-bit: {q8} vs {est}");
+}

@@ -1,5 +1,14 @@
 //! Server metrics in the Prometheus text format: request and token counters,
 //! latency histograms, the engine's gauges, and per-plugin call statistics.
+//!
+//! Besides weft's own names, every model's series are also exported under the
+//! names and types the Gateway API Inference Extension's Endpoint Picker
+//! (and llm-d, KEDA or an HPA set up for vLLM) reads from vLLM, all labelled
+//! `model_name`: `vllm:num_requests_waiting` / `running`,
+//! `vllm:kv_cache_usage_perc` (0-1), `vllm:cache_config_info`,
+//! `vllm:lora_requests_info` and the latency histograms. The picker scrapes
+//! every 50 ms, so rendering reads only counters and snapshots: no locks held
+//! across engines, no allocation per series beyond the output text.
 
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -45,13 +54,51 @@ impl Histogram {
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
-        let (counts, sum, n) = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (b, c) in self.bounds.iter().zip(&counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}\n{name}_sum {sum}\n{name}_count {n}");
+        self.series(out, name, "");
     }
+
+    /// The samples of one labelled series (`labels` like `a="b",`, trailing comma included).
+    fn series(&self, out: &mut String, name: &str, labels: &str) {
+        let (counts, sum, n) = self.counts.lock().map(|c| c.clone()).unwrap_or_default();
+        for (b, c) in self.bounds.iter().zip(&counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{b}\"}} {c}");
+        }
+        let l = labels.trim_end_matches(',');
+        let _ =
+            writeln!(out, "{name}_bucket{{{labels}le=\"+Inf\"}} {n}\n{name}_sum{{{l}}} {sum}\n{name}_count{{{l}}} {n}");
+    }
+}
+
+/// One model's request-level series (the engine-level ones come from its engines' snapshots).
+pub struct ModelSeries {
+    pub ttft: Histogram,
+    pub itl: Histogram,
+    pub e2e: Histogram,
+    pub prompt_tokens: Counter,
+    pub generation_tokens: Counter,
+    /// Finished requests by finish reason.
+    pub finished: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+}
+
+impl Default for ModelSeries {
+    fn default() -> Self {
+        Self {
+            ttft: Histogram::new(LATENCY),
+            itl: Histogram::new(LATENCY),
+            e2e: Histogram::new(LATENCY),
+            prompt_tokens: Counter::default(),
+            generation_tokens: Counter::default(),
+            finished: Mutex::new(Default::default()),
+        }
+    }
+}
+
+/// Which latency a sample is.
+#[derive(Clone, Copy)]
+pub enum Latency {
+    FirstToken,
+    InterToken,
 }
 
 /// Plugin faults the pipeline's guards handled, by (stage, error kind, action).
@@ -100,6 +147,8 @@ pub struct ServerMetrics {
     pub reloads: Mutex<std::collections::BTreeMap<(String, String), u64>>,
     pub reload_seconds: Histogram,
     pub stage_faults: std::sync::Arc<StageFaults>,
+    /// By model name.
+    pub models: Mutex<std::collections::BTreeMap<String, std::sync::Arc<ModelSeries>>>,
 }
 
 impl Default for ServerMetrics {
@@ -115,6 +164,7 @@ impl Default for ServerMetrics {
             reloads: Mutex::new(Default::default()),
             reload_seconds: Histogram::new(LATENCY),
             stage_faults: Default::default(),
+            models: Mutex::new(Default::default()),
         }
     }
 }
@@ -130,7 +180,10 @@ fn tenant_of(plugin: &str) -> &str {
 
 /// One engine's state at scrape time.
 pub struct EngineSnapshot {
+    /// The model it serves.
+    pub model: String,
     pub id: String,
+    pub block_size: usize,
     pub metrics: weft_engine::EngineMetrics,
     pub in_flight: usize,
 }
@@ -142,8 +195,45 @@ impl ServerMetrics {
         }
     }
 
+    /// The series of one model (made on first use).
+    pub fn model(&self, name: &str) -> std::sync::Arc<ModelSeries> {
+        let mut m = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(name.to_string()).or_default().clone()
+    }
+
+    /// A token's latency, into the server-wide and the model's histograms.
+    pub fn latency(&self, model: &ModelSeries, which: Latency, secs: f64) {
+        let (global, own) = match which {
+            Latency::FirstToken => (&self.ttft, &model.ttft),
+            Latency::InterToken => (&self.itl, &model.itl),
+        };
+        global.observe(secs);
+        own.observe(secs);
+    }
+
+    /// Counts a finished sequence: its tokens (global, the tenant's and the
+    /// model's), its end-to-end latency and its finish reason.
+    pub fn finished(
+        &self,
+        model: &ModelSeries,
+        tenant: &str,
+        reason: &'static str,
+        prompt: usize,
+        completion: usize,
+        secs: f64,
+    ) {
+        self.e2e.observe(secs);
+        model.e2e.observe(secs);
+        model.prompt_tokens.add(prompt as u64);
+        model.generation_tokens.add(completion as u64);
+        if let Ok(mut f) = model.finished.lock() {
+            *f.entry(reason).or_default() += 1;
+        }
+        self.count_tokens(tenant, prompt, completion);
+    }
+
     /// Adds a finished sequence's tokens to the global and the tenant's counters.
-    pub fn count_tokens(&self, tenant: &str, prompt: usize, completion: usize) {
+    fn count_tokens(&self, tenant: &str, prompt: usize, completion: usize) {
         self.prompt_tokens.add(prompt as u64);
         self.generation_tokens.add(completion as u64);
         if let Ok(mut m) = self.tenant_tokens.lock() {
@@ -269,7 +359,13 @@ impl ServerMetrics {
                 let family = name.strip_suffix("_total").unwrap_or(name);
                 let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
                 for e in engines {
-                    let _ = writeln!(out, "{name}{{engine=\"{}\"}} {}", e.id, get(&e.metrics, e.in_flight));
+                    let _ = writeln!(
+                        out,
+                        "{name}{{model_name=\"{}\",engine=\"{}\"}} {}",
+                        e.model,
+                        e.id,
+                        get(&e.metrics, e.in_flight)
+                    );
                 }
             }
         }
@@ -280,11 +376,15 @@ impl ServerMetrics {
             );
             for e in engines {
                 for (tenant, n) in &e.metrics.preemptions_by_tenant {
-                    let _ =
-                        writeln!(out, "weft_tenant_preemptions_total{{engine=\"{}\",tenant=\"{tenant}\"}} {n}", e.id);
+                    let _ = writeln!(
+                        out,
+                        "weft_tenant_preemptions_total{{model_name=\"{}\",engine=\"{}\",tenant=\"{tenant}\"}} {n}",
+                        e.model, e.id
+                    );
                 }
             }
         }
+        self.render_vllm(&mut out, engines);
         let _ = writeln!(
             out,
             "# HELP weft_plugin_call_duration_seconds Duration of calls into a plugin.\n# TYPE weft_plugin_call_duration_seconds histogram"
@@ -361,5 +461,92 @@ impl ServerMetrics {
             }
         }
         out
+    }
+
+    /// The vLLM-named families (see the module doc), one series per model;
+    /// engine gauges are summed over the model's engines.
+    fn render_vllm(&self, out: &mut String, engines: &[EngineSnapshot]) {
+        let mut per_model: std::collections::BTreeMap<&str, Vec<&EngineSnapshot>> = Default::default();
+        for e in engines {
+            per_model.entry(e.model.as_str()).or_default().push(e);
+        }
+        type Sum = fn(&[&EngineSnapshot]) -> f64;
+        let gauges: [(&str, &str, Sum); 3] = [
+            ("vllm:num_requests_running", "Requests in the running batch.", |es| {
+                es.iter().map(|e| e.metrics.running as f64).sum()
+            }),
+            ("vllm:num_requests_waiting", "Requests waiting for admission.", |es| {
+                es.iter().map(|e| e.metrics.waiting as f64).sum()
+            }),
+            ("vllm:kv_cache_usage_perc", "KV-cache usage, 0 to 1 (blocks referenced by live requests).", |es| {
+                let used: usize = es.iter().map(|e| e.metrics.kv.used_blocks).sum();
+                let total: usize = es.iter().map(|e| e.metrics.kv.total_blocks).sum();
+                if total == 0 { 0.0 } else { used as f64 / total as f64 }
+            }),
+        ];
+        for (name, help, sum) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (m, es) in &per_model {
+                let _ = writeln!(out, "{name}{{model_name=\"{m}\"}} {}", sum(es));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vllm:cache_config_info KV-cache configuration (value 1).\n# TYPE vllm:cache_config_info gauge"
+        );
+        for (m, es) in &per_model {
+            let blocks: usize = es.iter().map(|e| e.metrics.kv.total_blocks).sum();
+            let bs = es.first().map_or(0, |e| e.block_size);
+            let _ = writeln!(
+                out,
+                "vllm:cache_config_info{{model_name=\"{m}\",block_size=\"{bs}\",num_gpu_blocks=\"{blocks}\",cache_dtype=\"f32\",enable_prefix_caching=\"True\"}} 1"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vllm:lora_requests_info LoRA adapters (none: weft serves no adapters); value: scrape time.\n# TYPE vllm:lora_requests_info gauge"
+        );
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        for m in per_model.keys() {
+            let _ = writeln!(
+                out,
+                "vllm:lora_requests_info{{model_name=\"{m}\",max_lora=\"0\",running_lora_adapters=\"\",waiting_lora_adapters=\"\"}} {now}"
+            );
+        }
+        let models: Vec<(String, std::sync::Arc<ModelSeries>)> =
+            self.models.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        type Hist = fn(&ModelSeries) -> &Histogram;
+        let hists: [(&str, &str, Hist); 3] = [
+            ("vllm:time_to_first_token_seconds", "Time from admission to the first token.", |s| &s.ttft),
+            ("vllm:inter_token_latency_seconds", "Time between consecutive tokens of a request.", |s| &s.itl),
+            ("vllm:e2e_request_latency_seconds", "Time from admission to the last token.", |s| &s.e2e),
+        ];
+        for (name, help, get) in hists {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (m, s) in &models {
+                get(s).series(out, name, &format!("model_name=\"{m}\","));
+            }
+        }
+        type Count = fn(&ModelSeries) -> u64;
+        let counters: [(&str, &str, Count); 2] = [
+            ("vllm:prompt_tokens", "Prompt tokens of finished requests.", |s| s.prompt_tokens.get()),
+            ("vllm:generation_tokens", "Generated tokens of finished requests.", |s| s.generation_tokens.get()),
+        ];
+        for (name, help, get) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for (m, s) in &models {
+                let _ = writeln!(out, "{name}_total{{model_name=\"{m}\"}} {}", get(s));
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vllm:request_success Finished requests by finish reason.\n# TYPE vllm:request_success counter"
+        );
+        for (m, s) in &models {
+            for (reason, n) in s.finished.lock().map(|f| f.clone()).unwrap_or_default() {
+                let _ =
+                    writeln!(out, "vllm:request_success_total{{model_name=\"{m}\",finished_reason=\"{reason}\"}} {n}");
+            }
+        }
     }
 }

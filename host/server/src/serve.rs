@@ -116,8 +116,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("{}:{}", cfg.server.host, cfg.server.port).parse().context("server host/port")?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let state =
-        Arc::new(AppState::new(cfg.server.max_queued_requests, Duration::from_secs(cfg.server.request_timeout_secs)));
+    let mut state = AppState::new(cfg.server.max_queued_requests, Duration::from_secs(cfg.server.request_timeout_secs));
+    if cfg.server.trusted_gateway {
+        state = state.trusting(crate::api::gateway::Gateway { priorities: cfg.server.objective_priorities.clone() });
+    }
+    let state = Arc::new(state);
     let app = api::router(
         state.clone(),
         cfg.server.max_request_body_bytes,
@@ -139,81 +142,111 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = fail_tx.send(err);
         });
     }
+    let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
+    let drain = Duration::from_secs(cfg.server.drain_secs.min(cfg.server.grace_secs));
     let shutdown = {
         let state = state.clone();
         async move {
             shutdown_signal().await;
             state.draining.store(true, Ordering::Relaxed);
-            eprintln!("weft: shutting down; no new requests, finishing those in flight");
+            let _ = signalled_tx.send(true);
+            eprintln!(
+                "weft: shutting down; /ready is 503, serving for {}s more, then finishing requests in flight",
+                drain.as_secs()
+            );
+            tokio::time::sleep(drain).await;
+            eprintln!("weft: listener closed; finishing requests in flight");
         }
     };
     let server = crate::http::serve(listener, app, Duration::from_secs(cfg.server.header_read_timeout_secs), shutdown);
     let grace = Duration::from_secs(cfg.server.grace_secs);
-    let state2 = state.clone();
     tokio::select! {
-        r = server => r?,
+        r = server => {
+            r?;
+            eprintln!("weft: every request finished; exiting");
+        }
         Ok(e) = fail_rx => {
             // A server that can never be ready is no use: report and stop.
             return Err(e.context("loading the model"));
         }
-        _ = async { loop { if state2.draining.load(Ordering::Relaxed) { tokio::time::sleep(grace).await; break; } tokio::time::sleep(Duration::from_millis(100)).await; } } => {
-            eprintln!("weft: grace period over; exiting");
+        _ = async { let _ = signalled.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => {
+            eprintln!("weft: grace period over; exiting with requests still in flight");
         }
     }
     Ok(())
 }
 
-/// Loads the model and plugins and publishes them in `state`.
+/// Where each model's weights come from (the default model is fetched here, once).
+fn model_paths(cfg: &Config) -> anyhow::Result<Vec<PathBuf>> {
+    let mut default = None;
+    cfg.models
+        .iter()
+        .map(|m| {
+            if m.source != "default" {
+                return Ok(PathBuf::from(&m.source));
+            }
+            if default.is_none() {
+                default = Some(crate::model_source::resolve(None)?);
+            }
+            Ok(default.clone().expect("just set"))
+        })
+        .collect()
+}
+
+/// Refuses, naming every model's share, a configuration whose weights and KV
+/// caches cannot fit `server.memory_budget_mib` (default: the memory the
+/// machine has available now), before any model is loaded.
+fn check_memory(cfg: &Config, paths: &[PathBuf]) -> anyhow::Result<()> {
+    const MIB: u64 = 1 << 20;
+    let budget = match cfg.server.memory_budget_mib {
+        Some(m) => m as u64 * MIB,
+        None => available_memory().unwrap_or(u64::MAX),
+    };
+    let mut parts = Vec::new();
+    let mut total = 0u64;
+    for (m, path) in cfg.models.iter().zip(paths) {
+        let mut weights = 0;
+        let mut kv = 0;
+        for (quantize, kv_mib) in m.engine_settings() {
+            weights += weft_engine::model::estimate::weight_bytes(path, quantize.parse()?)
+                .with_context(|| format!("model `{}`", m.name))?;
+            kv += kv_mib as u64 * MIB;
+        }
+        total += weights + kv;
+        let name = if m.name.is_empty() { path.display().to_string() } else { m.name.clone() };
+        parts.push(format!("`{name}`: weights {} MiB + KV {} MiB", weights / MIB, kv / MIB));
+    }
+    if total > budget {
+        anyhow::bail!(
+            "the models need about {} MiB but the memory budget is {} MiB ({}): {}. Lower kv_cache_mib, \
+             quantize less, serve fewer models or raise server.memory_budget_mib",
+            total / MIB,
+            budget / MIB,
+            if cfg.server.memory_budget_mib.is_some() { "server.memory_budget_mib" } else { "available memory" },
+            parts.join("; ")
+        );
+    }
+    eprintln!("weft: models need about {} MiB of {} MiB ({})", total / MIB, budget / MIB, parts.join("; "));
+    Ok(())
+}
+
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib << 10)
+}
+
+/// Loads the models and plugins and publishes them in `state`.
 fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<()> {
     let config_path = args.config.clone();
-    let mc = &cfg.models[0];
-    let path = if mc.source == "default" { crate::model_source::resolve(None)? } else { PathBuf::from(&mc.source) };
-    let settings = mc.engine_settings();
-    let mut backends = Vec::new();
-    let (mut spec, mut template, mut model_name) = (None, None, String::new());
-    for (i, (quantize, kv_mib)) in settings.iter().enumerate() {
-        let quantize: Quantize = quantize.parse()?;
-        eprintln!(
-            "weft: loading {} (engine {i}, quantize {quantize:?}, int8 kernel {})",
-            path.display(),
-            weft_engine::model::kernels::q8gemm::kernel().as_str()
-        );
-        let model = weft_engine::model::load(&path, LoadOptions::quantized(quantize))?;
-        if i == 0 {
-            spec = Some(model.tokenizer.clone().with_context(|| format!("{} carries no tokenizer", path.display()))?);
-            template = model.chat_template.clone();
-            model_name = model.name.clone();
-        }
-        let engine_cfg = EngineConfig {
-            kv_capacity: KvCapacity::Bytes(kv_mib << 20),
-            scheduler: SchedulerConfig {
-                max_batched_tokens: mc.max_tokens_per_step,
-                max_num_seqs: mc.max_sequences,
-                ..Default::default()
-            },
-            sample_budget: Duration::from_secs_f64(mc.sample_budget_ms.clamp(0.0, 10_000.0) / 1e3),
-            ..Default::default()
-        };
-        // Fair sharing between tenants unless the config asks for first come, first served.
-        let fair = mc.scheduler.as_deref().map(|s| s == "vtc").unwrap_or(!cfg.tenants.is_empty());
-        let policy: Box<dyn weft_engine::SchedulingPolicy> = if fair {
-            Box::new(weft_engine::Vtc::new(state.registry.shares.clone()))
-        } else {
-            Box::new(weft_engine::Fcfs)
-        };
-        let engine = Engine::start_with_policy(model, engine_cfg, policy)?;
-        backends.push(Backend::new(format!("engine-{i}"), engine));
+    let paths = model_paths(cfg)?;
+    check_memory(cfg, &paths)?;
+    let mut bases = Vec::new();
+    for (mc, path) in cfg.models.iter().zip(&paths) {
+        bases.push(load_model(state, cfg, mc, path)?);
     }
-    let spec = spec.context("no engine configured")?;
-    let name = if mc.name.is_empty() { model_name } else { mc.name.clone() };
-    let (bos, eos) = match &spec {
-        weft_engine::TokenizerSpec::Gguf(g) => {
-            let t = |id: Option<u32>| id.and_then(|i| g.tokens.get(i as usize).cloned()).unwrap_or_default();
-            (t(g.bos_token_id), t(g.eos_token_id))
-        }
-        _ => (String::new(), String::new()),
-    };
-
+    let names: Vec<String> = bases.iter().map(|b| b.name.clone()).collect();
     let fuel = cfg.wants_fuel();
     let rt = PluginRuntime::new(RuntimeConfig {
         fuel_metering: fuel,
@@ -221,33 +254,18 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
         idle_ttl: Duration::from_secs(cfg.server.plugin_idle_secs),
         ..Default::default()
     })?;
-    let base = ModelBase {
-        name: name.clone(),
-        backends: Arc::new(Backends::new(backends)),
-        native_tokenizer: weft_runtime::native_tokenizer(&spec).map(Arc::new),
-        native_template: template
-            .as_ref()
-            .and_then(|src| transform_chat_template::ChatTemplate::new(src, &bos, &eos, None).ok())
-            .map(Arc::new),
-        spec,
-        template,
-        bos,
-        eos,
-        vocabulary: Default::default(),
-        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-    };
     let read_config: crate::reload::ConfigSource = Box::new(move || args.resolve());
     let reloader = Reloader::start(
         state.registry.clone(),
         state.metrics.clone(),
         rt,
-        base,
+        bases,
         cfg.clone(),
         config_path.clone(),
         read_config,
     )?;
     let _ = state.reloader.set(reloader.clone());
-    eprintln!("weft: ready, serving model `{name}`");
+    eprintln!("weft: ready, serving {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "));
 
     if cfg.admin.watch && (config_path.is_some() || cfg.plugins.iter().any(|p| p.file.is_some())) {
         match crate::reload::watch::spawn(reloader.clone()) {
@@ -275,6 +293,79 @@ fn load(state: &Arc<AppState>, cfg: &Config, args: ServeArgs) -> anyhow::Result<
         None => tracing::info!("no admin.key in the config: the admin API is off"),
     }
     Ok(())
+}
+
+/// Starts one model's engines and describes it for its pipelines.
+fn load_model(
+    state: &Arc<AppState>,
+    cfg: &Config,
+    mc: &crate::config::ModelSection,
+    path: &std::path::Path,
+) -> anyhow::Result<ModelBase> {
+    let mut backends = Vec::new();
+    let (mut spec, mut template, mut model_name) = (None, None, String::new());
+    for (i, (quantize, kv_mib)) in mc.engine_settings().iter().enumerate() {
+        let quantize: Quantize = quantize.parse()?;
+        eprintln!(
+            "weft: loading {} (engine {i}, quantize {quantize:?}, int8 kernel {})",
+            path.display(),
+            weft_engine::model::kernels::q8gemm::kernel().as_str()
+        );
+        let model = weft_engine::model::load(path, LoadOptions::quantized(quantize))?;
+        if i == 0 {
+            spec = Some(model.tokenizer.clone().with_context(|| format!("{} carries no tokenizer", path.display()))?);
+            template = model.chat_template.clone();
+            model_name = model.name.clone();
+        }
+        let engine_cfg = EngineConfig {
+            kv_capacity: KvCapacity::Bytes(kv_mib << 20),
+            scheduler: SchedulerConfig {
+                max_batched_tokens: mc.max_tokens_per_step,
+                max_num_seqs: mc.max_sequences,
+                ..Default::default()
+            },
+            sample_budget: Duration::from_secs_f64(mc.sample_budget_ms.clamp(0.0, 10_000.0) / 1e3),
+            ..Default::default()
+        };
+        // Fair sharing between tenants (or a trusted gateway's fairness ids)
+        // unless the config asks for first come, first served.
+        let fair = mc
+            .scheduler
+            .as_deref()
+            .map(|s| s == "vtc")
+            .unwrap_or(!cfg.tenants.is_empty() || cfg.server.trusted_gateway);
+        let policy: Box<dyn weft_engine::SchedulingPolicy> = if fair {
+            Box::new(weft_engine::Vtc::new(state.registry.shares.clone()))
+        } else {
+            Box::new(weft_engine::Fcfs)
+        };
+        let engine = Engine::start_with_policy(model, engine_cfg, policy)?;
+        backends.push(Backend::new(format!("engine-{i}"), engine));
+    }
+    let spec = spec.context("no engine configured")?;
+    let name = if mc.name.is_empty() { model_name } else { mc.name.clone() };
+    let (bos, eos) = match &spec {
+        weft_engine::TokenizerSpec::Gguf(g) => {
+            let t = |id: Option<u32>| id.and_then(|i| g.tokens.get(i as usize).cloned()).unwrap_or_default();
+            (t(g.bos_token_id), t(g.eos_token_id))
+        }
+        _ => (String::new(), String::new()),
+    };
+    Ok(ModelBase {
+        name,
+        backends: Arc::new(Backends::new(backends)),
+        native_tokenizer: weft_runtime::native_tokenizer(&spec).map(Arc::new),
+        native_template: template
+            .as_ref()
+            .and_then(|src| transform_chat_template::ChatTemplate::new(src, &bos, &eos, None).ok())
+            .map(Arc::new),
+        spec,
+        template,
+        bos,
+        eos,
+        vocabulary: Default::default(),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    })
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@
 pub mod attention;
 pub mod batch;
 pub mod config;
+pub mod estimate;
 pub mod fetch;
 mod gguf;
 mod hf;

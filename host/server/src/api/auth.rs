@@ -47,22 +47,19 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<(Arc<Servi
 
 /// The pipeline that serves `model` for this caller.
 pub fn service_for(services: &Services, caller: &Caller, model: &str) -> Result<Arc<ModelService>, ApiError> {
-    let svc = match (services, caller) {
-        (Services::Open(s), _) => s.clone(),
-        (_, Caller::Tenant(t)) if t.may_use(model) => t.service.clone(),
-        _ => return Err(ApiError::not_found_model(model)),
+    let found = match (services, caller) {
+        (Services::Open(m), _) => m.get(model),
+        (_, Caller::Tenant(t)) if t.may_use(model) => t.services.get(model),
+        _ => None,
     };
-    if svc.name != model {
-        return Err(ApiError::not_found_model(model));
-    }
-    Ok(svc)
+    found.cloned().ok_or_else(|| ApiError::not_found_model(model))
 }
 
 /// Models the caller may see.
 pub fn visible_models<'a>(services: &'a Services, caller: &'a Caller) -> Vec<&'a Arc<ModelService>> {
     match (services, caller) {
-        (Services::Open(s), _) => vec![s],
-        (_, Caller::Tenant(t)) => Some(&t.service).filter(|s| t.may_use(&s.name)).into_iter().collect(),
+        (Services::Open(m), _) => m.values().collect(),
+        (_, Caller::Tenant(t)) => t.services.values().filter(|s| t.may_use(&s.name)).collect(),
         _ => Vec::new(),
     }
 }

@@ -64,9 +64,9 @@ fn identify(state: &AppState, headers: &HeaderMap) -> (Result<Who, ApiError>, St
 }
 
 fn admit(state: &Arc<AppState>, who: Who, model: &str) -> Result<(Arc<ModelService>, Inflight), ApiError> {
-    if state.draining.load(Ordering::Relaxed) {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the server is shutting down"));
-    }
+    // While draining, requests are still served: a load balancer keeps
+    // sending until its health checks see `/ready` fail, and the listener
+    // closes only after `server.drain_secs`.
     let Some((services, caller)) = who else {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the model is still loading");
         e.retry_after = Some(2);
@@ -134,7 +134,7 @@ pub async fn chat(
             .iter()
             .map(|m| Ok(ChatMessage { role: m.role.clone(), content: m.text()?, name: m.name.clone() }))
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let g = common.into_gen(top)?;
+        let g = hints(&state, &headers, common.into_gen(top)?);
         let (svc, guard) = admit(&state, who, &g.model)?;
         let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), messages: Some(messages), ..Default::default() };
@@ -160,7 +160,7 @@ pub async fn completions(
         if let Some(n) = req.logprobs.filter(|&n| n > 20) {
             return Err(ApiError::invalid("logprobs", format!("logprobs must be at most 20, got {n}")));
         }
-        let g = common.into_gen(req.logprobs.map(|n| n as usize))?;
+        let g = hints(&state, &headers, common.into_gen(req.logprobs.map(|n| n as usize))?);
         let (svc, guard) = admit(&state, who, &g.model)?;
         let g = cap_max_tokens(&svc, g)?;
         let treq = TransformRequest { model: g.model.clone(), prompt: prompts.pop(), ..Default::default() };
@@ -168,6 +168,16 @@ pub async fn completions(
     }
     .await;
     finish(&state, "completions", &label, r)
+}
+
+/// A trusted gateway's fairness id and objective, if the server trusts one.
+fn hints(state: &AppState, headers: &HeaderMap, mut g: GenRequest) -> GenRequest {
+    if let Some(gw) = &state.gateway {
+        let h = gw.hints(headers);
+        g.fairness = h.fairness;
+        g.priority = h.priority;
+    }
+    g
 }
 
 fn finish(state: &AppState, endpoint: &str, tenant: &str, r: Result<Response, ApiError>) -> Response {
@@ -462,25 +472,25 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             .into_response();
         }
     }
-    let svc = services.as_ref().and_then(|s| s.any().cloned());
-    let engines: Vec<crate::metrics::EngineSnapshot> = svc
-        .as_ref()
-        .map(|m| {
-            m.backends
-                .iter()
-                .map(|b| crate::metrics::EngineSnapshot {
-                    id: b.id.clone(),
-                    metrics: b.engine.metrics(),
-                    in_flight: b.in_flight.load(Ordering::Relaxed),
-                })
-                .collect()
+    let per_model = services.as_deref().map(|s| s.per_model()).unwrap_or_default();
+    let engines: Vec<crate::metrics::EngineSnapshot> = per_model
+        .iter()
+        .flat_map(|m| {
+            m.backends.iter().map(|b| crate::metrics::EngineSnapshot {
+                model: m.name.clone(),
+                id: b.id.clone(),
+                block_size: b.engine.model().block_size,
+                metrics: b.engine.metrics(),
+                in_flight: b.in_flight.load(Ordering::Relaxed),
+            })
         })
-        .unwrap_or_default();
+        .collect();
     let plugins: Vec<&weft_runtime::LoadedPlugin> = services
         .as_ref()
         .map(|s| s.all().into_iter().flat_map(|(_, v)| v.plugins.iter().map(|p| &**p)).collect())
         .unwrap_or_default();
-    let mut text = state.metrics.render(&engines, &plugins, svc.as_ref().map(|s| s.version).unwrap_or(0));
+    let version = per_model.first().map_or(0, |s| s.version);
+    let mut text = state.metrics.render(&engines, &plugins, version);
     for (name, help, v) in [
         (
             "weft_plugin_instances_reserved",

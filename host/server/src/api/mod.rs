@@ -4,6 +4,7 @@
 pub mod auth;
 mod body;
 pub mod error;
+pub mod gateway;
 mod handlers;
 pub mod openai;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub admin_key: std::sync::OnceLock<[u8; 32]>,
     /// Plugin instances requests in flight may hold (global and per tenant).
     pub instances: Arc<crate::tenancy::instances::InstanceBudget>,
+    /// Set when `server.trusted_gateway`: whose headers name fairness ids and objectives.
+    pub gateway: Option<gateway::Gateway>,
 }
 
 impl AppState {
@@ -60,7 +63,14 @@ impl AppState {
             instances: Arc::new(crate::tenancy::instances::InstanceBudget::for_runtime(
                 weft_runtime::RuntimeConfig::default().max_instances as usize,
             )),
+            gateway: None,
         }
+    }
+
+    /// Reads the gateway headers (see [`gateway`]) from now on.
+    pub fn trusting(mut self, g: gateway::Gateway) -> Self {
+        self.gateway = Some(g);
+        self
     }
 
     pub fn ready(&self) -> bool {

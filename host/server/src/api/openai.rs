@@ -257,6 +257,8 @@ impl CommonParams {
             params,
             ignore_eos: self.ignore_eos,
             logprobs,
+            fairness: None,
+            priority: 0,
         })
     }
 }

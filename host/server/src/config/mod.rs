@@ -60,6 +60,21 @@ pub struct ServerSection {
     pub plugin_idle_memory_mib: usize,
     /// An idle plugin instance unused this long is dropped.
     pub plugin_idle_secs: u64,
+    /// After SIGTERM, how long `/ready` answers 503 while requests are still
+    /// served, so load balancers (a Kubernetes Service, haproxy) stop sending
+    /// before the listener closes. Then in-flight requests finish within `grace_secs`.
+    pub drain_secs: u64,
+    /// Behind a trusted gateway (the Gateway API Inference Extension, llm-d):
+    /// its fairness-id header becomes the fair scheduler's key and its
+    /// objective header the request's priority. Off: both are ignored.
+    pub trusted_gateway: bool,
+    /// Priority per inference objective name (`x-gateway-inference-objective`);
+    /// a numeric header value is taken as the priority itself.
+    pub objective_priorities: BTreeMap<String, i32>,
+    /// Memory the models' weights and KV caches may take together; a config
+    /// that cannot fit is refused at startup with the sizes named. Unset: the
+    /// machine's available memory.
+    pub memory_budget_mib: Option<usize>,
 }
 
 impl Default for ServerSection {
@@ -75,6 +90,10 @@ impl Default for ServerSection {
             body_read_timeout_secs: 30,
             plugin_idle_memory_mib: 1024,
             plugin_idle_secs: 60,
+            drain_secs: 5,
+            trusted_gateway: false,
+            objective_priorities: BTreeMap::new(),
+            memory_budget_mib: None,
         }
     }
 }
@@ -320,11 +339,18 @@ impl Config {
     }
 
     fn check_one(&self) -> Result<(), String> {
-        if self.models.len() != 1 {
-            return Err(format!(
-                "key `models`: exactly one [[models]] entry is supported for now, found {}",
-                self.models.len()
-            ));
+        if self.models.is_empty() {
+            return Err("key `models`: at least one [[models]] entry is needed".into());
+        }
+        if self.models.len() > 1 {
+            for (i, m) in self.models.iter().enumerate() {
+                if m.name.is_empty() || m.name.contains('@') {
+                    return Err(format!("key `models[{i}].name`: with several models each needs a name, without `@`"));
+                }
+                if self.models[..i].iter().any(|o| o.name == m.name) {
+                    return Err(format!("key `models[{i}].name`: `{}` is served twice", m.name));
+                }
+            }
         }
         if self.admin.key.as_ref().is_some_and(|k| k.len() < 16) {
             return Err("key `admin.key`: use at least 16 characters".into());

@@ -86,7 +86,6 @@ impl Config {
     /// applied and every plugin name prefixed with `<tenant>/`, so each tenant
     /// loads its own plugins (own instances, limits and config).
     pub fn for_tenant(&self, t: &TenantSection) -> Config {
-        let pre = |n: &str| format!("{}/{n}", t.id);
         let mut c = self.clone();
         c.tenants.clear();
         let mut plugins: Vec<PluginSection> = t.plugins.clone();
@@ -95,59 +94,83 @@ impl Config {
                 plugins.push(g.clone());
             }
         }
-        let m = &mut c.models[0];
+        c.plugins = plugins;
         let o = &t.pipeline;
-        let p = &mut m.pipeline;
-        if let Some(v) = &o.transforms {
-            p.transforms = v.clone();
-        }
-        if let Some(v) = &o.tokenizer {
-            p.tokenizer = v.clone();
-        }
-        if let Some(v) = &o.sampler {
-            p.sampler = v.clone();
-        }
-        if let Some(v) = &o.structured_sampler {
-            p.structured_sampler = v.clone();
-        }
-        if let Some(v) = &o.router {
-            p.router = v.clone();
-        }
-        if let Some(v) = &o.failure {
-            p.failure = v.clone();
-        }
-        // Built-ins named directly in the pipeline become explicit, tenant-owned plugins.
-        let mut used: Vec<String> = p.transforms.clone();
-        used.extend([p.tokenizer.clone(), p.sampler.clone(), p.structured_sampler.clone(), p.router.clone()]);
-        for n in used {
-            if n == "native" || n == "none" || plugins.iter().any(|q| q.name == n) {
-                continue;
+        for m in &mut c.models {
+            let p = &mut m.pipeline;
+            if let Some(v) = &o.transforms {
+                p.transforms = v.clone();
             }
-            if let Some((_, kind)) = BUILTINS.iter().find(|(b, _)| *b == n) {
-                plugins.push(PluginSection {
-                    name: n.clone(),
-                    file: None,
-                    builtin: Some(n.clone()),
-                    kind: kind.to_string(),
-                    limits: LimitsSection::default(),
-                    config: BTreeMap::new(),
-                });
+            if let Some(v) = &o.tokenizer {
+                p.tokenizer = v.clone();
+            }
+            if let Some(v) = &o.sampler {
+                p.sampler = v.clone();
+            }
+            if let Some(v) = &o.structured_sampler {
+                p.structured_sampler = v.clone();
+            }
+            if let Some(v) = &o.router {
+                p.router = v.clone();
+            }
+            if let Some(v) = &o.failure {
+                p.failure = v.clone();
             }
         }
-        let rename = |n: &mut String| {
+        c.scoped(|n| format!("{}/{n}", t.id))
+    }
+
+    /// The view one model's pipeline is built from: only that model, and when
+    /// the server has several, every plugin name suffixed `@<model>` so each
+    /// model loads its own plugins (a tokenizer or template plugin carries its
+    /// model's vocabulary and template).
+    pub fn for_model(&self, i: usize) -> Config {
+        let mut c = self.clone();
+        c.models = vec![self.models[i].clone()];
+        if self.models.len() == 1 {
+            return c;
+        }
+        let model = self.models[i].name.clone();
+        c.scoped(|n| format!("{n}@{model}"))
+    }
+
+    /// Renames every plugin the models' pipelines use and every
+    /// plugin section with `rename`; built-ins named directly in the pipeline
+    /// become explicit sections first, so the renamed pipeline still finds them.
+    fn scoped(mut self, rename: impl Fn(&str) -> String) -> Config {
+        let rn = |n: &mut String| {
             if n != "native" && n != "none" {
-                *n = pre(n);
+                *n = rename(n);
             }
         };
-        p.transforms.iter_mut().for_each(rename);
-        for n in [&mut p.tokenizer, &mut p.sampler, &mut p.structured_sampler, &mut p.router] {
-            rename(n);
+        for m in &mut self.models {
+            let p = &mut m.pipeline;
+            let mut used: Vec<String> = p.transforms.clone();
+            used.extend([p.tokenizer.clone(), p.sampler.clone(), p.structured_sampler.clone(), p.router.clone()]);
+            for n in used {
+                if n == "native" || n == "none" || self.plugins.iter().any(|q| q.name == n) {
+                    continue;
+                }
+                if let Some((_, kind)) = BUILTINS.iter().find(|(b, _)| *b == n) {
+                    self.plugins.push(PluginSection {
+                        name: n.clone(),
+                        file: None,
+                        builtin: Some(n.clone()),
+                        kind: kind.to_string(),
+                        limits: LimitsSection::default(),
+                        config: BTreeMap::new(),
+                    });
+                }
+            }
+            p.transforms.iter_mut().for_each(rn);
+            for n in [&mut p.tokenizer, &mut p.sampler, &mut p.structured_sampler, &mut p.router] {
+                rn(n);
+            }
         }
-        for q in &mut plugins {
-            q.name = pre(&q.name);
+        for q in &mut self.plugins {
+            q.name = rename(&q.name);
         }
-        c.plugins = plugins;
-        c
+        self
     }
 
     pub(super) fn check_tenants(&self) -> Result<(), String> {
@@ -181,7 +204,10 @@ impl Config {
                     return Err(format!("key `{at}.models`: no model named `{m}`"));
                 }
             }
-            self.for_tenant(t).check_one().map_err(|e| format!("{e} (in tenant `{}`)", t.id))?;
+            let view = self.for_tenant(t);
+            for i in 0..view.models.len() {
+                view.for_model(i).check_one().map_err(|e| format!("{e} (in tenant `{}`)", t.id))?;
+            }
         }
         Ok(())
     }

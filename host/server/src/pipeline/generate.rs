@@ -13,6 +13,7 @@ use super::guard::Outcome;
 use super::stage::{Fault, SessionArgs};
 use super::stop::StopMatcher;
 use super::{GenRequest, ModelService};
+use crate::metrics::Latency;
 use crate::metrics::ServerMetrics;
 
 /// A token's log-probability with its alternatives, texts decoded.
@@ -126,7 +127,11 @@ pub fn start(
         params.seed = params.seed.map(|s| s.wrapping_add(index as u64));
         let mut r = Request::new(ids.clone(), max_tokens).with_params(params.clone());
         r.ignore_eos = g.ignore_eos;
-        r.tenant = std::sync::Arc::from(svc.tenant_id());
+        r.tenant = match (&svc.tenant, &g.fairness) {
+            (None, Some(f)) => std::sync::Arc::from(f.as_str()),
+            _ => std::sync::Arc::from(svc.tenant_id()),
+        };
+        r.priority = g.priority;
         r.cache_salt = std::sync::Arc::from(svc.cache_salt());
         r.logprobs = g.logprobs;
         let (guard, args) = match &g.constraint {
@@ -269,13 +274,14 @@ async fn run_choice(
     let mut generated = 0usize;
     let mut last = None::<Instant>;
     let tenant = svc.tenant_id().to_string();
+    let series = metrics.model(&svc.name);
     while let Some(ev) = stream.next().await {
         match ev {
             Event::Token { id, logprob } => {
                 let now = Instant::now();
                 match last {
-                    None => metrics.ttft.observe((now - t0).as_secs_f64()),
-                    Some(l) => metrics.itl.observe((now - l).as_secs_f64()),
+                    None => metrics.latency(&series, Latency::FirstToken, (now - t0).as_secs_f64()),
+                    Some(l) => metrics.latency(&series, Latency::InterToken, (now - l).as_secs_f64()),
                 }
                 last = Some(now);
                 generated += 1;
@@ -312,8 +318,14 @@ async fn run_choice(
                         cached_tokens: 0,
                         completion_tokens: generated,
                     });
-                    metrics.count_tokens(svc.tenant_id(), prompt_len, generated);
-                    metrics.e2e.observe(t0.elapsed().as_secs_f64());
+                    metrics.finished(
+                        &series,
+                        svc.tenant_id(),
+                        "stop",
+                        prompt_len,
+                        generated,
+                        t0.elapsed().as_secs_f64(),
+                    );
                     drop(stream);
                     return;
                 }
@@ -334,15 +346,23 @@ async fn run_choice(
                 if !tail.is_empty() {
                     let _ = tx.send(ChoiceEvent::Delta { index, text: tail, logprobs: Vec::new() });
                 }
-                metrics.count_tokens(svc.tenant_id(), usage.prompt_tokens, usage.completion_tokens);
-                metrics.e2e.observe(t0.elapsed().as_secs_f64());
+                let finish_reason = match reason {
+                    FinishReason::Stop => "stop",
+                    FinishReason::Length => "length",
+                };
+                let secs = t0.elapsed().as_secs_f64();
+                metrics.finished(
+                    &series,
+                    svc.tenant_id(),
+                    finish_reason,
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    secs,
+                );
                 drop(hold.take()); // settled before the response can go out
                 let _ = tx.send(ChoiceEvent::Done {
                     index,
-                    finish_reason: match reason {
-                        FinishReason::Stop => "stop",
-                        FinishReason::Length => "length",
-                    },
+                    finish_reason,
                     prompt_tokens: usage.prompt_tokens,
                     cached_tokens: usage.cached_prompt_tokens,
                     completion_tokens: usage.completion_tokens,

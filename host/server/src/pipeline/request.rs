@@ -16,4 +16,8 @@ pub struct GenRequest {
     pub logprobs: Option<usize>,
     /// Arguments for the structured-output sampler, if the output is constrained.
     pub constraint: Option<String>,
+    /// The fair scheduler's key when a trusted gateway names one (open servers only; else the tenant).
+    pub fairness: Option<String>,
+    /// Higher runs first and is preempted last.
+    pub priority: i32,
 }

@@ -37,15 +37,16 @@ use weft_engine::TenantShare;
 /// Previous good versions kept per plugin for rollback.
 const HISTORY: usize = 8;
 
-/// Serves reloads of one model's pipeline.
 /// Reads the configuration again: the file with the command line's overrides applied.
 pub type ConfigSource = Box<dyn Fn() -> anyhow::Result<Config> + Send + Sync>;
 
+/// Serves reloads of every model's pipelines (one per model, per tenant).
 pub struct Reloader {
     registry: Arc<Registry>,
     metrics: Arc<ServerMetrics>,
     rt: PluginRuntime,
-    base: ModelBase,
+    /// What each model is, in `[[models]]` order (the models themselves change only with a restart).
+    bases: Vec<ModelBase>,
     config_path: Option<PathBuf>,
     read_config: ConfigSource,
     /// Whether the runtime meters fuel (chosen at startup for every plugin).
@@ -92,7 +93,7 @@ impl Reloader {
         registry: Arc<Registry>,
         metrics: Arc<ServerMetrics>,
         rt: PluginRuntime,
-        base: ModelBase,
+        bases: Vec<ModelBase>,
         config: Config,
         config_path: Option<PathBuf>,
         read_config: ConfigSource,
@@ -101,7 +102,7 @@ impl Reloader {
             registry,
             metrics,
             rt,
-            base,
+            bases,
             config_path,
             read_config,
             fuel_metering: config.wants_fuel(),
@@ -211,18 +212,29 @@ impl Reloader {
         if !restart_needed.is_empty() {
             tracing::warn!(keys = ?restart_needed, "these settings changed but take effect only after a restart; the rest is applied");
             cfg.server = inner.config.server.clone();
-            let pipeline = cfg.models[0].pipeline.clone();
-            cfg.models[0] = inner.config.models[0].clone();
-            cfg.models[0].pipeline = pipeline;
+            // The serving models stay, each with the pipeline the new file gives it.
+            let mut models = inner.config.models.clone();
+            let single = models.len() == 1 && cfg.models.len() == 1;
+            for m in &mut models {
+                if let Some(n) = cfg.models.iter().find(|n| single || n.name == m.name) {
+                    m.pipeline = n.pipeline.clone();
+                }
+            }
+            cfg.models = models;
         }
-        // One pipeline per tenant (plugin names prefixed `<tenant>/`), or one for everyone.
-        let owners: Vec<(Option<TenantSection>, Config)> = if cfg.tenants.is_empty() {
+        // One pipeline per tenant (plugin names prefixed `<tenant>/`), or one
+        // for everyone; within it one per model (suffixed `@<model>` when there are several).
+        let tenant_views: Vec<(Option<TenantSection>, Config)> = if cfg.tenants.is_empty() {
             vec![(None, cfg.clone())]
         } else {
             cfg.tenants.iter().map(|t| (Some(t.clone()), cfg.for_tenant(t))).collect()
         };
-        let engines = self.base.backends.len();
-        let mut names: Vec<String> = owners.iter().flat_map(|(_, c)| build::pipeline_names(c, engines)).collect();
+        let owners: Vec<(Option<TenantSection>, &ModelBase, Config)> = tenant_views
+            .iter()
+            .flat_map(|(t, c)| (0..c.models.len()).map(move |i| (t.clone(), &self.bases[i], c.for_model(i))))
+            .collect();
+        let mut names: Vec<String> =
+            owners.iter().flat_map(|(_, b, c)| build::pipeline_names(c, b.backends.len())).collect();
         names.sort();
         names.dedup();
         if let Some((name, _)) = &replace
@@ -239,10 +251,10 @@ impl Reloader {
         let prev = self.registry.services.load_full();
         let built = (|| {
             let mut sources = HashMap::new();
-            for (_, c) in &owners {
+            for (_, base, c) in &owners {
                 sources.extend(build::resolve_sources(
                     c,
-                    &build::pipeline_names(c, engines),
+                    &build::pipeline_names(c, base.backends.len()),
                     &inner.serving,
                     &mut file_hashes,
                 )?);
@@ -252,10 +264,12 @@ impl Reloader {
             }
             let mut loaded = Loaded::new();
             let mut services = Vec::new();
-            for (tenant, c) in &owners {
+            for (tenant, base, c) in &owners {
                 let prev_svc = prev.as_deref().and_then(|p| match (p, tenant) {
-                    (Services::Open(s), None) => Some(s.clone()),
-                    (Services::Tenants { by_id, .. }, Some(t)) => by_id.get(&t.id).map(|x| x.service.clone()),
+                    (Services::Open(m), None) => m.get(&base.name).cloned(),
+                    (Services::Tenants { by_id, .. }, Some(t)) => {
+                        by_id.get(&t.id).and_then(|x| x.services.get(&base.name).cloned())
+                    }
                     _ => None,
                 });
                 let ctx = tenant.as_ref().map(|t| TenantCtx {
@@ -272,7 +286,7 @@ impl Reloader {
                 });
                 let b = Builder {
                     rt: &self.rt,
-                    base: &self.base,
+                    base,
                     cfg: c,
                     sources: &sources,
                     current: &inner.loaded,
@@ -295,22 +309,27 @@ impl Reloader {
                 return Err(e);
             }
         };
-        let published = if services.len() == 1 && services[0].0.is_none() {
-            Services::Open(services[0].1.clone())
+        let published = if cfg.tenants.is_empty() {
+            Services::Open(services.into_iter().map(|(_, svc)| (svc.name.clone(), svc)).collect())
         } else {
-            let mut by_id = HashMap::new();
+            let mut by_id: HashMap<String, Tenant> = HashMap::new();
             let mut keys = HashMap::new();
             for (t, svc) in services {
                 let t = t.expect("tenant pipelines");
                 for k in &t.api_keys {
                     keys.insert(k.to_ascii_lowercase(), t.id.clone());
                 }
-                by_id.insert(
-                    t.id.clone(),
-                    Arc::new(Tenant { id: t.id.clone(), service: svc, models: t.models.clone() }),
-                );
+                by_id
+                    .entry(t.id.clone())
+                    .or_insert_with(|| Tenant {
+                        id: t.id.clone(),
+                        services: Default::default(),
+                        models: t.models.clone(),
+                    })
+                    .services
+                    .insert(svc.name.clone(), svc);
             }
-            Services::Tenants { by_id, keys }
+            Services::Tenants { by_id: by_id.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(), keys }
         };
         if let Ok(mut shares) = self.registry.shares.write() {
             shares.clear();
@@ -428,29 +447,39 @@ fn restart_keys(old: &Config, new: &Config, fuel_on: bool) -> Vec<String> {
         ("server.body_read_timeout_secs", o.body_read_timeout_secs != n.body_read_timeout_secs),
         ("server.plugin_idle_memory_mib", o.plugin_idle_memory_mib != n.plugin_idle_memory_mib),
         ("server.plugin_idle_secs", o.plugin_idle_secs != n.plugin_idle_secs),
+        ("server.drain_secs", o.drain_secs != n.drain_secs),
+        ("server.trusted_gateway", o.trusted_gateway != n.trusted_gateway),
+        ("server.objective_priorities", o.objective_priorities != n.objective_priorities),
+        ("server.memory_budget_mib", o.memory_budget_mib != n.memory_budget_mib),
         ("admin", format!("{:?}", old.admin) != format!("{:?}", new.admin)),
     ] {
         if differs {
             keys.push(k.to_string());
         }
     }
-    let (o, n) = (&old.models[0], &new.models[0]);
-    for (k, differs) in [
-        ("models[0].name", o.name != n.name),
-        ("models[0].source", o.source != n.source),
-        ("models[0].quantize", o.quantize != n.quantize),
-        ("models[0].kv_cache_mib", o.kv_cache_mib != n.kv_cache_mib),
-        ("models[0].max_tokens_per_step", o.max_tokens_per_step != n.max_tokens_per_step),
-        ("models[0].max_sequences", o.max_sequences != n.max_sequences),
-        ("models[0].replicas", o.replicas != n.replicas),
-        ("models[0].engines", format!("{:?}", o.engines) != format!("{:?}", n.engines)),
-        ("models[0].scheduler", o.scheduler != n.scheduler),
-    ] {
-        if differs {
-            keys.push(k.to_string());
+    let names = |c: &Config| c.models.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+    if old.models.len() != new.models.len() || (old.models.len() > 1 && names(old) != names(new)) {
+        keys.push("models (adding, removing or renaming a model)".into());
+    }
+    for (i, (o, n)) in old.models.iter().zip(&new.models).enumerate() {
+        for (k, differs) in [
+            ("name", o.name != n.name),
+            ("source", o.source != n.source),
+            ("quantize", o.quantize != n.quantize),
+            ("kv_cache_mib", o.kv_cache_mib != n.kv_cache_mib),
+            ("max_tokens_per_step", o.max_tokens_per_step != n.max_tokens_per_step),
+            ("max_sequences", o.max_sequences != n.max_sequences),
+            ("replicas", o.replicas != n.replicas),
+            ("engines", format!("{:?}", o.engines) != format!("{:?}", n.engines)),
+            ("scheduler", o.scheduler != n.scheduler),
+        ] {
+            if differs {
+                keys.push(format!("models[{i}].{k}"));
+            }
         }
     }
-    if o.scheduler.is_none() && old.tenants.is_empty() != new.tenants.is_empty() {
+    let scheduler_set = old.models.iter().all(|m| m.scheduler.is_some());
+    if !scheduler_set && old.tenants.is_empty() != new.tenants.is_empty() {
         keys.push("tenants (the engines' scheduler, fair or FCFS, is chosen at startup)".into());
     }
     if !fuel_on && new.wants_fuel() {

@@ -27,11 +27,15 @@ pub struct Registry {
     pub shares: weft_engine::TenantShares,
 }
 
+/// The pipelines of one owner (the open server, or one tenant), by model name.
+pub type ByModel = std::collections::BTreeMap<String, Arc<ModelService>>;
+
 /// One tenant as the request path sees it (its quotas and meter are in its
-/// pipeline's [`crate::pipeline::TenantCtx`]).
+/// pipelines' [`crate::pipeline::TenantCtx`]).
 pub struct Tenant {
     pub id: String,
-    pub service: Arc<ModelService>,
+    /// The tenant's own pipeline for every model it may use.
+    pub services: ByModel,
     /// `None`: every model.
     pub models: Option<Vec<String>>,
 }
@@ -44,8 +48,8 @@ impl Tenant {
 
 /// Everything that serves requests, as one published version.
 pub enum Services {
-    /// No tenants configured: no keys, one pipeline for everyone.
-    Open(Arc<ModelService>),
+    /// No tenants configured: no keys, one pipeline per model for everyone.
+    Open(ByModel),
     Tenants {
         by_id: HashMap<String, Arc<Tenant>>,
         /// SHA-256 digests of API keys (hex) → tenant id.
@@ -60,27 +64,25 @@ impl Services {
         keys.get(&crate::config::hash_key(key)).and_then(|id| by_id.get(id))
     }
 
-    /// Any pipeline version (for facts that are the same for all: engines, model name).
-    pub fn any(&self) -> Option<&Arc<ModelService>> {
+    /// Every pipeline version with its tenant id (`None` in open mode), by tenant then model.
+    pub fn all(&self) -> Vec<(Option<&str>, &Arc<ModelService>)> {
         match self {
-            Services::Open(s) => Some(s),
+            Services::Open(m) => m.values().map(|s| (None, s)).collect(),
             Services::Tenants { by_id, .. } => {
-                let mut ids: Vec<&String> = by_id.keys().collect();
-                ids.sort();
-                ids.first().map(|id| &by_id[*id].service)
+                let mut v: Vec<_> =
+                    by_id.values().flat_map(|t| t.services.values().map(|s| (Some(t.id.as_str()), s))).collect();
+                v.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
+                v
             }
         }
     }
 
-    /// Every pipeline version with its tenant id (`None` in open mode).
-    pub fn all(&self) -> Vec<(Option<&str>, &Arc<ModelService>)> {
-        match self {
-            Services::Open(s) => vec![(None, s)],
-            Services::Tenants { by_id, .. } => {
-                let mut v: Vec<_> = by_id.values().map(|t| (Some(t.id.as_str()), &t.service)).collect();
-                v.sort_by_key(|(id, _)| *id);
-                v
-            }
+    /// One pipeline per model (for facts the same for every tenant: engines, name), by model name.
+    pub fn per_model(&self) -> Vec<&Arc<ModelService>> {
+        let mut seen = std::collections::BTreeMap::new();
+        for (_, s) in self.all() {
+            seen.entry(s.name.as_str()).or_insert(s);
         }
+        seen.into_values().collect()
     }
 }

@@ -124,3 +124,72 @@ pub fn hash_key(key: &str) -> String {
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// The Python interpreter of a virtualenv under `target/` holding the pinned
+/// tools of `tests/tools/requirements.txt` (made on first use, through pip).
+pub fn python() -> std::path::PathBuf {
+    static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let reqs = root.join("tests/tools/requirements.txt");
+        let want = std::fs::read_to_string(&reqs).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-venv");
+        let py = dir.join("bin/python");
+        let stamp = dir.join("requirements.txt");
+        if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+            let _ = std::fs::remove_dir_all(&dir);
+            let st =
+                Command::new("python3").args(["-m", "venv"]).arg(&dir).status().expect("python3 for the test tools");
+            assert!(st.success(), "python3 -m venv failed");
+            let st = Command::new(&py)
+                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+                .arg(&reqs)
+                .status()
+                .unwrap();
+            assert!(st.success(), "pip install -r {} failed", reqs.display());
+            std::fs::write(&stamp, want).unwrap();
+        }
+        py
+    })
+    .clone()
+}
+
+/// `/metrics` parsed by the Prometheus client library's own parser:
+/// family name → (type, samples of (sample name, labels, value)).
+pub type Families =
+    std::collections::HashMap<String, (String, Vec<(String, std::collections::HashMap<String, String>, f64)>)>;
+
+pub fn parse_prometheus(text: &str) -> Families {
+    use std::io::Write;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/tools/prom_parse.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "not Prometheus text: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    v.into_iter()
+        .map(|f| {
+            let samples = f["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    let labels = s["labels"]
+                        .as_object()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                        .collect();
+                    (s["name"].as_str().unwrap().to_string(), labels, s["value"].as_f64().unwrap_or(f64::NAN))
+                })
+                .collect();
+            (f["name"].as_str().unwrap().to_string(), (f["type"].as_str().unwrap().to_string(), samples))
+        })
+        .collect()
+}

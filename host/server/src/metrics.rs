@@ -126,7 +126,7 @@ impl StageFaults {
         let name = "weft_pipeline_stage_faults";
         let _ = writeln!(
             out,
-            "# HELP {name} Plugin faults handled by a stage's failure policy (action: failed, fallback, skipped).\n# TYPE {name} counter"
+            "# HELP {name}_total Plugin faults handled by a stage's failure policy (action: failed, fallback, skipped).\n# TYPE {name}_total counter"
         );
         for ((stage, kind, action), n) in self.0.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "{name}_total{{stage=\"{stage}\",kind=\"{kind}\",action=\"{action}\"}} {n}");
@@ -170,7 +170,7 @@ impl Default for ServerMetrics {
 }
 
 fn counter(out: &mut String, name: &str, help: &str, v: f64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name}_total {v}");
+    let _ = writeln!(out, "# HELP {name}_total {help}\n# TYPE {name}_total counter\n{name}_total {v}");
 }
 
 /// A tenant's plugins are named `<tenant>/<plugin>`.
@@ -184,6 +184,8 @@ pub struct EngineSnapshot {
     pub model: String,
     pub id: String,
     pub block_size: usize,
+    /// KV blocks the engine's cache holds in all.
+    pub num_blocks: usize,
     pub metrics: weft_engine::EngineMetrics,
     pub in_flight: usize,
 }
@@ -254,7 +256,7 @@ impl ServerMetrics {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "# HELP weft_plugin_reloads Pipeline reloads by trigger and result.\n# TYPE weft_plugin_reloads counter"
+            "# HELP weft_plugin_reloads_total Pipeline reloads by trigger and result.\n# TYPE weft_plugin_reloads_total counter"
         );
         for ((trigger, result), n) in self.reloads.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_plugin_reloads_total{{trigger=\"{trigger}\",result=\"{result}\"}} {n}");
@@ -274,13 +276,16 @@ impl ServerMetrics {
             "# HELP weft_plugin_instances Live plugin instances (stores), all versions.\n# TYPE weft_plugin_instances gauge\nweft_plugin_instances {}",
             weft_runtime::live_instances()
         );
-        let _ = writeln!(out, "# HELP weft_requests Requests by endpoint and status.\n# TYPE weft_requests counter");
+        let _ = writeln!(
+            out,
+            "# HELP weft_requests_total Requests by endpoint and status.\n# TYPE weft_requests_total counter"
+        );
         for ((ep, tenant, st), n) in self.requests.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_requests_total{{endpoint=\"{ep}\",tenant=\"{tenant}\",status=\"{st}\"}} {n}");
         }
         let _ = writeln!(
             out,
-            "# HELP weft_tenant_tokens Prompt and completion tokens of finished sequences, by tenant.\n# TYPE weft_tenant_tokens counter"
+            "# HELP weft_tenant_tokens_total Prompt and completion tokens of finished sequences, by tenant.\n# TYPE weft_tenant_tokens_total counter"
         );
         for ((tenant, kind), n) in self.tenant_tokens.lock().map(|m| m.clone()).unwrap_or_default() {
             let _ = writeln!(out, "weft_tenant_tokens_total{{tenant=\"{tenant}\",kind=\"{kind}\"}} {n}");
@@ -356,8 +361,8 @@ impl ServerMetrics {
         ];
         if !engines.is_empty() {
             for (name, kind, help, get) in families {
-                let family = name.strip_suffix("_total").unwrap_or(name);
-                let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
+                // Text format 0.0.4: a counter's TYPE line names it with its `_total`.
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
                 for e in engines {
                     let _ = writeln!(
                         out,
@@ -372,7 +377,7 @@ impl ServerMetrics {
         if !engines.is_empty() {
             let _ = writeln!(
                 out,
-                "# HELP weft_tenant_preemptions Sequences preempted, by engine and by the tenant they belong to.\n# TYPE weft_tenant_preemptions counter"
+                "# HELP weft_tenant_preemptions_total Sequences preempted, by engine and by the tenant they belong to.\n# TYPE weft_tenant_preemptions_total counter"
             );
             for e in engines {
                 for (tenant, n) in &e.metrics.preemptions_by_tenant {
@@ -424,7 +429,7 @@ impl ServerMetrics {
         }
         let _ = writeln!(
             out,
-            "# HELP weft_plugin_breaker_trips Times a plugin's circuit breaker opened.\n# TYPE weft_plugin_breaker_trips counter"
+            "# HELP weft_plugin_breaker_trips_total Times a plugin's circuit breaker opened.\n# TYPE weft_plugin_breaker_trips_total counter"
         );
         for p in plugins {
             let _ = writeln!(
@@ -435,7 +440,10 @@ impl ServerMetrics {
                 p.breaker.trips()
             );
         }
-        let _ = writeln!(out, "# HELP weft_plugin_errors Plugin failures by kind.\n# TYPE weft_plugin_errors counter");
+        let _ = writeln!(
+            out,
+            "# HELP weft_plugin_errors_total Plugin failures by kind.\n# TYPE weft_plugin_errors_total counter"
+        );
         for p in plugins {
             for (kind, n) in p.metrics.error_counts() {
                 let _ = writeln!(
@@ -480,7 +488,7 @@ impl ServerMetrics {
             }),
             ("vllm:kv_cache_usage_perc", "KV-cache usage, 0 to 1 (blocks referenced by live requests).", |es| {
                 let used: usize = es.iter().map(|e| e.metrics.kv.used_blocks).sum();
-                let total: usize = es.iter().map(|e| e.metrics.kv.total_blocks).sum();
+                let total: usize = es.iter().map(|e| e.num_blocks).sum();
                 if total == 0 { 0.0 } else { used as f64 / total as f64 }
             }),
         ];
@@ -495,7 +503,7 @@ impl ServerMetrics {
             "# HELP vllm:cache_config_info KV-cache configuration (value 1).\n# TYPE vllm:cache_config_info gauge"
         );
         for (m, es) in &per_model {
-            let blocks: usize = es.iter().map(|e| e.metrics.kv.total_blocks).sum();
+            let blocks: usize = es.iter().map(|e| e.num_blocks).sum();
             let bs = es.first().map_or(0, |e| e.block_size);
             let _ = writeln!(
                 out,
@@ -533,14 +541,14 @@ impl ServerMetrics {
             ("vllm:generation_tokens", "Generated tokens of finished requests.", |s| s.generation_tokens.get()),
         ];
         for (name, help, get) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            let _ = writeln!(out, "# HELP {name}_total {help}\n# TYPE {name}_total counter");
             for (m, s) in &models {
                 let _ = writeln!(out, "{name}_total{{model_name=\"{m}\"}} {}", get(s));
             }
         }
         let _ = writeln!(
             out,
-            "# HELP vllm:request_success Finished requests by finish reason.\n# TYPE vllm:request_success counter"
+            "# HELP vllm:request_success_total Finished requests by finish reason.\n# TYPE vllm:request_success_total counter"
         );
         for (m, s) in &models {
             for (reason, n) in s.finished.lock().map(|f| f.clone()).unwrap_or_default() {

@@ -480,6 +480,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
                 model: m.name.clone(),
                 id: b.id.clone(),
                 block_size: b.engine.model().block_size,
+                num_blocks: b.engine.model().num_blocks,
                 metrics: b.engine.metrics(),
                 in_flight: b.in_flight.load(Ordering::Relaxed),
             })

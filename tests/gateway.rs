@@ -21,14 +21,14 @@ fn scrape_text(s: &Server) -> String {
 
 /// Every sample of `/metrics` as (sample name, labels, value), and each
 /// family's declared type, from the Prometheus client library's parser.
-fn scrape(s: &Server) -> (Vec<(String, HashMap<String, String>, f64)>, HashMap<String, String>) {
+fn scrape(s: &Server) -> (Vec<PromSample>, HashMap<String, String>) {
     let families = parse_prometheus(&scrape_text(s));
     let types = families.iter().map(|(name, (kind, _))| (name.clone(), kind.clone())).collect();
     let samples = families.into_values().flat_map(|(_, samples)| samples).collect();
     (samples, types)
 }
 
-fn value(samples: &[(String, HashMap<String, String>, f64)], name: &str, model: &str) -> f64 {
+fn value(samples: &[PromSample], name: &str, model: &str) -> f64 {
     samples
         .iter()
         .filter(|(n, l, _)| n == name && l.get("model_name").map(String::as_str) == Some(model))

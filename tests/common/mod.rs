@@ -156,8 +156,10 @@ pub fn python() -> std::path::PathBuf {
 
 /// `/metrics` parsed by the Prometheus client library's own parser:
 /// family name → (type, samples of (sample name, labels, value)).
-pub type Families =
-    std::collections::HashMap<String, (String, Vec<(String, std::collections::HashMap<String, String>, f64)>)>;
+pub type Families = std::collections::HashMap<String, (String, Vec<PromSample>)>;
+
+/// One sample: its name, labels and value.
+pub type PromSample = (String, std::collections::HashMap<String, String>, f64);
 
 pub fn parse_prometheus(text: &str) -> Families {
     use std::io::Write;

@@ -33,13 +33,15 @@ pub struct AdminSection {
     pub listen: String,
     /// Bearer key for every admin request.
     pub key: Option<String>,
+    /// Or a file holding it (a mounted Kubernetes Secret), relative to the config file.
+    pub key_file: Option<PathBuf>,
     /// Reload when the config file or a plugin file changes.
     pub watch: bool,
 }
 
 impl Default for AdminSection {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8081".into(), key: None, watch: true }
+        Self { listen: "127.0.0.1:8081".into(), key: None, key_file: None, watch: true }
     }
 }
 
@@ -290,6 +292,15 @@ impl Config {
             {
                 p.file = Some(base.join(f));
             }
+        }
+        if let Some(f) = cfg.admin.key_file.clone() {
+            let f = base.join(f);
+            if cfg.admin.key.is_some() {
+                anyhow::bail!("{}: key `admin.key_file`: set either admin.key or admin.key_file", path.display());
+            }
+            let key = std::fs::read_to_string(&f)
+                .map_err(|e| anyhow::anyhow!("{}: key `admin.key_file`: {}: {e}", path.display(), f.display()))?;
+            cfg.admin.key = Some(key.trim().to_string());
         }
         cfg.check().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(cfg)

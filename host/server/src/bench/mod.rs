@@ -4,6 +4,7 @@
 mod isolation;
 mod plugins;
 mod reload;
+mod rollout;
 mod serve;
 mod structured;
 mod tenants;
@@ -118,6 +119,23 @@ pub enum BenchCmd {
         #[arg(long)]
         quick: bool,
     },
+    /// A rolling restart of replicas (each in its own network namespace)
+    /// behind haproxy under streaming clients: requests served, failed and
+    /// truncated, each replica's drain time, throughput during against before.
+    Rollout {
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 if any request failed or was truncated, or a replica did not exit 0.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, default_value_t = 3)]
+        replicas: usize,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// Generated tokens per request.
+        #[arg(long, default_value_t = 48)]
+        max_tokens: usize,
+    },
     /// Served throughput and latency at 1, 8 and 32 concurrent streaming
     /// clients, against the engine alone on the same workload.
     Serve {
@@ -140,5 +158,8 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Tenants { json, quick } => tenants::run(json, quick),
         BenchCmd::Isolation { json, quick } => isolation::run(json, quick),
         BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
+        BenchCmd::Rollout { json, check, replicas, clients, max_tokens } => {
+            rollout::run(json, check, replicas, clients, max_tokens)
+        }
     }
 }

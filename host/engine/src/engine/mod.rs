@@ -64,6 +64,8 @@ pub struct ModelInfo {
     pub weight_bytes: usize,
     /// Bytes of dense f32 copies kept for batched steps.
     pub dense_bytes: usize,
+    /// Bytes of the embedding table held apart from the projections (0 when it is the tied head's).
+    pub embedding_bytes: usize,
 }
 
 enum Command {
@@ -140,6 +142,7 @@ impl Engine {
             block_size: cfg.block_size,
             weight_bytes: llama.weights().matmul_bytes(),
             dense_bytes: llama.weights().dense_bytes(),
+            embedding_bytes: llama.weights().embedding_bytes(),
         });
         let kv = KvStore::new(mc.num_layers, num_blocks, cfg.block_size, mc.kv_dim());
         let blocks = BlockManager::new(num_blocks, cfg.block_size, cfg.prefix_caching);

@@ -11,8 +11,8 @@ use candle_core::quantized::gguf_file::Content;
 use super::Quantize;
 use crate::error::{EngineError, Result};
 
-/// Bytes of an int8 block of 32 with its scale, per weight.
-const Q8_PER_WEIGHT: f64 = 36.0 / 32.0;
+/// Bytes per weight of the int8 GEMM's layout: a byte, plus three f32 per block of 32.
+const Q8_PER_WEIGHT: f64 = 44.0 / 32.0;
 
 /// Estimated bytes the weights of the GGUF file or Hugging Face directory at
 /// `path` will hold after loading with `quantize`.
@@ -40,30 +40,38 @@ pub fn weight_bytes(path: &Path, quantize: Quantize) -> Result<u64> {
             let n = t.shape.elem_count() as u64;
             let d = t.ggml_dtype;
             let file = n / d.block_size() as u64 * d.type_size() as u64;
-            // 16-bit floats are widened to f32; quantized blocks are kept (4-bit stays 4-bit).
+            // 16-bit floats are widened to f32; Q4_0/Q4_1 blocks are kept,
+            // Q4_K as Q4_1 blocks, other quantized formats (Q8_0 too) in the int8 layout.
+            use candle_core::quantized::GgmlDType as G;
             let held = match d {
-                candle_core::quantized::GgmlDType::F16 | candle_core::quantized::GgmlDType::BF16 => n * 4,
-                _ => file,
+                G::F16 | G::BF16 => n * 4,
+                G::F32 | G::Q4_0 | G::Q4_1 => file,
+                G::Q4K => n * 20 / 32,
+                _ => (n as f64 * Q8_PER_WEIGHT) as u64,
             };
             tensors.push((name.clone(), n, held, t.shape.dims().len() == 2));
         }
     }
     let tied = !tensors.iter().any(|(n, ..)| n == "output.weight" || n == "lm_head.weight");
     let mut total = 0u64;
+    let gguf = !path.is_dir();
     for (name, n, held, matrix) in &tensors {
         let q8 = (*n as f64 * Q8_PER_WEIGHT) as u64;
-        let is_embedding = name == "token_embd.weight" || name.ends_with("embed_tokens.weight");
-        total += match quantize {
-            Quantize::Q8_0 if *matrix && !is_embedding => q8,
+        let packed = match quantize {
+            Quantize::Q8_0 if *matrix => q8,
             _ => *held,
         };
-        // A tied output projection is a second copy of the embedding, in the kernel's layout.
-        if tied && is_embedding {
-            total += match quantize {
-                Quantize::Q8_0 => q8,
-                Quantize::None => *held,
-            };
-        }
+        let is_embedding = name == "token_embd.weight" || name.ends_with("embed_tokens.weight");
+        total += match (is_embedding, tied, gguf) {
+            // A GGUF's tied table is the head's packed matrix, its rows the embeddings.
+            (true, true, true) => packed,
+            // Untied, a GGUF table is packed on its own; a dense checkpoint keeps it f32,
+            // and a tied one also has the head's copy.
+            (true, false, true) => packed,
+            (true, false, false) => *n * 4,
+            (true, true, false) => *n * 4 + packed,
+            (false, ..) => packed,
+        };
     }
     Ok(total)
 }

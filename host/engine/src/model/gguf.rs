@@ -10,13 +10,13 @@ use std::io::BufReader;
 use std::path::Path;
 
 use candle_core::Device;
-use candle_core::quantized::QTensor;
 use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
 
 use super::LoadedModel;
 use super::config::LlamaConfig;
 use super::linear::{Linear, LoadOptions};
-use super::llama::{LayerWeights, LlamaWeights};
+use super::llama::{Embedding, LayerWeights, LlamaWeights};
 use super::tokenizer_spec::{GgufTokenizer, TokenizerSpec};
 use crate::error::{EngineError, Result};
 
@@ -165,12 +165,20 @@ fn build_weights<R: std::io::Read + std::io::Seek>(
 ) -> Result<LlamaWeights> {
     let (h, kv, q_dim) = (cfg.hidden_size, cfg.kv_dim(), cfg.num_heads * cfg.head_dim);
     let embd_q = l.raw("token_embd.weight", &[cfg.vocab_size, h])?;
-    let embed = embd_q.dequantize(&Device::Cpu)?;
-    // Tied head: reuse the (still quantized) embedding table as the output projection.
-    let lm_head = if l.has("output.weight") {
-        l.linear("output", cfg.vocab_size, h)?
+    // A quantized table stays packed (our kernels unpack its rows); a float one is kept dense.
+    let packable = l.opts.int8_kernel
+        && h.is_multiple_of(32)
+        && !matches!(embd_q.dtype(), GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
+    let dense = if packable { None } else { Some(Embedding::dense(&embd_q.dequantize(&Device::Cpu)?)?) };
+    // Tied head: the (still quantized) embedding table is the output projection, and its rows the embeddings.
+    let (lm_head, embed) = if l.has("output.weight") {
+        let embed = match dense {
+            Some(d) => d,
+            None => Embedding::Packed(Linear::from_qtensor(embd_q, l.opts)?),
+        };
+        (l.linear("output", cfg.vocab_size, h)?, embed)
     } else {
-        Linear::from_qtensor(embd_q, l.opts)?
+        (Linear::from_qtensor(embd_q, l.opts)?, dense.unwrap_or(Embedding::Tied))
     };
     let mut layers = Vec::with_capacity(cfg.num_layers);
     for i in 0..cfg.num_layers {
@@ -187,7 +195,7 @@ fn build_weights<R: std::io::Read + std::io::Seek>(
             l.linear(&format!("{p}.ffn_down"), h, cfg.intermediate_size)?,
         )?);
     }
-    LlamaWeights::new(&embed, layers, &l.vector("output_norm.weight", h)?, lm_head)
+    LlamaWeights::new(embed, layers, &l.vector("output_norm.weight", h)?, lm_head)
 }
 
 fn gguf_tokenizer(md: &HashMap<String, Value>) -> Option<TokenizerSpec> {

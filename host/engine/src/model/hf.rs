@@ -13,7 +13,7 @@ use serde::Deserialize;
 use super::LoadedModel;
 use super::config::LlamaConfig;
 use super::linear::{Linear, LoadOptions};
-use super::llama::{LayerWeights, LlamaWeights};
+use super::llama::{Embedding, LayerWeights, LlamaWeights};
 use super::tokenizer_spec::TokenizerSpec;
 use crate::error::{EngineError, Result};
 
@@ -165,5 +165,6 @@ fn build_weights(cfg: &LlamaConfig, tied: bool, st: &mut Store<'_>) -> Result<Ll
         )?);
     }
     let norm = st.take("model.norm.weight", &[h])?;
-    LlamaWeights::new(&embed, layers, &norm, lm_head)
+    // A dense checkpoint keeps its embedding exact (the head may be re-quantized).
+    LlamaWeights::new(Embedding::dense(&embed)?, layers, &norm, lm_head)
 }

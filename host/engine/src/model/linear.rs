@@ -2,10 +2,12 @@
 //! on the fastest kernel its format allows.
 //!
 //! - Q4_0 and Q4_1 stay 4-bit, packed for our nibble GEMM
-//!   ([`super::kernels::q4gemm`]): the model holds its file's bytes.
+//!   ([`super::kernels::q4gemm`]): the model holds its file's bytes. Q4_K
+//!   stays 4-bit too, as Q4_1 blocks (5 bits a value against the file's 4.5).
 //! - Q8_0 (and anything under `quantize = "q8_0"`, Q4 included) is repacked
-//!   losslessly for our tiled int8 GEMM ([`super::kernels::q8gemm`]).
-//! - Other formats (K-quants, dense f32) use candle's matmul. candle's quantized
+//!   losslessly for our tiled int8 GEMM ([`super::kernels::q8gemm`]); the
+//!   other quantized formats (Q5_*, Q6_K, Q2_K, Q3_K, Q5_K) are requantized to it.
+//! - Dense f32 and 16-bit weights use candle's matmul. candle's quantized
 //!   CPU matmul is one GEMV per row and does not speed up with batch size, so a
 //!   quantized weight may also keep a dense f32 copy ([`LoadOptions::dense_batch`])
 //!   used for steps with many rows (`examples/mm_probe.rs` measures the crossover).
@@ -48,8 +50,9 @@ impl std::str::FromStr for Quantize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoadOptions {
     pub quantize: Quantize,
-    /// For formats our int8 kernel cannot take (K-quants), keep a dense f32 copy
-    /// for batched steps: faster prefill, at 4 bytes per parameter.
+    /// For quantized formats left to candle's kernel (only with `int8_kernel`
+    /// off), keep a dense f32 copy for batched steps: faster prefill, at 4
+    /// bytes per parameter.
     pub dense_batch: bool,
     /// Use weft's int8 GEMM where the format allows (off: candle's kernels for
     /// everything, the baseline the benchmark compares against).
@@ -119,12 +122,21 @@ impl Linear {
         {
             return Ok(Self::tiled(w.bytes(), w.cols(), w.rows(), Kernel::Int4(w)));
         }
-        if opts.int8_kernel
-            && let Some(w) = Q8Weights::from_qtensor(&q)
-        {
-            return Ok(Self::int8(w));
-        }
         let dtype = q.dtype();
+        if opts.int8_kernel {
+            if let Some(w) = Q8Weights::from_qtensor(&q) {
+                return Ok(Self::int8(w));
+            }
+            // The other quantized formats (Q5_0/Q5_1, Q2_K, Q3_K, Q5_K, Q6_K):
+            // int8 blocks requantized from their values (an int8 step is under a
+            // quarter of a 6-bit one), so they run on the tiled GEMM, not candle's GEMV.
+            if !matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16) {
+                let flat = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
+                if let Some(w) = Q8Weights::quantize(&flat, out_features, in_features) {
+                    return Ok(Self::int8(w));
+                }
+            }
+        }
         let bytes = match dtype {
             GgmlDType::F16 | GgmlDType::BF16 => out_features * in_features * 4,
             _ => q.storage_size_in_bytes(),
@@ -259,6 +271,15 @@ impl Linear {
     }
 
     /// Bytes of the weight as held for the matmul (repacked formats count their scales).
+    /// Row `r` of the weight as f32 (an embedding lookup), when the kernel holds rows it can unpack.
+    pub fn dequantize_row(&self, r: usize) -> Option<Vec<f32>> {
+        match &self.kernel {
+            Kernel::Int8(w) if r < w.rows() => Some(w.dequantize_row(r)),
+            Kernel::Int4(w) if r < w.rows() => Some(w.dequantize_row(r)),
+            _ => None,
+        }
+    }
+
     pub fn weight_bytes(&self) -> usize {
         self.bytes
     }
@@ -274,5 +295,55 @@ impl Linear {
 
     pub fn out_features(&self) -> usize {
         self.out_features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every quantized GGUF format runs on weft's own GEMM (4-bit or int8), and
+    /// agrees with candle's dequantized weights within the activations' int8 rounding.
+    #[test]
+    fn every_quantized_format_runs_on_our_kernels() {
+        let (n, k, m) = (48, 512, 3);
+        let wt = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+        for (dt, four_bit) in [
+            (GgmlDType::Q4K, true),
+            (GgmlDType::Q5K, false),
+            (GgmlDType::Q6K, false),
+            (GgmlDType::Q3K, false),
+            (GgmlDType::Q2K, false),
+            (GgmlDType::Q5_0, false),
+            (GgmlDType::Q5_1, false),
+        ] {
+            let q = QTensor::quantize(&wt, dt).unwrap();
+            let deq = q.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let file = q.storage_size_in_bytes();
+            let l = Linear::from_qtensor(q, LoadOptions::default()).unwrap();
+            assert!(
+                matches!(l.kernel, Kernel::Int4(_)) == four_bit && !matches!(l.kernel, Kernel::Candle { .. }),
+                "{dt:?}"
+            );
+            assert_eq!(l.dense_bytes(), 0, "{dt:?}: no dense copy");
+            if four_bit {
+                assert!(
+                    l.weight_bytes() * 9 <= file * 10,
+                    "{dt:?}: {} bytes for a {file}-byte tensor",
+                    l.weight_bytes()
+                );
+            }
+            let y = l.forward(&x, m).unwrap();
+            let want: Vec<f32> =
+                (0..m * n).map(|i| (0..k).map(|e| x[(i / n) * k + e] * deq[(i % n) * k + e]).sum()).collect();
+            let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
+            for (i, (g, w)) in y.iter().zip(&want).enumerate() {
+                assert!((g - w).abs() < 0.02 * scale, "{dt:?} [{i}] {g} vs {w}");
+            }
+            let row = l.dequantize_row(7).unwrap();
+            let err = row.iter().zip(&deq[7 * k..8 * k]).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(err < 0.05, "{dt:?}: a row unpacks to the file's values ({err})");
+        }
     }
 }

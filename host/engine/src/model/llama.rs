@@ -64,19 +64,66 @@ impl LayerWeights {
     }
 }
 
+/// Where a token's embedding row comes from. A quantized table stays
+/// quantized (a row is unpacked per token, a few hundred values): held as
+/// f32, SmolLM2's 49k x 576 table alone would be 113 MB, more than all its
+/// 4-bit projections together.
+#[derive(Debug, Clone)]
+pub enum Embedding {
+    /// `[vocab, hidden]` f32 (dense checkpoints, or formats no kernel packs).
+    Dense(Vec<f32>),
+    /// The rows of the tied output projection: one packed table serves both.
+    Tied,
+    /// Its own packed table (untied models).
+    Packed(Linear),
+}
+
+impl Embedding {
+    /// The table from a dense tensor.
+    pub fn dense(t: &Tensor) -> Result<Self> {
+        Ok(Self::Dense(vec1(t)?))
+    }
+}
+
 /// All weights of the model.
 #[derive(Debug, Clone)]
 pub struct LlamaWeights {
-    /// `[vocab, hidden]` in f32, for row lookups.
-    embed: Vec<f32>,
+    embed: Embedding,
     layers: Vec<LayerWeights>,
     norm: Vec<f32>,
     lm_head: Linear,
 }
 
 impl LlamaWeights {
-    pub fn new(embed: &Tensor, layers: Vec<LayerWeights>, norm: &Tensor, lm_head: Linear) -> Result<Self> {
-        Ok(Self { embed: vec1(embed)?, layers, norm: vec1(norm)?, lm_head })
+    pub fn new(embed: Embedding, layers: Vec<LayerWeights>, norm: &Tensor, lm_head: Linear) -> Result<Self> {
+        let unpacks = match &embed {
+            Embedding::Dense(_) => true,
+            Embedding::Tied => lm_head.dequantize_row(0).is_some(),
+            Embedding::Packed(l) => l.dequantize_row(0).is_some(),
+        };
+        if !unpacks {
+            return Err(candle_core::Error::Msg("the embedding table's kernel cannot unpack rows".into()).into());
+        }
+        Ok(Self { embed, layers, norm: vec1(norm)?, lm_head })
+    }
+
+    /// Appends token `t`'s embedding to `x`.
+    fn embed_into(&self, t: u32, h: usize, x: &mut Vec<f32>) {
+        let t = t as usize;
+        match &self.embed {
+            Embedding::Dense(v) => x.extend_from_slice(&v[t * h..(t + 1) * h]),
+            Embedding::Tied => x.extend(self.lm_head.dequantize_row(t).expect("checked at load")),
+            Embedding::Packed(l) => x.extend(l.dequantize_row(t).expect("checked at load")),
+        }
+    }
+
+    /// Bytes of the embedding table held apart from the projections (0 when tied).
+    pub fn embedding_bytes(&self) -> usize {
+        match &self.embed {
+            Embedding::Dense(v) => v.len() * 4,
+            Embedding::Tied => 0,
+            Embedding::Packed(l) => l.weight_bytes(),
+        }
     }
 
     /// Bytes of the projection weights streamed per step (embedding table excluded).
@@ -154,7 +201,7 @@ impl LlamaModel {
 
         let mut x = Vec::with_capacity(n * h);
         for &t in &batch.tokens {
-            x.extend_from_slice(&self.w.embed[t as usize * h..(t as usize + 1) * h]);
+            self.w.embed_into(t, h, &mut x);
         }
         let mut xn = vec![0f32; n * h];
         let mut q = vec![0f32; n * q_dim];

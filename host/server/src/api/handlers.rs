@@ -459,6 +459,7 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// key may read them (on either listener). An open server has no one to hide
 /// them from.
 pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let t0 = std::time::Instant::now();
     let services = state.registry.services.load_full();
     if let Some(crate::tenancy::Services::Tenants { .. }) = services.as_deref() {
         let admin = state.admin_key.get().is_some_and(|k| crate::tenancy::keys::matches(&headers, k));
@@ -507,6 +508,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     ] {
         text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"));
     }
+    // What this scrape cost (an Endpoint Picker scrapes every 50 ms).
+    let name = "weft_metrics_render_seconds";
+    let secs = t0.elapsed().as_secs_f64();
+    text.push_str(&format!(
+        "# HELP {name} Time this /metrics answer took to build.\n# TYPE {name} gauge\n{name} {secs}\n"
+    ));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

@@ -115,7 +115,7 @@ fn system_prompts() -> Vec<String> {
 /// Hit rate over both engines after a fixed workload: 48 requests, 4 clients,
 /// each request one of the four system prompts plus a short question.
 fn hit_rate(router: &str) -> (f64, f64, f64) {
-    let cfg = two_engines(router, router, 40);
+    let cfg = two_engines(router, router, 20);
     let (s, _) = start(&["--config", cfg.to_str().unwrap()]);
     let prompts = system_prompts();
     let next = Mutex::new(0usize);
@@ -153,7 +153,7 @@ fn prefix_affinity_beats_least_loaded_on_prefix_cache_hits() {
     let (ll, ll_share, ll_pre) = hit_rate("router-least-loaded");
     let (pa, pa_share, pa_pre) = hit_rate("router-prefix-affinity");
     eprintln!(
-        "4 system prompts x 12 requests, 2 engines with 40 MiB of KV each: prefix-cache hit rate least-loaded {:.1}% \
+        "4 system prompts x 12 requests, 2 engines with 20 MiB of f16 KV each: prefix-cache hit rate least-loaded {:.1}% \
          (engine-0 share of lookups {:.0}%, preemptions {ll_pre}), prefix-affinity {:.1}% (share {:.0}%, preemptions {pa_pre})",
         ll * 100.0,
         ll_share * 100.0,

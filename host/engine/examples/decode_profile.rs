@@ -2,14 +2,19 @@
 //! `p`-token prompts (default 32) for profiling the step loop:
 //! `cargo run --release --example decode_profile -- 32 128 [512]`. Prints the
 //! decode rate (steps after every prompt is in) and the mean step.
+//! `WEFT_KV=f32` runs with an f32 KV cache instead of f16, for comparison.
 use weft_engine::{Engine, EngineConfig, Event, LoadOptions, Request, SamplingParams};
 fn main() {
     let a: Vec<usize> = std::env::args().skip(1).filter_map(|x| x.parse().ok()).collect();
     let (c, n) = (a.first().copied().unwrap_or(32), a.get(1).copied().unwrap_or(128));
     let plen = a.get(2).copied().unwrap_or(32) as u32;
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
-    let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), EngineConfig::default())
-        .unwrap();
+    let kv_dtype = match std::env::var("WEFT_KV").as_deref() {
+        Ok("f32") => weft_engine::KvDtype::F32,
+        _ => weft_engine::KvDtype::F16,
+    };
+    let cfg = EngineConfig { kv_dtype, ..EngineConfig::default() };
+    let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), cfg).unwrap();
     let t0 = std::time::Instant::now();
     let streams: Vec<_> = (0..c)
         .map(|i| {
@@ -38,7 +43,7 @@ fn main() {
     total += decoded;
     let m = h.metrics();
     println!(
-        "c={c} prompt {plen}: {total} tokens in {:.2}s; decode {:.1} tok/s, mean decode step {:.2} ms over {} steps",
+        "c={c} kv {kv_dtype:?} prompt {plen}: {total} tokens in {:.2}s; decode {:.1} tok/s, mean decode step {:.2} ms over {} steps",
         t0.elapsed().as_secs_f64(),
         decoded as f64 / t1.elapsed().as_secs_f64(),
         (m.total_step_secs - m0.total_step_secs) / (m.steps - m0.steps).max(1) as f64 * 1e3,

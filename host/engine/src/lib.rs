@@ -21,7 +21,7 @@ pub use engine::{
     Engine, EngineConfig, EngineHandle, EngineMetrics, Event, FinishReason, ModelInfo, Request, RequestStream, Usage,
 };
 pub use error::EngineError;
-pub use kv::KvCapacity;
+pub use kv::{KvCapacity, KvDtype};
 pub use model::fetch::{DefaultModel, ensure_default_model};
 pub use model::{LoadOptions, LoadedModel, Quantize, TokenizerSpec};
 pub use sampling::SamplingParams;

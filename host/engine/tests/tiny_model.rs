@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use candle_core::{D, DType, Device, IndexOp, Tensor};
-use weft_engine::kv::KvStore;
+use weft_engine::kv::{KvDtype, KvStore};
 use weft_engine::model::{ForwardBatch, LlamaModel};
 
 const VOCAB: usize = 61;
@@ -151,41 +151,44 @@ fn paged_batched_chunked_forward_matches_reference() {
     // Scattered, interleaved block tables: sequence s owns blocks s, s+5, s+10, ...
     let tables: Vec<Vec<u32>> =
         lens.iter().enumerate().map(|(s, &n)| (0..n.div_ceil(block)).map(|b| (s + 5 * b) as u32).collect()).collect();
-    let mut kv = KvStore::new(LAYERS, 5 * 5, block, KV_HEADS * HEAD_DIM);
-    let mut got: Vec<Vec<Vec<f32>>> = lens.iter().map(|_| Vec::new()).collect();
-    let mut done = vec![0usize; lens.len()];
-    while done.iter().zip(&lens).any(|(d, n)| d < n) {
-        let mut batch = ForwardBatch::default();
-        let mut owners = Vec::new();
-        for s in 0..lens.len() {
-            let take = (lens[s] - done[s]).min(chunk);
-            if take == 0 {
-                continue;
+    // The f32 cache matches the reference to rounding; the f16 one within f16's precision.
+    for (dtype, tol) in [(KvDtype::F32, 1e-4), (KvDtype::F16, 2e-2)] {
+        let mut kv = KvStore::new(LAYERS, 5 * 5, block, KV_HEADS * HEAD_DIM, dtype);
+        let mut got: Vec<Vec<Vec<f32>>> = lens.iter().map(|_| Vec::new()).collect();
+        let mut done = vec![0usize; lens.len()];
+        while done.iter().zip(&lens).any(|(d, n)| d < n) {
+            let mut batch = ForwardBatch::default();
+            let mut owners = Vec::new();
+            for s in 0..lens.len() {
+                let take = (lens[s] - done[s]).min(chunk);
+                if take == 0 {
+                    continue;
+                }
+                batch.push(&seqs[s][done[s]..done[s] + take], done[s], tables[s].clone(), false);
+                owners.push((s, take));
             }
-            batch.push(&seqs[s][done[s]..done[s] + take], done[s], tables[s].clone(), false);
-            owners.push((s, take));
-        }
-        batch.logits_rows = (0..batch.num_tokens()).collect();
-        let logits = model.forward(&batch, &mut kv).unwrap();
-        let mut rows = logits.chunks_exact(VOCAB);
-        for (s, take) in owners {
-            for _ in 0..take {
-                got[s].push(rows.next().unwrap().to_vec());
+            batch.logits_rows = (0..batch.num_tokens()).collect();
+            let logits = model.forward(&batch, &mut kv).unwrap();
+            let mut rows = logits.chunks_exact(VOCAB);
+            for (s, take) in owners {
+                for _ in 0..take {
+                    got[s].push(rows.next().unwrap().to_vec());
+                }
+                done[s] += take;
             }
-            done[s] += take;
         }
+        let mut worst = 0f32;
+        for (s, toks) in seqs.iter().enumerate() {
+            let want = reference(&t, toks);
+            for (p, (g, w)) in got[s].iter().zip(&want).enumerate() {
+                for (a, b) in g.iter().zip(w) {
+                    let d = (a - b).abs();
+                    worst = worst.max(d);
+                    assert!(d < tol, "{dtype:?} seq {s} pos {p}: {a} vs {b}");
+                }
+            }
+        }
+        eprintln!("{dtype:?} cache: max |paged - reference| = {worst:e}");
     }
-    let mut worst = 0f32;
-    for (s, toks) in seqs.iter().enumerate() {
-        let want = reference(&t, toks);
-        for (p, (g, w)) in got[s].iter().zip(&want).enumerate() {
-            for (a, b) in g.iter().zip(w) {
-                let d = (a - b).abs();
-                worst = worst.max(d);
-                assert!(d < 1e-4, "seq {s} pos {p}: {a} vs {b}");
-            }
-        }
-    }
-    eprintln!("max |paged - reference| = {worst:e}");
     let _ = std::fs::remove_dir_all(&dir);
 }

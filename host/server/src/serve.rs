@@ -325,6 +325,7 @@ fn load_model(
                 ..Default::default()
             },
             sample_budget: Duration::from_secs_f64(mc.sample_budget_ms.clamp(0.0, 10_000.0) / 1e3),
+            kv_dtype: if mc.kv_dtype == "f32" { weft_engine::KvDtype::F32 } else { weft_engine::KvDtype::F16 },
             ..Default::default()
         };
         // Fair sharing between tenants (or a trusted gateway's fairness ids)

@@ -18,7 +18,7 @@ pub use metrics::EngineMetrics;
 pub use request::{Event, FinishReason, Request, Usage};
 
 use crate::error::{EngineError, Result};
-use crate::kv::{BlockManager, KvCapacity, KvStore};
+use crate::kv::{BlockManager, KvCapacity, KvDtype, KvStore};
 use crate::model::{LlamaConfig, LlamaModel, LoadedModel, TokenizerSpec};
 use crate::scheduler::{Fcfs, Scheduler, SchedulerConfig, SchedulingPolicy};
 
@@ -33,6 +33,8 @@ pub struct EngineConfig {
     /// How long a step waits for external (plugin) samplers before going on
     /// without the late ones.
     pub sample_budget: std::time::Duration,
+    /// The KV cache's element type (f16: half the bytes each step reads).
+    pub kv_dtype: KvDtype,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +45,7 @@ impl Default for EngineConfig {
             scheduler: SchedulerConfig::default(),
             prefix_caching: true,
             sample_budget: std::time::Duration::from_millis(5),
+            kv_dtype: KvDtype::default(),
         }
     }
 }
@@ -121,7 +124,7 @@ impl Engine {
         policy: Box<dyn SchedulingPolicy>,
     ) -> Result<EngineHandle> {
         let mc = model.config.clone();
-        let bytes_per_block = KvStore::bytes_per_block(mc.num_layers, cfg.block_size, mc.kv_dim());
+        let bytes_per_block = KvStore::bytes_per_block(mc.num_layers, cfg.block_size, mc.kv_dim(), cfg.kv_dtype);
         let num_blocks = cfg.kv_capacity.blocks(bytes_per_block);
         if num_blocks == 0 || cfg.block_size == 0 {
             return Err(EngineError::InvalidRequest(format!(
@@ -144,7 +147,7 @@ impl Engine {
             dense_bytes: llama.weights().dense_bytes(),
             embedding_bytes: llama.weights().embedding_bytes(),
         });
-        let kv = KvStore::new(mc.num_layers, num_blocks, cfg.block_size, mc.kv_dim());
+        let kv = KvStore::new(mc.num_layers, num_blocks, cfg.block_size, mc.kv_dim(), cfg.kv_dtype);
         let blocks = BlockManager::new(num_blocks, cfg.block_size, cfg.prefix_caching);
         let prefix_index = blocks.index();
         let sched = Scheduler::new(cfg.scheduler, blocks, policy);

@@ -11,7 +11,7 @@ pub mod store;
 pub use block_manager::{
     BlockId, BlockManager, KvStats, PrefixIndex, block_hash, cache_root, prefix_hashes, prefix_hashes_from,
 };
-pub use store::KvStore;
+pub use store::{KvDtype, KvStore};
 
 /// How much memory the KV cache may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

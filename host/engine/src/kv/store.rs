@@ -1,34 +1,71 @@
 //! Key/value memory for every layer, addressed by slot (`block * block_size + offset`).
 //!
-//! Layout per layer is `[slot][kv_head][head_dim]` in f32, so one token's keys
-//! for all KV heads are contiguous and a block holds `block_size` such rows.
-//! The buffers are allocated zeroed up front (the OS maps pages lazily), so
-//! memory does not grow step by step.
+//! Layout per layer is `[slot][kv_head][head_dim]`, so one token's keys for
+//! all KV heads are contiguous and a block holds `block_size` such rows.
+//! Values are held as f16 by default (as llama.cpp does): decode at many
+//! streams or long contexts reads the cache once per step, and f32 made that
+//! read, not the arithmetic, a quarter of a 32-stream step. `KvDtype::F32`
+//! keeps full precision. The buffers are allocated zeroed up front (the OS
+//! maps pages lazily), so memory does not grow step by step.
+
+use half::f16;
+
+/// The cache's element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KvDtype {
+    #[default]
+    F16,
+    F32,
+}
+
+impl KvDtype {
+    pub fn bytes(self) -> usize {
+        match self {
+            KvDtype::F16 => 2,
+            KvDtype::F32 => 4,
+        }
+    }
+}
+
+enum Buffers {
+    F16 { k: Vec<Vec<f16>>, v: Vec<Vec<f16>> },
+    F32 { k: Vec<Vec<f32>>, v: Vec<Vec<f32>> },
+}
+
+/// One layer's keys and values, for the attention kernel.
+#[derive(Clone, Copy)]
+pub enum KvLayer<'a> {
+    F16(&'a [f16], &'a [f16]),
+    F32(&'a [f32], &'a [f32]),
+}
 
 /// Per-layer key and value buffers.
 pub struct KvStore {
     block_size: usize,
     kv_dim: usize,
     num_blocks: usize,
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    buf: Buffers,
 }
 
 impl KvStore {
-    pub fn new(num_layers: usize, num_blocks: usize, block_size: usize, kv_dim: usize) -> Self {
+    pub fn new(num_layers: usize, num_blocks: usize, block_size: usize, kv_dim: usize, dtype: KvDtype) -> Self {
         let len = num_blocks * block_size * kv_dim;
-        Self {
-            block_size,
-            kv_dim,
-            num_blocks,
-            k: (0..num_layers).map(|_| vec![0.0; len]).collect(),
-            v: (0..num_layers).map(|_| vec![0.0; len]).collect(),
-        }
+        let buf = match dtype {
+            KvDtype::F16 => Buffers::F16 {
+                k: (0..num_layers).map(|_| vec![f16::ZERO; len]).collect(),
+                v: (0..num_layers).map(|_| vec![f16::ZERO; len]).collect(),
+            },
+            KvDtype::F32 => Buffers::F32 {
+                k: (0..num_layers).map(|_| vec![0.0; len]).collect(),
+                v: (0..num_layers).map(|_| vec![0.0; len]).collect(),
+            },
+        };
+        Self { block_size, kv_dim, num_blocks, buf }
     }
 
     /// Bytes one block takes across all layers, keys and values.
-    pub fn bytes_per_block(num_layers: usize, block_size: usize, kv_dim: usize) -> usize {
-        2 * num_layers * block_size * kv_dim * std::mem::size_of::<f32>()
+    pub fn bytes_per_block(num_layers: usize, block_size: usize, kv_dim: usize, dtype: KvDtype) -> usize {
+        2 * num_layers * block_size * kv_dim * dtype.bytes()
     }
 
     pub fn block_size(&self) -> usize {
@@ -45,13 +82,25 @@ impl KvStore {
 
     /// Writes one token's keys and values (`kv_dim` each) of `layer` into `slot`.
     pub fn write(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
-        let at = slot * self.kv_dim;
-        self.k[layer][at..at + self.kv_dim].copy_from_slice(k);
-        self.v[layer][at..at + self.kv_dim].copy_from_slice(v);
+        use half::slice::HalfFloatSliceExt;
+        let r = slot * self.kv_dim..(slot + 1) * self.kv_dim;
+        match &mut self.buf {
+            Buffers::F16 { k: kb, v: vb } => {
+                kb[layer][r.clone()].convert_from_f32_slice(k);
+                vb[layer][r].convert_from_f32_slice(v);
+            }
+            Buffers::F32 { k: kb, v: vb } => {
+                kb[layer][r.clone()].copy_from_slice(k);
+                vb[layer][r].copy_from_slice(v);
+            }
+        }
     }
 
     /// Keys and values of one layer, for the attention kernel.
-    pub fn layer(&self, layer: usize) -> (&[f32], &[f32]) {
-        (&self.k[layer], &self.v[layer])
+    pub fn layer(&self, layer: usize) -> KvLayer<'_> {
+        match &self.buf {
+            Buffers::F16 { k, v } => KvLayer::F16(&k[layer], &v[layer]),
+            Buffers::F32 { k, v } => KvLayer::F32(&k[layer], &v[layer]),
+        }
     }
 }

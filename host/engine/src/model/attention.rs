@@ -10,9 +10,64 @@
 
 use std::cell::RefCell;
 
+use half::f16;
+
 use super::batch::ForwardBatch;
 use super::kernels::dot;
 use super::kernels::q8gemm::Kernel;
+use crate::kv::store::KvLayer;
+
+/// A KV-cache element, widened to f32 a head row at a time (exactly: f16 to
+/// f32 loses nothing, so every path computes the same numbers).
+pub trait KvElem: Copy + Send + Sync {
+    /// f32 rows are read in place.
+    const IS_F32: bool;
+    fn widen(src: &[Self], dst: &mut [f32]);
+    /// The slice itself when `IS_F32` (empty otherwise).
+    fn as_f32(src: &[Self]) -> &[f32];
+}
+
+impl KvElem for f32 {
+    const IS_F32: bool = true;
+    #[inline(always)]
+    fn widen(src: &[f32], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    #[inline(always)]
+    fn as_f32(src: &[f32]) -> &[f32] {
+        src
+    }
+}
+
+impl KvElem for f16 {
+    const IS_F32: bool = false;
+    #[inline(always)]
+    fn as_f32(_: &[f16]) -> &[f32] {
+        &[]
+    }
+    #[inline(always)]
+    fn widen(src: &[f16], dst: &mut [f32]) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "f16c"))]
+        {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_storeu_ps};
+            let n = src.len().min(dst.len()) / 8 * 8;
+            for i in (0..n).step_by(8) {
+                // SAFETY: i + 8 <= n is inside both slices; F16C is enabled for the whole build.
+                unsafe {
+                    let h = _mm_loadu_si128(src.as_ptr().add(i) as *const __m128i);
+                    _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+                }
+            }
+            for (d, s) in dst[n..].iter_mut().zip(&src[n..]) {
+                *d = s.to_f32();
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "f16c")))]
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = s.to_f32();
+        }
+    }
+}
 
 /// Shapes the kernel needs.
 #[derive(Debug, Clone, Copy)]
@@ -60,12 +115,26 @@ fn axpy(out: &mut [f32], w: f32, x: &[f32]) {
     }
 }
 
-/// `q`: `[rows, num_heads*head_dim]`; `k_cache`/`v_cache`: one layer of the KV
-/// store; writes `[rows, num_heads*head_dim]` into `out`.
+/// `q`: `[rows, num_heads*head_dim]`; `kv`: one layer of the KV store;
+/// writes `[rows, num_heads*head_dim]` into `out`.
 pub fn paged_attention(
     q: &[f32],
-    k_cache: &[f32],
-    v_cache: &[f32],
+    kv: KvLayer<'_>,
+    batch: &ForwardBatch,
+    rows: &[(usize, usize)],
+    shape: AttnShape,
+    out: &mut [f32],
+) {
+    match kv {
+        KvLayer::F16(k, v) => run(q, k, v, batch, rows, shape, out),
+        KvLayer::F32(k, v) => run(q, k, v, batch, rows, shape, out),
+    }
+}
+
+fn run<T: KvElem>(
+    q: &[f32],
+    k_cache: &[T],
+    v_cache: &[T],
     batch: &ForwardBatch,
     rows: &[(usize, usize)],
     shape: AttnShape,
@@ -116,11 +185,11 @@ pub fn paged_attention(
 }
 
 /// One sequence row's query heads that share KV head `g`.
-struct Group<'a> {
+struct Group<'a, T> {
     /// `group × head_dim` query values.
     q: &'a [f32],
-    k_cache: &'a [f32],
-    v_cache: &'a [f32],
+    k_cache: &'a [T],
+    v_cache: &'a [T],
     table: &'a [u32],
     ctx: usize,
     /// Offset of KV head `g` inside a slot.
@@ -135,7 +204,7 @@ struct Group<'a> {
 /// rounding does not depend on the vector width: results are identical).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn attend_avx512(job: &Group<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+unsafe fn attend_avx512<T: KvElem>(job: &Group<'_, T>, scores: &mut Vec<f32>, out: &mut [f32]) {
     attend(job, scores, out)
 }
 
@@ -144,40 +213,77 @@ unsafe fn attend_avx512(job: &Group<'_>, scores: &mut Vec<f32>, out: &mut [f32])
 /// shapes run with the shape as constants, so the group's outputs stay in
 /// registers across the whole pass over the values.
 #[inline(always)]
-fn attend(job: &Group<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+fn attend<T: KvElem>(job: &Group<'_, T>, scores: &mut Vec<f32>, out: &mut [f32]) {
     match (job.head_dim, job.q.len() / job.head_dim) {
-        (64, 1) => attend_fixed::<64, 1>(job, scores, out),
-        (64, 2) => attend_fixed::<64, 2>(job, scores, out),
-        (64, 3) => attend_fixed::<64, 3>(job, scores, out),
-        (64, 4) => attend_fixed::<64, 4>(job, scores, out),
-        (128, 1) => attend_fixed::<128, 1>(job, scores, out),
-        (128, 2) => attend_fixed::<128, 2>(job, scores, out),
+        (64, 1) => attend_fixed::<T, 64, 1>(job, scores, out),
+        (64, 2) => attend_fixed::<T, 64, 2>(job, scores, out),
+        (64, 3) => attend_fixed::<T, 64, 3>(job, scores, out),
+        (64, 4) => attend_fixed::<T, 64, 4>(job, scores, out),
+        (128, 1) => attend_fixed::<T, 128, 1>(job, scores, out),
+        (128, 2) => attend_fixed::<T, 128, 2>(job, scores, out),
         _ => attend_any(job, scores, out),
     }
 }
 
 /// [`attend_any`] with the head size `HD` and group size `G` as constants.
 #[inline(always)]
-fn attend_fixed<const HD: usize, const G: usize>(job: &Group<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+fn attend_fixed<T: KvElem, const HD: usize, const G: usize>(
+    job: &Group<'_, T>,
+    scores: &mut Vec<f32>,
+    out: &mut [f32],
+) {
     let Group { q, k_cache, v_cache, table, ctx, off, kv_dim, block_size, scale, .. } = *job;
     scores.clear();
     scores.resize(G * ctx, 0.0);
     let slot = |t: usize| (table[t / block_size] as usize * block_size + t % block_size) * kv_dim + off;
     let qs: [[f32; HD]; G] = std::array::from_fn(|j| q[j * HD..(j + 1) * HD].try_into().expect("head"));
-    for t in 0..ctx {
-        let k: &[f32; HD] = k_cache[slot(t)..slot(t) + HD].try_into().expect("head");
-        for j in 0..G {
-            scores[j * ctx + t] = dot(&qs[j], k) * scale;
+    // f16 rows are widened CHUNK at a time into a local buffer, so the dot
+    // products and the weighted sum run on f32 rows exactly as for an f32 cache.
+    const CHUNK: usize = 16;
+    let mut buf = [[0f32; HD]; CHUNK];
+    let rows = |cache: &'_ [T], t0: usize, n: usize, buf: &mut [[f32; HD]; CHUNK]| {
+        for i in 0..n {
+            T::widen(&cache[slot(t0 + i)..slot(t0 + i) + HD], &mut buf[i]);
+        }
+    };
+    for t0 in (0..ctx).step_by(CHUNK) {
+        let n = CHUNK.min(ctx - t0);
+        if T::IS_F32 {
+            for t in t0..t0 + n {
+                let k: &[f32; HD] = T::as_f32(&k_cache[slot(t)..slot(t) + HD]).try_into().expect("head");
+                for j in 0..G {
+                    scores[j * ctx + t] = dot(&qs[j], k) * scale;
+                }
+            }
+        } else {
+            rows(k_cache, t0, n, &mut buf);
+            for (i, k) in buf[..n].iter().enumerate() {
+                for j in 0..G {
+                    scores[j * ctx + t0 + i] = dot(&qs[j], k) * scale;
+                }
+            }
         }
     }
     softmax_rows(scores, ctx);
     let mut acc = [[0f32; HD]; G];
-    for t in 0..ctx {
-        let v: &[f32; HD] = v_cache[slot(t)..slot(t) + HD].try_into().expect("head");
+    let mut add = |t: usize, v: &[f32; HD]| {
         for j in 0..G {
             let w = scores[j * ctx + t];
             for (a, x) in acc[j].iter_mut().zip(v) {
                 *a += w * x;
+            }
+        }
+    };
+    for t0 in (0..ctx).step_by(CHUNK) {
+        let n = CHUNK.min(ctx - t0);
+        if T::IS_F32 {
+            for t in t0..t0 + n {
+                add(t, T::as_f32(&v_cache[slot(t)..slot(t) + HD]).try_into().expect("head"));
+            }
+        } else {
+            rows(v_cache, t0, n, &mut buf);
+            for (i, v) in buf[..n].iter().enumerate() {
+                add(t0 + i, v);
             }
         }
     }
@@ -199,24 +305,25 @@ fn softmax_rows(scores: &mut [f32], ctx: usize) {
 
 /// Any head size and group size.
 #[inline(always)]
-fn attend_any(job: &Group<'_>, scores: &mut Vec<f32>, out: &mut [f32]) {
+fn attend_any<T: KvElem>(job: &Group<'_, T>, scores: &mut Vec<f32>, out: &mut [f32]) {
     let Group { q, k_cache, v_cache, table, ctx, off, kv_dim, head_dim, block_size, scale } = *job;
     let group = q.len() / head_dim;
     scores.clear();
     scores.resize(group * ctx, 0.0);
     let slot = |t: usize| (table[t / block_size] as usize * block_size + t % block_size) * kv_dim + off;
+    let mut row = vec![0f32; head_dim];
     for t in 0..ctx {
-        let k = &k_cache[slot(t)..slot(t) + head_dim];
+        T::widen(&k_cache[slot(t)..slot(t) + head_dim], &mut row);
         for j in 0..group {
-            scores[j * ctx + t] = dot(&q[j * head_dim..(j + 1) * head_dim], k) * scale;
+            scores[j * ctx + t] = dot(&q[j * head_dim..(j + 1) * head_dim], &row) * scale;
         }
     }
     softmax_rows(scores, ctx);
     out.fill(0.0);
     for t in 0..ctx {
-        let v = &v_cache[slot(t)..slot(t) + head_dim];
+        T::widen(&v_cache[slot(t)..slot(t) + head_dim], &mut row);
         for j in 0..group {
-            axpy(&mut out[j * head_dim..(j + 1) * head_dim], scores[j * ctx + t], v);
+            axpy(&mut out[j * head_dim..(j + 1) * head_dim], scores[j * ctx + t], &row);
         }
     }
 }
@@ -275,6 +382,24 @@ mod tests {
                 let (mut a, mut b) = (vec![0f32; group * hd], vec![0f32; group * hd]);
                 attend(&job, &mut Vec::new(), &mut a);
                 attend_any(&job, &mut Vec::new(), &mut b);
+                // The f16 cache: the same code on the rounded values, within f16's precision.
+                let (k16, v16): (Vec<f16>, Vec<f16>) =
+                    (k.iter().map(|&x| f16::from_f32(x)).collect(), v.iter().map(|&x| f16::from_f32(x)).collect());
+                let job16 = Group {
+                    q: &q,
+                    k_cache: &k16,
+                    v_cache: &v16,
+                    table: &table,
+                    ctx,
+                    off: hd,
+                    kv_dim,
+                    head_dim: hd,
+                    block_size: bs,
+                    scale: 0.125,
+                };
+                let (mut a16, mut b16) = (vec![0f32; group * hd], vec![0f32; group * hd]);
+                attend(&job16, &mut Vec::new(), &mut a16);
+                attend_any(&job16, &mut Vec::new(), &mut b16);
                 let slot = |t: usize| (table[t / bs] as usize * bs + t % bs) * kv_dim + hd;
                 for j in 0..group {
                     let s: Vec<f64> = (0..ctx)
@@ -287,6 +412,12 @@ mod tests {
                         let (x, y) = (a[j * hd + d], b[j * hd + d]);
                         assert!((x as f64 - want).abs() < 1e-5, "group {group} ctx {ctx}: {x} vs {want}");
                         assert!((x - y).abs() < 1e-6, "fixed {x} vs generic {y}");
+                        let (x16, y16) = (a16[j * hd + d], b16[j * hd + d]);
+                        assert!(
+                            (x16 as f64 - want).abs() < 2e-3,
+                            "f16 cache, group {group} ctx {ctx}: {x16} vs {want}"
+                        );
+                        assert!((x16 - y16).abs() < 1e-6, "f16: fixed {x16} vs generic {y16}");
                     }
                 }
             }

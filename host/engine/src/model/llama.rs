@@ -222,8 +222,7 @@ impl LlamaModel {
                 let row = &qkv[r * qkv_w..(r + 1) * qkv_w];
                 kv.write(li, slot, &row[q_dim..q_dim + kv_dim], &row[q_dim + kv_dim..]);
             }
-            let (kc, vc) = kv.layer(li);
-            paged_attention(&q, kc, vc, batch, &rows, shape, &mut attn);
+            paged_attention(&q, kv.layer(li), batch, &rows, shape, &mut attn);
             add_into(&mut x, &layer.o.forward(&attn, n)?);
 
             rms_norm(&x, &layer.ffn_norm, eps, &mut xn);

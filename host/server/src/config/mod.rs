@@ -112,6 +112,9 @@ pub struct ModelSection {
     pub quantize: String,
     #[serde(default = "default_kv")]
     pub kv_cache_mib: usize,
+    /// The KV cache's element type: `f16` (twice the tokens per MiB) or `f32`.
+    #[serde(default = "default_kv_dtype")]
+    pub kv_dtype: String,
     #[serde(default = "default_step_tokens")]
     pub max_tokens_per_step: usize,
     #[serde(default = "default_seqs")]
@@ -170,6 +173,9 @@ fn default_source() -> String {
 }
 fn default_quantize() -> String {
     "none".into()
+}
+fn default_kv_dtype() -> String {
+    "f16".into()
 }
 fn default_kv() -> usize {
     512
@@ -315,6 +321,7 @@ impl Config {
                 source: default_source(),
                 quantize: default_quantize(),
                 kv_cache_mib: default_kv(),
+                kv_dtype: default_kv_dtype(),
                 max_tokens_per_step: default_step_tokens(),
                 max_sequences: default_seqs(),
                 replicas: default_replicas(),
@@ -409,6 +416,9 @@ impl Config {
                 {
                     return Err(format!("key `{at}.engines[{j}].quantize`: `{q}` is not none or q8_0"));
                 }
+            }
+            if m.kv_dtype != "f16" && m.kv_dtype != "f32" {
+                return Err(format!("key `{at}.kv_dtype`: `{}` is not f16 or f32", m.kv_dtype));
             }
             if m.replicas == 0 || m.replicas > 16 || m.engines.len() > 16 {
                 return Err(format!("key `{at}.replicas`: a model has 1 to 16 engines"));

@@ -467,6 +467,7 @@ fn restart_keys(old: &Config, new: &Config, fuel_on: bool) -> Vec<String> {
             ("source", o.source != n.source),
             ("quantize", o.quantize != n.quantize),
             ("kv_cache_mib", o.kv_cache_mib != n.kv_cache_mib),
+            ("kv_dtype", o.kv_dtype != n.kv_dtype),
             ("max_tokens_per_step", o.max_tokens_per_step != n.max_tokens_per_step),
             ("max_sequences", o.max_sequences != n.max_sequences),
             ("replicas", o.replicas != n.replicas),

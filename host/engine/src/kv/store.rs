@@ -1,7 +1,11 @@
 //! Key/value memory for every layer, addressed by slot (`block * block_size + offset`).
 //!
-//! Layout per layer is `[slot][kv_head][head_dim]`, so one token's keys for
-//! all KV heads are contiguous and a block holds `block_size` such rows.
+//! Values are laid out per layer as `[slot][kv_head][head_dim]` (a token's
+//! row is what the weighted sum adds). Keys are transposed within each
+//! block, `[block][kv_head][head_dim][block_size]`: for one dimension the
+//! block's tokens are contiguous, so attention computes a block's scores as
+//! `head_dim` vector multiply-adds over its tokens, with no reduction across
+//! lanes per score (that reduction was most of attention's time).
 //! Values are held as f16 by default (as llama.cpp does): decode at many
 //! streams or long contexts reads the cache once per step, and f32 made that
 //! read, not the arithmetic, a quarter of a 32-stream step. `KvDtype::F32`
@@ -32,7 +36,7 @@ enum Buffers {
     F32 { k: Vec<Vec<f32>>, v: Vec<Vec<f32>> },
 }
 
-/// One layer's keys and values, for the attention kernel.
+/// One layer's keys (transposed per block, see the module doc) and values, for the attention kernel.
 #[derive(Clone, Copy)]
 pub enum KvLayer<'a> {
     F16(&'a [f16], &'a [f16]),
@@ -83,14 +87,22 @@ impl KvStore {
     /// Writes one token's keys and values (`kv_dim` each) of `layer` into `slot`.
     pub fn write(&mut self, layer: usize, slot: usize, k: &[f32], v: &[f32]) {
         use half::slice::HalfFloatSliceExt;
+        let bs = self.block_size;
         let r = slot * self.kv_dim..(slot + 1) * self.kv_dim;
+        // Key element i = (head h, dimension d) of this token: [block][h][d][offset].
+        let (block, off) = (slot / bs, slot % bs);
+        let key_at = |i: usize| ((block * self.kv_dim + i) * bs) + off;
         match &mut self.buf {
             Buffers::F16 { k: kb, v: vb } => {
-                kb[layer][r.clone()].convert_from_f32_slice(k);
+                for (i, &x) in k.iter().enumerate() {
+                    kb[layer][key_at(i)] = f16::from_f32(x);
+                }
                 vb[layer][r].convert_from_f32_slice(v);
             }
             Buffers::F32 { k: kb, v: vb } => {
-                kb[layer][r.clone()].copy_from_slice(k);
+                for (i, &x) in k.iter().enumerate() {
+                    kb[layer][key_at(i)] = x;
+                }
                 vb[layer][r].copy_from_slice(v);
             }
         }

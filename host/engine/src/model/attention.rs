@@ -5,15 +5,15 @@
 //! buffer, no padding between sequences. Each (row, KV head) pair is one
 //! task on the engine's team: at one stream that still spreads a layer's
 //! heads over the cores, and the query heads sharing a KV head read its keys
-//! and values while they are in cache. The dot products use eight independent
-//! accumulators so LLVM vectorizes them without fast-math.
+//! and values while they are in cache. Keys are stored transposed within each
+//! block (see `kv::store`), so a block's scores are computed 16 tokens at a
+//! time as vector multiply-adds, with no reduction across lanes per score.
 
 use std::cell::RefCell;
 
 use half::f16;
 
 use super::batch::ForwardBatch;
-use super::kernels::dot;
 use super::kernels::q8gemm::Kernel;
 use crate::kv::store::KvLayer;
 
@@ -23,6 +23,8 @@ pub trait KvElem: Copy + Send + Sync {
     /// f32 rows are read in place.
     const IS_F32: bool;
     fn widen(src: &[Self], dst: &mut [f32]);
+    /// Sixteen values by value (kept in registers, not stored and reloaded).
+    fn widen16(src: &[Self]) -> [f32; 16];
     /// The slice itself when `IS_F32` (empty otherwise).
     fn as_f32(src: &[Self]) -> &[f32];
 }
@@ -32,6 +34,10 @@ impl KvElem for f32 {
     #[inline(always)]
     fn widen(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
+    }
+    #[inline(always)]
+    fn widen16(src: &[f32]) -> [f32; 16] {
+        src[..16].try_into().expect("16 values")
     }
     #[inline(always)]
     fn as_f32(src: &[f32]) -> &[f32] {
@@ -44,6 +50,23 @@ impl KvElem for f16 {
     #[inline(always)]
     fn as_f32(_: &[f16]) -> &[f32] {
         &[]
+    }
+    #[inline(always)]
+    fn widen16(src: &[f16]) -> [f32; 16] {
+        let src = &src[..16];
+        #[cfg(all(target_arch = "x86_64", target_feature = "f16c"))]
+        {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm256_cvtph_ps};
+            // SAFETY: 16 values checked above; F16C is enabled for the whole build;
+            // two 8-lane f32 vectors are 16 f32s.
+            unsafe {
+                let lo = _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr() as *const __m128i));
+                let hi = _mm256_cvtph_ps(_mm_loadu_si128(src.as_ptr().add(8) as *const __m128i));
+                std::mem::transmute::<[std::arch::x86_64::__m256; 2], [f32; 16]>([lo, hi])
+            }
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "f16c")))]
+        std::array::from_fn(|i| src[i].to_f32())
     }
     #[inline(always)]
     fn widen(src: &[f16], dst: &mut [f32]) {
@@ -225,6 +248,48 @@ fn attend<T: KvElem>(job: &Group<'_, T>, scores: &mut Vec<f32>, out: &mut [f32])
     }
 }
 
+/// Lanes of a score chunk: tokens of one block scored together.
+const L: usize = 16;
+
+/// Scores of the group's `G` query heads against keys `t0..t0 + m` of one
+/// block (`base`: that block's keys for this KV head, transposed), `HD`
+/// multiply-adds over 16 token lanes; lanes past `m` are scratch.
+#[inline(always)]
+fn chunk_scores<T: KvElem, const HD: usize, const G: usize>(
+    qs: &[[f32; HD]; G],
+    keys: &[T],
+    base: usize,
+    bs: usize,
+    m: usize,
+) -> [[f32; L]; G] {
+    // Four partial sums over the dimensions (d mod 4), so the adds are not
+    // one long dependency chain; combined as (p0 + p1) + (p2 + p3).
+    let mut part = [[[0f32; L]; G]; 4];
+    let mut add = |d: usize, lane: &[f32; L]| {
+        let p = &mut part[d % 4];
+        for j in 0..G {
+            let qd = qs[j][d];
+            for i in 0..L {
+                p[j][i] += qd * lane[i];
+            }
+        }
+    };
+    if m == L {
+        // The common case: the lane goes from the cache to registers.
+        for d in 0..HD {
+            let lane = T::widen16(&keys[base + d * bs..base + d * bs + L]);
+            add(d, &lane);
+        }
+    } else {
+        let mut lane = [0f32; L];
+        for d in 0..HD {
+            T::widen(&keys[base + d * bs..base + d * bs + m], &mut lane[..m]);
+            add(d, &lane);
+        }
+    }
+    std::array::from_fn(|j| std::array::from_fn(|i| (part[0][j][i] + part[1][j][i]) + (part[2][j][i] + part[3][j][i])))
+}
+
 /// [`attend_any`] with the head size `HD` and group size `G` as constants.
 #[inline(always)]
 fn attend_fixed<T: KvElem, const HD: usize, const G: usize>(
@@ -232,58 +297,38 @@ fn attend_fixed<T: KvElem, const HD: usize, const G: usize>(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    let Group { q, k_cache, v_cache, table, ctx, off, kv_dim, block_size, scale, .. } = *job;
+    let Group { q, k_cache, v_cache, table, ctx, off, kv_dim, block_size: bs, scale, .. } = *job;
     scores.clear();
     scores.resize(G * ctx, 0.0);
-    let slot = |t: usize| (table[t / block_size] as usize * block_size + t % block_size) * kv_dim + off;
+    let slot = |t: usize| (table[t / bs] as usize * bs + t % bs) * kv_dim + off;
     let qs: [[f32; HD]; G] = std::array::from_fn(|j| q[j * HD..(j + 1) * HD].try_into().expect("head"));
-    // f16 rows are widened CHUNK at a time into a local buffer, so the dot
-    // products and the weighted sum run on f32 rows exactly as for an f32 cache.
-    const CHUNK: usize = 16;
-    let mut buf = [[0f32; HD]; CHUNK];
-    let rows = |cache: &'_ [T], t0: usize, n: usize, buf: &mut [[f32; HD]; CHUNK]| {
-        for i in 0..n {
-            T::widen(&cache[slot(t0 + i)..slot(t0 + i) + HD], &mut buf[i]);
-        }
-    };
-    for t0 in (0..ctx).step_by(CHUNK) {
-        let n = CHUNK.min(ctx - t0);
-        if T::IS_F32 {
-            for t in t0..t0 + n {
-                let k: &[f32; HD] = T::as_f32(&k_cache[slot(t)..slot(t) + HD]).try_into().expect("head");
-                for j in 0..G {
-                    scores[j * ctx + t] = dot(&qs[j], k) * scale;
-                }
-            }
-        } else {
-            rows(k_cache, t0, n, &mut buf);
-            for (i, k) in buf[..n].iter().enumerate() {
-                for j in 0..G {
-                    scores[j * ctx + t0 + i] = dot(&qs[j], k) * scale;
+    for (b, &block) in table[..ctx.div_ceil(bs)].iter().enumerate() {
+        let (t0, base) = (b * bs, (block as usize * kv_dim + off) * bs);
+        let n = bs.min(ctx - t0);
+        for c0 in (0..n).step_by(L) {
+            let m = L.min(n - c0);
+            let sc = chunk_scores::<T, HD, G>(&qs, k_cache, base + c0, bs, m);
+            for j in 0..G {
+                for i in 0..m {
+                    scores[j * ctx + t0 + c0 + i] = sc[j][i] * scale;
                 }
             }
         }
     }
     softmax_rows(scores, ctx);
     let mut acc = [[0f32; HD]; G];
-    let mut add = |t: usize, v: &[f32; HD]| {
+    let mut row = [0f32; HD];
+    for t in 0..ctx {
+        let v: &[f32; HD] = if T::IS_F32 {
+            T::as_f32(&v_cache[slot(t)..slot(t) + HD]).try_into().expect("head")
+        } else {
+            T::widen(&v_cache[slot(t)..slot(t) + HD], &mut row);
+            &row
+        };
         for j in 0..G {
             let w = scores[j * ctx + t];
             for (a, x) in acc[j].iter_mut().zip(v) {
                 *a += w * x;
-            }
-        }
-    };
-    for t0 in (0..ctx).step_by(CHUNK) {
-        let n = CHUNK.min(ctx - t0);
-        if T::IS_F32 {
-            for t in t0..t0 + n {
-                add(t, T::as_f32(&v_cache[slot(t)..slot(t) + HD]).try_into().expect("head"));
-            }
-        } else {
-            rows(v_cache, t0, n, &mut buf);
-            for (i, v) in buf[..n].iter().enumerate() {
-                add(t0 + i, v);
             }
         }
     }
@@ -311,19 +356,41 @@ fn attend_any<T: KvElem>(job: &Group<'_, T>, scores: &mut Vec<f32>, out: &mut [f
     scores.clear();
     scores.resize(group * ctx, 0.0);
     let slot = |t: usize| (table[t / block_size] as usize * block_size + t % block_size) * kv_dim + off;
-    let mut row = vec![0f32; head_dim];
-    for t in 0..ctx {
-        T::widen(&k_cache[slot(t)..slot(t) + head_dim], &mut row);
-        for j in 0..group {
-            scores[j * ctx + t] = dot(&q[j * head_dim..(j + 1) * head_dim], &row) * scale;
+    // Same order of operations as `chunk_scores`: one dimension at a time over a block's tokens.
+    let mut row = vec![0f32; head_dim.max(L)];
+    for (b, &block) in table[..ctx.div_ceil(block_size)].iter().enumerate() {
+        let (t0, base) = (b * block_size, (block as usize * kv_dim + off) * block_size);
+        let n = block_size.min(ctx - t0);
+        for c0 in (0..n).step_by(L) {
+            let m = L.min(n - c0);
+            let mut part = vec![0f32; 4 * group * L];
+            for d in 0..head_dim {
+                let at = base + d * block_size + c0;
+                T::widen(&k_cache[at..at + m], &mut row[..m]);
+                let p = &mut part[(d % 4) * group * L..(d % 4 + 1) * group * L];
+                for j in 0..group {
+                    let qd = q[j * head_dim + d];
+                    for i in 0..m {
+                        p[j * L + i] += qd * row[i];
+                    }
+                }
+            }
+            let gl = group * L;
+            for j in 0..group {
+                for i in 0..m {
+                    let x = j * L + i;
+                    let sc = (part[x] + part[gl + x]) + (part[2 * gl + x] + part[3 * gl + x]);
+                    scores[j * ctx + t0 + c0 + i] = sc * scale;
+                }
+            }
         }
     }
     softmax_rows(scores, ctx);
     out.fill(0.0);
     for t in 0..ctx {
-        T::widen(&v_cache[slot(t)..slot(t) + head_dim], &mut row);
+        T::widen(&v_cache[slot(t)..slot(t) + head_dim], &mut row[..head_dim]);
         for j in 0..group {
-            axpy(&mut out[j * head_dim..(j + 1) * head_dim], scores[j * ctx + t], &row);
+            axpy(&mut out[j * head_dim..(j + 1) * head_dim], scores[j * ctx + t], &row[..head_dim]);
         }
     }
 }
@@ -401,9 +468,11 @@ mod tests {
                 attend(&job16, &mut Vec::new(), &mut a16);
                 attend_any(&job16, &mut Vec::new(), &mut b16);
                 let slot = |t: usize| (table[t / bs] as usize * bs + t % bs) * kv_dim + hd;
+                // Keys are transposed within a block: [block][kv_head][dim][offset].
+                let key = |t: usize, d: usize| k[(table[t / bs] as usize * kv_dim + hd + d) * bs + t % bs];
                 for j in 0..group {
                     let s: Vec<f64> = (0..ctx)
-                        .map(|t| (0..hd).map(|d| q[j * hd + d] as f64 * k[slot(t) + d] as f64).sum::<f64>() * 0.125)
+                        .map(|t| (0..hd).map(|d| q[j * hd + d] as f64 * key(t, d) as f64).sum::<f64>() * 0.125)
                         .collect();
                     let m = s.iter().cloned().fold(f64::MIN, f64::max);
                     let z: f64 = s.iter().map(|x| (x - m).exp()).sum();

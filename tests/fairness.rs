@@ -3,8 +3,7 @@
 //! preempting one of A's sequences, and finishes while A's flood still runs.
 //! Observed through the engine's metrics and the order of events, not timed.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
@@ -52,22 +51,7 @@ fn an_under_served_tenant_is_admitted_while_another_floods() {
     let metric = |name: &str| scrape(&s, name, "");
 
     // A: 8 long requests at once, twice what the engine runs.
-    let a_done = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let flood: Vec<_> = (0..8)
-        .map(|i| {
-            let (base, a_done, stop) = (s.base.clone(), a_done.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let body = json!({"model": "SmolLM2-135M-Instruct", "prompt": format!("Story {i}:"), "max_tokens": 400, "ignore_eos": true});
-                    let r = client().post(format!("{base}/v1/completions")).bearer_auth("fair-a-key").json(&body).send();
-                    if r.is_ok_and(|r| r.status() == 200) {
-                        a_done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
+    let a = flood(&s, 8, 400, |r| r.bearer_auth("fair-a-key"));
     // Until A holds every slot and has requests waiting.
     let t0 = std::time::Instant::now();
     while metric("weft_requests_waiting") < 1.0 {
@@ -87,12 +71,10 @@ fn an_under_served_tenant_is_admitted_while_another_floods() {
     assert_eq!(st, 200, "{v}");
     // B was let in by a preemption, not by one of A's requests ending.
     assert!(metric("weft_fair_preemptions_total") > before, "no fairness preemption happened");
-    assert_eq!(a_done.load(Ordering::Relaxed), 0, "B finished while none of A's 400-token requests had");
-    stop.store(true, Ordering::Relaxed);
+    assert_eq!(a.done.load(Ordering::Relaxed), 0, "B finished while none of A's 400-token requests had");
+    a.stop();
     drop(s); // ends A's requests
-    for f in flood {
-        let _ = f.join();
-    }
+    a.join();
 }
 
 /// `kv_share` holds during decode, not only at admission: with a KV cache far

@@ -4,8 +4,7 @@
 //! fairness id keying the fair scheduler, and the memory budget.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -176,26 +175,7 @@ fn a_trusted_gateways_fairness_id_keys_the_fair_scheduler() {
             ),
         );
         let s = start(&["--config", cfg.to_str().unwrap()]).0;
-        let a_done = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let flood: Vec<_> = (0..8)
-            .map(|i| {
-                let (base, a_done, stop) = (s.base.clone(), a_done.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let body = json!({"model": "SmolLM2-135M-Instruct", "prompt": format!("Story {i}:"), "max_tokens": 160, "ignore_eos": true});
-                        let r = client()
-                            .post(format!("{base}/v1/completions"))
-                            .header("x-gateway-inference-fairness-id", "flood")
-                            .json(&body)
-                            .send();
-                        if r.is_ok_and(|r| r.status() == 200) {
-                            a_done.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                })
-            })
-            .collect();
+        let flooding = flood(&s, 8, 160, |r| r.header("x-gateway-inference-fairness-id", "flood"));
         let t0 = Instant::now();
         while metric(&s, "weft_requests_waiting") < 1.0 {
             assert!(t0.elapsed() < Duration::from_secs(60), "the flood never filled the engine");
@@ -209,18 +189,16 @@ fn a_trusted_gateways_fairness_id_keys_the_fair_scheduler() {
             .send()
             .unwrap();
         assert_eq!(r.status(), 200);
-        let flood_done = a_done.load(Ordering::Relaxed);
+        let flood_done = flooding.done.load(Ordering::Relaxed);
         let text = scrape_text(&s);
         let flood_preempted: f64 = text
             .lines()
             .filter(|l| l.starts_with("weft_tenant_preemptions_total{") && l.contains("tenant=\"flood\""))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum();
-        stop.store(true, Ordering::Relaxed);
+        flooding.stop();
         drop(s);
-        for f in flood {
-            let _ = f.join();
-        }
+        flooding.join();
         if trusted {
             assert!(flood_preempted > 0.0, "the quiet id was let in by preempting the flooding one:\n{text}");
             assert_eq!(flood_done, 0, "the quiet request finished before any of the flood's");

@@ -195,3 +195,49 @@ pub fn parse_prometheus(text: &str) -> Families {
         })
         .collect()
 }
+
+/// `n` clients sending long completions (`Story {i}:`, `max_tokens`, EOS
+/// ignored) back to back until stopped; `decorate` adds their key or headers.
+pub struct Flood {
+    /// Requests that finished with 200.
+    pub done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+pub type Decorate = fn(reqwest::blocking::RequestBuilder) -> reqwest::blocking::RequestBuilder;
+
+pub fn flood(s: &Server, n: usize, max_tokens: usize, decorate: Decorate) -> Flood {
+    use std::sync::atomic::Ordering;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles = (0..n)
+        .map(|i| {
+            let (base, done, stop) = (s.base.clone(), done.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let body = json!({"model": "SmolLM2-135M-Instruct", "prompt": format!("Story {i}:"), "max_tokens": max_tokens, "ignore_eos": true});
+                    let r = decorate(client().post(format!("{base}/v1/completions"))).json(&body).send();
+                    if r.is_ok_and(|r| r.status() == 200) {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    Flood { done, stop, handles }
+}
+
+impl Flood {
+    /// Stops the clients; call after the server is gone (that ends their requests) or let them finish.
+    pub fn stop(&self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn join(self) {
+        self.stop();
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}

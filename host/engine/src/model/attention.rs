@@ -434,39 +434,31 @@ mod tests {
         for group in [1, 3, 5] {
             let q: Vec<f32> = (0..group * hd).map(|i| ((i * 29 % 89) as f32 / 44.0) - 1.0).collect();
             for ctx in [1, 7, 22] {
-                let job = Group {
-                    q: &q,
-                    k_cache: &k,
-                    v_cache: &v,
-                    table: &table,
-                    ctx,
-                    off: hd,
-                    kv_dim,
-                    head_dim: hd,
-                    block_size: bs,
-                    scale: 0.125,
-                };
-                let (mut a, mut b) = (vec![0f32; group * hd], vec![0f32; group * hd]);
-                attend(&job, &mut Vec::new(), &mut a);
-                attend_any(&job, &mut Vec::new(), &mut b);
+                // Fixed-shape and generic paths over a cache of element type T.
+                fn both<T: KvElem>(q: &[f32], k: &[T], v: &[T], table: &[u32], ctx: usize) -> (Vec<f32>, Vec<f32>) {
+                    let (hd, bs) = (64, 4);
+                    let job = Group {
+                        q,
+                        k_cache: k,
+                        v_cache: v,
+                        table,
+                        ctx,
+                        off: hd,
+                        kv_dim: 2 * hd,
+                        head_dim: hd,
+                        block_size: bs,
+                        scale: 0.125,
+                    };
+                    let (mut a, mut b) = (vec![0f32; q.len()], vec![0f32; q.len()]);
+                    attend(&job, &mut Vec::new(), &mut a);
+                    attend_any(&job, &mut Vec::new(), &mut b);
+                    (a, b)
+                }
+                let (a, b) = both(&q, &k, &v, &table, ctx);
                 // The f16 cache: the same code on the rounded values, within f16's precision.
                 let (k16, v16): (Vec<f16>, Vec<f16>) =
                     (k.iter().map(|&x| f16::from_f32(x)).collect(), v.iter().map(|&x| f16::from_f32(x)).collect());
-                let job16 = Group {
-                    q: &q,
-                    k_cache: &k16,
-                    v_cache: &v16,
-                    table: &table,
-                    ctx,
-                    off: hd,
-                    kv_dim,
-                    head_dim: hd,
-                    block_size: bs,
-                    scale: 0.125,
-                };
-                let (mut a16, mut b16) = (vec![0f32; group * hd], vec![0f32; group * hd]);
-                attend(&job16, &mut Vec::new(), &mut a16);
-                attend_any(&job16, &mut Vec::new(), &mut b16);
+                let (a16, b16) = both(&q, &k16, &v16, &table, ctx);
                 let slot = |t: usize| (table[t / bs] as usize * bs + t % bs) * kv_dim + hd;
                 // Keys are transposed within a block: [block][kv_head][dim][offset].
                 let key = |t: usize, d: usize| k[(table[t / bs] as usize * kv_dim + hd + d) * bs + t % bs];

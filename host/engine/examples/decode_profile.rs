@@ -49,4 +49,11 @@ fn main() {
         (m.total_step_secs - m0.total_step_secs) / (m.steps - m0.steps).max(1) as f64 * 1e3,
         m.steps - m0.steps
     );
+    let steps = (m.steps - m0.steps).max(1) as f64;
+    let (step, fwd) = (m.total_step_secs - m0.total_step_secs, m.forward_secs - m0.forward_secs);
+    println!(
+        "  per step: forward {:.3} ms, the step's own work outside it (schedule, batch, sample, emit) {:.3} ms",
+        fwd / steps * 1e3,
+        (step - fwd) / steps * 1e3
+    );
 }

@@ -19,6 +19,9 @@ pub struct EngineMetrics {
     pub last_step_secs: f64,
     /// Sum of step durations, seconds.
     pub total_step_secs: f64,
+    /// Of that, time in the model's forward pass; the rest is the step's own
+    /// overhead (scheduling, batch assembly, sampling, emitting events).
+    pub forward_secs: f64,
     pub prompt_tokens: u64,
     /// Prompt tokens computed (not served from the prefix cache), including recomputation.
     pub prefill_tokens: u64,

@@ -266,6 +266,7 @@ impl StepLoop {
         // A panic in the forward pass (a kernel bug, an impossible shape) fails
         // this step's sequences; the engine keeps serving the rest.
         let active = self.team.active();
+        let forward_t0 = Instant::now();
         let forward =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.model.forward(&batch, &mut self.kv)))
                 .unwrap_or_else(|p| {
@@ -277,6 +278,7 @@ impl StepLoop {
                     Err(EngineError::Forward(format!("internal error: {what}")))
                 });
         drop(active);
+        self.counters.forward_secs += forward_t0.elapsed().as_secs_f64();
         let mut logits = match forward {
             Ok(l) => l,
             Err(e) => {

@@ -9,10 +9,7 @@ fn main() {
     let (c, n) = (a.first().copied().unwrap_or(32), a.get(1).copied().unwrap_or(128));
     let plen = a.get(2).copied().unwrap_or(32) as u32;
     let path = weft_engine::ensure_default_model(&mut |l| eprintln!("{l}")).unwrap();
-    let kv_dtype = match std::env::var("WEFT_KV").as_deref() {
-        Ok("f32") => weft_engine::KvDtype::F32,
-        _ => weft_engine::KvDtype::F16,
-    };
+    let kv_dtype = std::env::var("WEFT_KV").ok().and_then(|v| v.parse().ok()).unwrap_or_default();
     let cfg = EngineConfig { kv_dtype, ..EngineConfig::default() };
     let h = Engine::start(weft_engine::model::load(&path, LoadOptions::default()).unwrap(), cfg).unwrap();
     let t0 = std::time::Instant::now();

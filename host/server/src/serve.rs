@@ -325,7 +325,7 @@ fn load_model(
                 ..Default::default()
             },
             sample_budget: Duration::from_secs_f64(mc.sample_budget_ms.clamp(0.0, 10_000.0) / 1e3),
-            kv_dtype: if mc.kv_dtype == "f32" { weft_engine::KvDtype::F32 } else { weft_engine::KvDtype::F16 },
+            kv_dtype: mc.kv_dtype.parse().map_err(|e: String| anyhow::anyhow!("models.kv_dtype: {e}"))?,
             ..Default::default()
         };
         // Fair sharing between tenants (or a trusted gateway's fairness ids)

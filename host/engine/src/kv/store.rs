@@ -22,6 +22,18 @@ pub enum KvDtype {
     F32,
 }
 
+impl std::str::FromStr for KvDtype {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f16" => Ok(KvDtype::F16),
+            "f32" => Ok(KvDtype::F32),
+            other => Err(format!("`{other}` is not f16 or f32")),
+        }
+    }
+}
+
 impl KvDtype {
     pub fn bytes(self) -> usize {
         match self {

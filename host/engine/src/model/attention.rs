@@ -20,17 +20,12 @@ use crate::kv::store::KvLayer;
 /// A KV-cache element, widened to f32 a head row at a time (exactly: f16 to
 /// f32 loses nothing, so every path computes the same numbers).
 pub trait KvElem: Copy + Send + Sync {
-    /// f32 rows are read in place.
-    const IS_F32: bool;
     fn widen(src: &[Self], dst: &mut [f32]);
     /// Sixteen values by value (kept in registers, not stored and reloaded).
     fn widen16(src: &[Self]) -> [f32; 16];
-    /// The slice itself when `IS_F32` (empty otherwise).
-    fn as_f32(src: &[Self]) -> &[f32];
 }
 
 impl KvElem for f32 {
-    const IS_F32: bool = true;
     #[inline(always)]
     fn widen(src: &[f32], dst: &mut [f32]) {
         dst.copy_from_slice(src);
@@ -39,18 +34,9 @@ impl KvElem for f32 {
     fn widen16(src: &[f32]) -> [f32; 16] {
         src[..16].try_into().expect("16 values")
     }
-    #[inline(always)]
-    fn as_f32(src: &[f32]) -> &[f32] {
-        src
-    }
 }
 
 impl KvElem for f16 {
-    const IS_F32: bool = false;
-    #[inline(always)]
-    fn as_f32(_: &[f16]) -> &[f32] {
-        &[]
-    }
     #[inline(always)]
     fn widen16(src: &[f16]) -> [f32; 16] {
         let src = &src[..16];
@@ -319,15 +305,10 @@ fn attend_fixed<T: KvElem, const HD: usize, const G: usize>(
     let mut acc = [[0f32; HD]; G];
     let mut row = [0f32; HD];
     for t in 0..ctx {
-        let v: &[f32; HD] = if T::IS_F32 {
-            T::as_f32(&v_cache[slot(t)..slot(t) + HD]).try_into().expect("head")
-        } else {
-            T::widen(&v_cache[slot(t)..slot(t) + HD], &mut row);
-            &row
-        };
+        T::widen(&v_cache[slot(t)..slot(t) + HD], &mut row);
         for j in 0..G {
             let w = scores[j * ctx + t];
-            for (a, x) in acc[j].iter_mut().zip(v) {
+            for (a, x) in acc[j].iter_mut().zip(&row) {
                 *a += w * x;
             }
         }
@@ -358,12 +339,13 @@ fn attend_any<T: KvElem>(job: &Group<'_, T>, scores: &mut Vec<f32>, out: &mut [f
     let slot = |t: usize| (table[t / block_size] as usize * block_size + t % block_size) * kv_dim + off;
     // Same order of operations as `chunk_scores`: one dimension at a time over a block's tokens.
     let mut row = vec![0f32; head_dim.max(L)];
+    let mut part = vec![0f32; 4 * group * L];
     for (b, &block) in table[..ctx.div_ceil(block_size)].iter().enumerate() {
         let (t0, base) = (b * block_size, (block as usize * kv_dim + off) * block_size);
         let n = block_size.min(ctx - t0);
         for c0 in (0..n).step_by(L) {
             let m = L.min(n - c0);
-            let mut part = vec![0f32; 4 * group * L];
+            part.fill(0.0);
             for d in 0..head_dim {
                 let at = base + d * block_size + c0;
                 T::widen(&k_cache[at..at + m], &mut row[..m]);

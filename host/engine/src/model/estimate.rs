@@ -62,15 +62,13 @@ pub fn weight_bytes(path: &Path, quantize: Quantize) -> Result<u64> {
             _ => *held,
         };
         let is_embedding = name == "token_embd.weight" || name.ends_with("embed_tokens.weight");
-        total += match (is_embedding, tied, gguf) {
-            // A GGUF's tied table is the head's packed matrix, its rows the embeddings.
-            (true, true, true) => packed,
-            // Untied, a GGUF table is packed on its own; a dense checkpoint keeps it f32,
-            // and a tied one also has the head's copy.
-            (true, false, true) => packed,
+        total += match (is_embedding, gguf, tied) {
+            // A GGUF table is packed: the tied head's matrix (its rows the
+            // embeddings), or a table of its own. A dense checkpoint keeps its
+            // table in f32, and a tied one also has the head's copy.
             (true, false, false) => *n * 4,
-            (true, true, false) => *n * 4 + packed,
-            (false, ..) => packed,
+            (true, false, true) => *n * 4 + packed,
+            _ => packed,
         };
     }
     Ok(total)

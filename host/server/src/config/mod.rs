@@ -417,8 +417,8 @@ impl Config {
                     return Err(format!("key `{at}.engines[{j}].quantize`: `{q}` is not none or q8_0"));
                 }
             }
-            if m.kv_dtype != "f16" && m.kv_dtype != "f32" {
-                return Err(format!("key `{at}.kv_dtype`: `{}` is not f16 or f32", m.kv_dtype));
+            if let Err(e) = m.kv_dtype.parse::<weft_engine::KvDtype>() {
+                return Err(format!("key `{at}.kv_dtype`: {e}"));
             }
             if m.replicas == 0 || m.replicas > 16 || m.engines.len() > 16 {
                 return Err(format!("key `{at}.replicas`: a model has 1 to 16 engines"));

@@ -3,7 +3,7 @@
 //! haproxy on loopback that health-checks `/ready`. Everything made here is
 //! undone when its guard drops, also on error or panic.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,7 +124,6 @@ pub struct Balancer {
     child: Child,
     pub url: String,
     stats: String,
-    _config: PathBuf,
 }
 
 impl Balancer {
@@ -149,7 +148,6 @@ impl Balancer {
             child,
             url: format!("http://127.0.0.1:{port}"),
             stats: format!("http://127.0.0.1:{stats_port}/stats;csv"),
-            _config: path,
         };
         Ok(b)
     }

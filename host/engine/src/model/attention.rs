@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use half::f16;
 
 use super::batch::ForwardBatch;
+use super::kernels::exp;
 use super::kernels::q8gemm::Kernel;
 use crate::kv::store::KvLayer;
 
@@ -85,22 +86,6 @@ pub struct AttnShape {
     pub num_kv_heads: usize,
     pub head_dim: usize,
     pub block_size: usize,
-}
-
-/// `e^x` for the softmax (`x <= 0`), in plain arithmetic the compiler
-/// vectorizes, where `f32::exp` is a library call per score (at 8k context
-/// that was most of a decode step). Relative error under 1e-6 for `x > -20`
-/// (the rounding of `x·log2 e` dominates), ample for attention weights.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    let t = x.max(-87.0) * std::f32::consts::LOG2_E;
-    let n = t.round_ties_even();
-    let f = t - n;
-    // 2^f on [-0.5, 0.5]: Taylor series of e^(f·ln 2) to degree 6.
-    let p = 1.0
-        + f * (std::f32::consts::LN_2
-            + f * (0.240_226_5 + f * (0.055_504_11 + f * (0.009_618_129 + f * (0.001_333_355 + f * 0.000_154_035)))));
-    f32::from_bits(((n as i32 + 127) as u32) << 23) * p
 }
 
 /// Sum with eight independent accumulators (vectorized without fast-math).
@@ -392,16 +377,6 @@ unsafe impl Sync for OutPtr {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_is_close_to_the_library_one() {
-        for i in 0..400 {
-            let x = -(i as f32) * 0.05;
-            let (got, want) = (exp(x), x.exp());
-            assert!((got - want).abs() <= 1e-6 * want, "{x}: {got} vs {want}");
-        }
-        assert!(exp(-1000.0) < 1e-37, "very negative scores vanish");
-    }
 
     /// A shuffled block table over a small cache; the fixed-shape path, the
     /// generic one and a plain softmax reference agree.

@@ -229,9 +229,7 @@ impl LlamaModel {
             let gu = layer.gate_up.forward(&xn, n)?;
             act.par_chunks_mut(ffn).zip(gu.par_chunks(2 * ffn)).with_min_len(16).for_each(|(a, g)| {
                 let (gate, up) = g.split_at(ffn);
-                for ((o, &gv), &uv) in a.iter_mut().zip(gate).zip(up) {
-                    *o = gv / (1.0 + (-gv).exp()) * uv;
-                }
+                super::kernels::silu_mul(gate, up, a);
             });
             add_into(&mut x, &layer.down.forward(&act, n)?);
         }

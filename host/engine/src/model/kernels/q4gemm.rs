@@ -11,8 +11,9 @@
 //! so per block the product with an activation block `(d_a, a)` is
 //! `d·d_a·Σ q·a + m·d_a·Σ a`. The nibbles are the unsigned operand of
 //! `vpdpbusd` (AVX512-VNNI) or `vpmaddubsw` (AVX2: 15·128·2 fits an i16, so no
-//! saturation), the activations (stored offset by 128, flipped back per word)
-//! the signed one; `d_a·Σ a` is already kept per activation block.
+//! saturation), the activations (quantized without the int8 GEMM's +128
+//! offset) the signed one, broadcast straight from memory into the
+//! multiply-add; `d_a·Σ a` is already kept per activation block.
 //!
 //! Layout, per tile of 16 columns and block of 32 values: 4 chunks of 64
 //! bytes; chunk `h` byte `4j + e` holds column `j`'s value `8h + e` in its low
@@ -28,7 +29,7 @@
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
-use super::q8gemm::{Kernel, NT, Q8Acts, QK, Tiles, kernel, run_tiles};
+use super::q8gemm::{Acc, Kernel, MR, NT, Q8Acts, QK, Tiles, kernel, run_tiles};
 
 /// Bytes per tile and block: 16 columns × 32 nibbles.
 const CHUNK: usize = NT * QK / 2;
@@ -195,13 +196,19 @@ impl Q4Weights {
 }
 
 impl Tiles for Q4Weights {
+    const OFFSET_ACTS: bool = false;
+    /// Eight on AVX-512: each unpacked chunk then feeds 16 `vpdpbusd`s, and
+    /// the 8 partial and 8 running sums still fit the 32 vector registers.
+    fn max_rows(&self) -> usize {
+        if kernel() == Kernel::Avx512Vnni { MR } else { 4 }
+    }
     fn n(&self) -> usize {
         self.n
     }
     fn k(&self) -> usize {
         self.k
     }
-    fn tile(&self, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
+    fn tile(&self, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut Acc) {
         // SAFETY: `kernel()` chose a path the CPU supports.
         unsafe { tile_with(kernel(), self, a, r0, rt, t, acc) }
     }
@@ -216,12 +223,12 @@ pub fn matmul(w: &Q4Weights, x: &[f32], m: usize) -> Vec<f32> {
 ///
 /// # Safety
 /// The CPU supports `k`'s instructions (as [`kernel`] checks).
-unsafe fn tile_with(k: Kernel, w: &Q4Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
+unsafe fn tile_with(k: Kernel, w: &Q4Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut Acc) {
     tile_with!(k, tile_portable, w, a, r0, rt, t, acc)
 }
 
 /// The reference path, in the SIMD paths' order of rounding.
-fn tile_portable(w: &Q4Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut [[f32; NT]; 4]) {
+fn tile_portable(w: &Q4Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc: &mut Acc) {
     let (k, nb) = (a.k, w.nb);
     #[allow(clippy::needless_range_loop)] // `rr` indexes `acc` and offsets the activation rows
     for rr in 0..rt {
@@ -234,8 +241,8 @@ fn tile_portable(w: &Q4Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc:
                 for j in 0..NT {
                     for e in 0..4 {
                         let v = wq[j * 4 + e];
-                        p[j] += (v & 0x0f) as i32 * (av[e] ^ 0x80) as i8 as i32;
-                        p[j] += (v >> 4) as i32 * (av[4 + e] ^ 0x80) as i8 as i32;
+                        p[j] += (v & 0x0f) as i32 * av[e] as i8 as i32;
+                        p[j] += (v >> 4) as i32 * av[4 + e] as i8 as i32;
                     }
                 }
             }
@@ -254,26 +261,19 @@ fn tile_portable(w: &Q4Weights, a: &Q8Acts, r0: usize, rt: usize, t: usize, acc:
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The AVX512-VNNI tile.
-    use super::{CHUNK, NT, Q4Weights, Q8Acts, QK};
+    use super::{Acc, CHUNK, NT, Q4Weights, Q8Acts, QK};
     use std::arch::x86_64::*;
 
     /// R rows × 16 columns over all blocks; each 64-byte load feeds 2·R `vpdpbusd`s.
     /// (AVX512BW for the 16-bit shift that reaches the high nibbles: without
     /// it the shift is an out-of-line call per load.)
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn tile<const R: usize>(
-        w: &Q4Weights,
-        a: &Q8Acts,
-        r0: usize,
-        t: usize,
-        out: &mut [[f32; NT]; 4],
-    ) {
+    pub(super) unsafe fn tile<const R: usize>(w: &Q4Weights, a: &Q8Acts, r0: usize, t: usize, out: &mut Acc) {
         let (k, nb, has_min) = (a.k, w.nb, w.has_min());
         let mut acc = [_mm512_setzero_ps(); R];
         let wq = w.qs[t * nb * CHUNK..].as_ptr();
         let ap: [*const u8; R] = std::array::from_fn(|r| a.au[(r0 + r) * k..].as_ptr());
         let low = _mm512_set1_epi8(0x0f);
-        let flip = 0x8080_8080u32 as i32;
         for b in 0..nb {
             let mut p = [_mm512_setzero_si512(); R];
             for h in 0..4 {
@@ -284,8 +284,9 @@ mod x86 {
                     let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
                     for r in 0..R {
                         let at = ap[r].add(b * QK + 8 * h);
-                        let w0 = (at as *const i32).read_unaligned() ^ flip;
-                        let w1 = (at.add(4) as *const i32).read_unaligned() ^ flip;
+                        // Loads the compiler folds into `vpdpbusd`'s broadcast operand.
+                        let w0 = (at as *const i32).read_unaligned();
+                        let w1 = (at.add(4) as *const i32).read_unaligned();
                         p[r] = _mm512_dpbusd_epi32(p[r], lo, _mm512_set1_epi32(w0));
                         p[r] = _mm512_dpbusd_epi32(p[r], hi, _mm512_set1_epi32(w1));
                     }
@@ -319,24 +320,17 @@ mod x86 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     //! The AVX2+FMA+F16C tile: two 8-column halves per chunk.
-    use super::{CHUNK, NT, Q4Weights, Q8Acts, QK};
+    use super::{Acc, CHUNK, NT, Q4Weights, Q8Acts, QK};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) unsafe fn tile<const R: usize>(
-        w: &Q4Weights,
-        a: &Q8Acts,
-        r0: usize,
-        t: usize,
-        out: &mut [[f32; NT]; 4],
-    ) {
+    pub(super) unsafe fn tile<const R: usize>(w: &Q4Weights, a: &Q8Acts, r0: usize, t: usize, out: &mut Acc) {
         let (k, nb, has_min) = (a.k, w.nb, w.has_min());
         let mut acc = [[_mm256_setzero_ps(); 2]; R];
         let wq = w.qs[t * nb * CHUNK..].as_ptr();
         let ap: [*const u8; R] = std::array::from_fn(|r| a.au[(r0 + r) * k..].as_ptr());
         let low = _mm256_set1_epi8(0x0f);
         let ones = _mm256_set1_epi16(1);
-        let flip = 0x8080_8080u32 as i32;
         for b in 0..nb {
             let mut p = [[_mm256_setzero_si256(); 2]; R];
             for h in 0..4 {
@@ -350,8 +344,8 @@ mod avx2 {
                         let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
                         for r in 0..R {
                             let at = ap[r].add(b * QK + 8 * h);
-                            let w0 = _mm256_set1_epi32((at as *const i32).read_unaligned() ^ flip);
-                            let w1 = _mm256_set1_epi32((at.add(4) as *const i32).read_unaligned() ^ flip);
+                            let w0 = _mm256_set1_epi32((at as *const i32).read_unaligned());
+                            let w1 = _mm256_set1_epi32((at.add(4) as *const i32).read_unaligned());
                             // Nibble × signed byte pair sums: at most 2·15·128, no i16 saturation.
                             let s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, w0), _mm256_maddubs_epi16(hi, w1));
                             p[r][half] = _mm256_add_epi32(p[r][half], _mm256_madd_epi16(s, ones));
@@ -400,9 +394,10 @@ mod tests {
         let n = w.n;
         let mut y = vec![0f32; m * n];
         for t in 0..n.div_ceil(NT) {
-            for r in (0..m).step_by(4) {
-                let rt = (m - r).min(4);
-                let mut acc = [[0f32; NT]; 4];
+            let rows = if k == Kernel::Avx512Vnni { MR } else { 4 };
+            for r in (0..m).step_by(rows) {
+                let rt = (m - r).min(rows);
+                let mut acc = [[0f32; NT]; MR];
                 // SAFETY: callers pass only paths this CPU has.
                 unsafe { tile_with(k, w, a, r, rt, t, &mut acc) };
                 for rr in 0..rt {
@@ -431,7 +426,7 @@ mod tests {
         let want: Vec<f32> =
             (0..m * n).map(|i| (0..k).map(|e| x[(i / n) * k + e] * deq[(i % n) * k + e]).sum()).collect();
         let scale = want.iter().fold(0f32, |a, v| a.max(v.abs()));
-        let a = quantize_acts(&x, m, k);
+        let a = quantize_acts(&x, m, k, false);
         let portable = with(Kernel::Portable, &p, &a, m);
         #[cfg(target_arch = "x86_64")]
         {

@@ -1,11 +1,11 @@
 //! The AVX2+FMA tile: bit-identical to the portable one (see the parent module).
 
-use super::{NT, Q8Acts, Q8Weights, QK};
+use super::{Acc, NT, Q8Acts, Q8Weights, QK};
 use std::arch::x86_64::*;
 
 /// R rows × 16 columns (two 8-lane halves) over all blocks.
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn tile<const R: usize>(w: &Q8Weights, a: &Q8Acts, r0: usize, t: usize, out: &mut [[f32; NT]; 4]) {
+pub(super) unsafe fn tile<const R: usize>(w: &Q8Weights, a: &Q8Acts, r0: usize, t: usize, out: &mut Acc) {
     let (k, nb) = (a.k, w.nb);
     let mut acc = [[_mm256_setzero_ps(); 2]; R];
     let wq = w.qs[t * nb * 8 * 64..].as_ptr();

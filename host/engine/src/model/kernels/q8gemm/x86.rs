@@ -1,11 +1,11 @@
 //! The AVX512-VNNI tile (see the parent module for the layout).
 
-use super::{NT, Q8Acts, Q8Weights, QK};
+use super::{Acc, NT, Q8Acts, Q8Weights, QK};
 use std::arch::x86_64::*;
 
 /// R rows × 16 columns over all blocks. Each 64-byte weight load feeds R `vpdpbusd`s.
 #[target_feature(enable = "avx512f,avx512vnni")]
-pub(super) unsafe fn tile<const R: usize>(w: &Q8Weights, a: &Q8Acts, r0: usize, t: usize, out: &mut [[f32; NT]; 4]) {
+pub(super) unsafe fn tile<const R: usize>(w: &Q8Weights, a: &Q8Acts, r0: usize, t: usize, out: &mut Acc) {
     let (k, nb) = (a.k, w.nb);
     let mut acc = [_mm512_setzero_ps(); R];
     let wq = w.qs[t * nb * 8 * 64..].as_ptr();

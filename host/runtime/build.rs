@@ -42,6 +42,7 @@ fn main() {
         "transform_redact",
         "router_prefix_affinity",
         "sampler_json",
+        "transform_tools",
     ] {
         let f = out.join(format!("{name}.wasm"));
         assert!(f.exists(), "plugin build produced no {}", f.display());

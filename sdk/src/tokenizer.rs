@@ -16,8 +16,8 @@ pub mod bindings {
         export_macro_name: "__export_tokenizer_world",
         default_bindings_module: "weft_sdk::tokenizer::bindings",
         with: {
-            "weft:plugin/host@0.2.0": crate::common::weft::plugin::host,
-            "weft:plugin/types@0.2.0": crate::common::weft::plugin::types,
+            "weft:plugin/host@0.3.0": crate::common::weft::plugin::host,
+            "weft:plugin/types@0.3.0": crate::common::weft::plugin::types,
         },
     });
 }

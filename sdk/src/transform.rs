@@ -2,7 +2,9 @@
 //! it, and filters the response text as it streams out.
 //!
 //! A response stream may hold text back (for example a possible e-mail address
-//! split across two chunks) and release it in a later chunk or at the end.
+//! split across two chunks) and release it in a later chunk or at the end. It
+//! may also turn text into structured outputs: a tool-format plugin parses the
+//! model's tool-call syntax into [`ToolCall`]s.
 
 use std::cell::RefCell;
 
@@ -15,30 +17,45 @@ pub mod bindings {
         export_macro_name: "__export_transform_world",
         default_bindings_module: "weft_sdk::transform::bindings",
         with: {
-            "weft:plugin/host@0.2.0": crate::common::weft::plugin::host,
-            "weft:plugin/types@0.2.0": crate::common::weft::plugin::types,
+            "weft:plugin/host@0.3.0": crate::common::weft::plugin::host,
+            "weft:plugin/types@0.3.0": crate::common::weft::plugin::types,
         },
     });
 }
 
 use bindings::exports::weft::plugin::transform as wit;
 
-/// The request as transforms see it, a chat message, and a rejection.
+/// The request as transforms see it, a chat message, a rejection, a tool
+/// call and a response stream's output.
 ///
 /// ```
-/// use weft_sdk::transform::{Message, Rejection};
-/// let m = Message { role: "user".into(), content: "hi".into(), name: None };
+/// use weft_sdk::transform::{Message, Output, Rejection, ToolCall};
+/// let m = Message { role: "user".into(), content: "hi".into(), name: None, tool_calls: vec![], tool_call_id: None };
 /// let r = Rejection { status: 400, message: "no".into() };
+/// let call = ToolCall { id: "call_0".into(), name: "f".into(), arguments: "{}".into() };
+/// assert!(matches!(Output::ToolCall(call), Output::ToolCall(_)));
 /// assert_eq!((m.role.as_str(), r.status), ("user", 400));
 /// ```
-pub use wit::{Message, Rejection, Request};
+pub use wit::{Message, Output, Rejection, Request, ToolCall};
+
+impl Message {
+    /// A plain text message.
+    ///
+    /// ```
+    /// let m = weft_sdk::transform::Message::text("system", "be brief");
+    /// assert!(m.tool_calls.is_empty() && m.tool_call_id.is_none());
+    /// ```
+    pub fn text(role: &str, content: &str) -> Self {
+        Message { role: role.into(), content: content.into(), name: None, tool_calls: Vec::new(), tool_call_id: None }
+    }
+}
 
 impl Request {
     /// The JSON text of parameter `name`, if present.
     ///
     /// ```
     /// let r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: Some("p".into()),
-    ///     params: vec![("temperature".into(), "0.5".into())], headers: vec![] };
+    ///     params: vec![("temperature".into(), "0.5".into())], headers: vec![], constraint: None };
     /// assert_eq!(r.param("temperature"), Some("0.5"));
     /// ```
     pub fn param(&self, name: &str) -> Option<&str> {
@@ -48,7 +65,8 @@ impl Request {
     /// Sets (or replaces) parameter `name` to the JSON text `value`.
     ///
     /// ```
-    /// let mut r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: None, params: vec![], headers: vec![] };
+    /// let mut r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: None, params: vec![],
+///     headers: vec![], constraint: None };
     /// r.set_param("max_tokens", "5");
     /// assert_eq!(r.param("max_tokens"), Some("5"));
     /// ```
@@ -63,7 +81,7 @@ impl Request {
     ///
     /// ```
     /// let r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: None, params: vec![],
-    ///     headers: vec![("x-tenant".into(), "acme".into())] };
+    ///     headers: vec![("x-tenant".into(), "acme".into())], constraint: None };
     /// assert_eq!(r.header("x-tenant"), Some("acme"));
     /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -72,6 +90,11 @@ impl Request {
 }
 
 /// Filters one response's text. The default passes text through unchanged.
+///
+/// Plain filters implement [`on_chunk`](Self::on_chunk) and
+/// [`on_end`](Self::on_end); a filter that emits structured outputs (a tool
+/// call) overrides [`on_chunk_outputs`](Self::on_chunk_outputs) and
+/// [`on_end_outputs`](Self::on_end_outputs) instead.
 ///
 /// ```
 /// use weft_sdk::transform::ResponseFilter;
@@ -85,6 +108,28 @@ impl Request {
 pub trait ResponseFilter: 'static {
     fn new() -> Self;
 
+    /// The filter for a response to `request` (the request as the last
+    /// transform left it). The default ignores it and calls [`new`](Self::new).
+    ///
+    /// ```
+    /// use weft_sdk::transform::{Request, ResponseFilter};
+    /// struct Tagged(bool);
+    /// impl ResponseFilter for Tagged {
+    ///     fn new() -> Self { Tagged(false) }
+    ///     fn for_request(r: &Request) -> Self { Tagged(r.param("tools").is_some()) }
+    /// }
+    /// let r = Request { model: "m".into(), messages: None, prompt: None, params: vec![("tools".into(), "[]".into())],
+    ///     headers: vec![], constraint: None };
+    /// assert!(Tagged::for_request(&r).0);
+    /// ```
+    fn for_request(request: &Request) -> Self
+    where
+        Self: Sized,
+    {
+        let _ = request;
+        Self::new()
+    }
+
     /// Text to send now for this chunk; may hold some back.
     fn on_chunk(&mut self, text: &str) -> String {
         text.to_string()
@@ -93,6 +138,30 @@ pub trait ResponseFilter: 'static {
     /// Text held back, released at the end of the response.
     fn on_end(&mut self) -> String {
         String::new()
+    }
+
+    /// What to send now for this chunk: by default [`on_chunk`](Self::on_chunk)'s text.
+    ///
+    /// ```
+    /// use weft_sdk::transform::{Output, ResponseFilter, ToolCall};
+    /// struct AllCalls;
+    /// impl ResponseFilter for AllCalls {
+    ///     fn new() -> Self { AllCalls }
+    ///     fn on_chunk_outputs(&mut self, t: &str) -> Vec<Output> {
+    ///         vec![Output::ToolCall(ToolCall { id: "call_0".into(), name: "echo".into(), arguments: format!("{{\"text\": {t:?}}}") })]
+    ///     }
+    /// }
+    /// assert_eq!(AllCalls.on_chunk_outputs("x").len(), 1);
+    /// ```
+    fn on_chunk_outputs(&mut self, text: &str) -> Vec<Output> {
+        let t = self.on_chunk(text);
+        if t.is_empty() { Vec::new() } else { vec![Output::Text(t)] }
+    }
+
+    /// What was held back, at the end: by default [`on_end`](Self::on_end)'s text.
+    fn on_end_outputs(&mut self) -> Vec<Output> {
+        let t = self.on_end();
+        if t.is_empty() { Vec::new() } else { vec![Output::Text(t)] }
     }
 }
 
@@ -141,16 +210,16 @@ pub trait Transform: crate::Plugin + 'static {
 pub struct StreamResource<F>(RefCell<F>);
 
 impl<F: ResponseFilter> wit::GuestResponseStream for StreamResource<F> {
-    fn new() -> Self {
-        StreamResource(RefCell::new(F::new()))
+    fn new(request: Request) -> Self {
+        StreamResource(RefCell::new(F::for_request(&request)))
     }
 
-    fn on_chunk(&self, text: String) -> String {
-        self.0.borrow_mut().on_chunk(&text)
+    fn on_chunk(&self, text: String) -> Vec<Output> {
+        self.0.borrow_mut().on_chunk_outputs(&text)
     }
 
-    fn on_end(&self) -> String {
-        self.0.borrow_mut().on_end()
+    fn on_end(&self) -> Vec<Output> {
+        self.0.borrow_mut().on_end_outputs()
     }
 }
 

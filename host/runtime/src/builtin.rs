@@ -22,6 +22,9 @@ pub const ROUTER_PREFIX_AFFINITY: &[u8] =
 /// Constrained decoding: JSON Schema, any JSON object, or a regex.
 pub const SAMPLER_JSON: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/sampler_json.wasm"));
 
+/// Tool calling: renders tools, forces or lazily constrains calls, parses them from the stream.
+pub const TRANSFORM_TOOLS: &[u8] = include_bytes!(concat!(env!("WEFT_PLUGIN_DIR"), "/transform_tools.wasm"));
+
 /// Built-in plugins by name.
 pub fn get(name: &str) -> Option<&'static [u8]> {
     match name {
@@ -32,6 +35,7 @@ pub fn get(name: &str) -> Option<&'static [u8]> {
         "transform-redact" => Some(TRANSFORM_REDACT),
         "router-prefix-affinity" => Some(ROUTER_PREFIX_AFFINITY),
         "sampler-json" => Some(SAMPLER_JSON),
+        "transform-tools" => Some(TRANSFORM_TOOLS),
         _ => None,
     }
 }

@@ -34,7 +34,9 @@ mod world;
 pub use adapters::router::{BackendInfo, RouteDecision, RouteRequest, WasmRouter};
 pub use adapters::sampler::{WasmSampler, WasmSamplerFactory};
 pub use adapters::tokenizer::{SpecialToken, TokenDecoder, WasmTokenizer};
-pub use adapters::transform::{ChatMessage, Rejection, TransformRequest, WasmResponseStream, WasmTransform};
+pub use adapters::transform::{
+    ChatMessage, Output, Rejection, ToolCall, TransformRequest, WasmResponseStream, WasmTransform,
+};
 pub use breaker::{Breaker, BreakerPolicy};
 pub use error::{ErrorKind, PluginError};
 pub use executor::{ExecError, PluginExecutor};

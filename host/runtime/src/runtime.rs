@@ -21,7 +21,7 @@ use crate::state::HostState;
 pub use crate::world::World;
 
 /// The contract version this host serves.
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Epoch ticks per second: deadlines have millisecond resolution.
 const TICKS_PER_SEC: u64 = 1000;
@@ -614,6 +614,10 @@ mod tests {
         assert!(
             !compatible(&v(CONTRACT_VERSION), &v("0.1.0")),
             "0.2 added the vocabulary import; 0.1 plugins must be rebuilt"
+        );
+        assert!(
+            !compatible(&v(CONTRACT_VERSION), &v("0.2.0")),
+            "0.3 changed the transform world (tool calls); 0.2 plugins must be rebuilt"
         );
     }
 }

@@ -148,19 +148,19 @@ fn oversized_and_looping_transforms_are_stopped() {
     let r = t.on_request(&req("reject")).unwrap().unwrap_err();
     assert_eq!((r.status, r.message.as_str()), (403, "rejected on purpose"));
     assert_eq!(t.on_request(&req("pass")).unwrap().unwrap().prompt.as_deref(), Some("hi"));
-    let mut s = t.response_stream().unwrap();
-    assert_eq!(s.on_chunk("abc").unwrap(), "ABC");
-    assert_eq!(s.on_end().unwrap(), "");
+    let mut s = t.response_stream(&TransformRequest::default()).unwrap();
+    assert_eq!(text(s.on_chunk("abc").unwrap()), "ABC");
+    assert_eq!(text(s.on_end().unwrap()), "");
 }
 
 #[test]
 fn chat_template_plugin_renders_every_fixture_template() {
     let dir = common::shared().join("chat-templates");
     let convo = vec![
-        ChatMessage { role: "system".into(), content: "You are a terse assistant.".into(), name: None },
-        ChatMessage { role: "user".into(), content: "What is the capital of France?".into(), name: None },
-        ChatMessage { role: "assistant".into(), content: "Paris.".into(), name: None },
-        ChatMessage { role: "user".into(), content: "And of Italy?".into(), name: None },
+        ChatMessage::text("system", "You are a terse assistant."),
+        ChatMessage::text("user", "What is the capital of France?"),
+        ChatMessage::text("assistant", "Paris."),
+        ChatMessage::text("user", "And of Italy?"),
     ];
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -207,7 +207,7 @@ fn chat_template_of_the_default_model_is_chatml() {
     let t = WasmTransform::new(p).unwrap();
     let req = TransformRequest {
         model: "m".into(),
-        messages: Some(vec![ChatMessage { role: "user".into(), content: "Hi".into(), name: None }]),
+        messages: Some(vec![ChatMessage::text("user", "Hi")]),
         ..Default::default()
     };
     let prompt = t.on_request(&req).unwrap().unwrap().prompt.unwrap();
@@ -261,12 +261,12 @@ fn registry_swaps_versions_without_touching_pinned_users_and_isolates_tenants() 
     let v1 = common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![]);
     assert!(reg.install(None, v1.clone()).is_none());
     let pinned = WasmTransform::new(reg.get(None, "hostile-transform").unwrap()).unwrap();
-    let mut stream = pinned.response_stream().unwrap();
+    let mut stream = pinned.response_stream(&TransformRequest::default()).unwrap();
     let v2 =
         common::load("hostile-transform", "hostile_transform.wasm", Limits::default(), vec![("v".into(), "2".into())]);
     assert!(reg.install(None, v2.clone()).is_some());
     // The stream started on v1 keeps v1's instance.
-    assert_eq!(stream.on_chunk("still v1").unwrap(), "STILL V1");
+    assert_eq!(text(stream.on_chunk("still v1").unwrap()), "STILL V1");
     assert!(std::sync::Arc::ptr_eq(pinned.plugin(), &v1));
     assert!(std::sync::Arc::ptr_eq(&reg.get(None, "hostile-transform").unwrap(), &v2));
     // Tenants have their own slots.
@@ -314,7 +314,7 @@ fn redaction_catches_matches_split_across_tiny_chunks() {
     let secret = "Write to jane.doe@example.com, call +1 555-123-4567, card 4111 1111 1111 1111.";
     let req = TransformRequest {
         model: "m".into(),
-        messages: Some(vec![ChatMessage { role: "user".into(), content: secret.into(), name: None }]),
+        messages: Some(vec![ChatMessage::text("user", secret)]),
         ..Default::default()
     };
     let out = t.on_request(&req).unwrap().unwrap();
@@ -323,13 +323,13 @@ fn redaction_catches_matches_split_across_tiny_chunks() {
         assert!(!content.contains(leak), "request leaks {leak}: {content}");
     }
     for size in [1, 2, 5] {
-        let mut s = t.response_stream().unwrap();
+        let mut s = t.response_stream(&TransformRequest::default()).unwrap();
         let mut streamed = String::new();
         let chars: Vec<char> = secret.chars().collect();
         for c in chars.chunks(size) {
-            streamed.push_str(&s.on_chunk(&c.iter().collect::<String>()).unwrap());
+            streamed.push_str(&text(s.on_chunk(&c.iter().collect::<String>()).unwrap()));
         }
-        streamed.push_str(&s.on_end().unwrap());
+        streamed.push_str(&text(s.on_end().unwrap()));
         for leak in ["jane.doe", "example.com", "555-123", "4111"] {
             assert!(!streamed.contains(leak), "chunk size {size} leaks {leak}: {streamed}");
         }
@@ -412,4 +412,15 @@ fn idle_instances_are_bounded_by_memory_and_dropped_when_unused() {
     let tight = runtime(held - 1);
     let (p, _r) = route(&tight);
     assert_eq!(p.idle_memory_bytes(), 0, "an instance that does not fit the budget is not kept");
+}
+
+/// The text of a response stream's outputs (these filters emit no tool calls).
+fn text(outputs: Vec<weft_runtime::Output>) -> String {
+    outputs
+        .into_iter()
+        .map(|o| match o {
+            weft_runtime::Output::Text(t) => t,
+            weft_runtime::Output::ToolCall(c) => panic!("unexpected tool call {c:?}"),
+        })
+        .collect()
 }

@@ -79,7 +79,10 @@ impl Sampler for JsonSampler {
         }
         let vocab = vocab();
         let compiled = compiled(args)?;
-        let mut decoder = Decoder::new(compiled, params.max_tokens);
+        let mut decoder = match crate::Trigger::from_args(args)? {
+            Some(t) => Decoder::lazy(compiled, params.max_tokens, t),
+            None => Decoder::new(compiled, params.max_tokens),
+        };
         decoder.check_budget(&vocab)?;
         decoder.cache = crate::mask_cache_enabled(args);
         Ok(Self { base: Plan::from_params(&params), decoder, vocab })
@@ -87,6 +90,9 @@ impl Sampler for JsonSampler {
 
     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {
         let mut plan = self.base.clone();
+        if !self.decoder.constrained() {
+            return Ok(Decision::Plan(plan));
+        }
         match &*self.decoder.mask(&self.vocab)? {
             Mask::Allowed(a) if a.len() == 1 => return Ok(Decision::Token(a[0])),
             Mask::Allowed(a) => plan.allowed = Some(a.clone()),

@@ -17,6 +17,15 @@
 //! true}` or `{"regex": "..."}`, with optional `"whitespace": "compact" |
 //! "flexible"`, `"max_depth"`, and `"mask_cache": false` (benchmarks: walk
 //! the trie every step).
+//!
+//! Tool calls (set by a tool-format transform): `"prefix"` and `"suffix"`
+//! (literal text around the value, e.g. `<tool_call>\n`), `"separator"` and
+//! `"max_values"` (up to that many values, each wrapped, separated), and
+//! `"trigger"`: a lazy constraint. The output is free until it contains the
+//! trigger (the prefix starts with it); from there it must complete one
+//! wrapped value, after which it is free again (`"once": true` ends the
+//! sequence instead). `"trigger_at_start": true` fires only if the output
+//! begins with the trigger.
 
 pub mod automaton;
 pub mod schema;
@@ -50,18 +59,57 @@ pub fn constraint_regex(args: &str) -> Result<String, String> {
     if let Some(d) = a.get("max_depth") {
         opts.max_depth = d.as_u64().filter(|&d| (1..=6).contains(&d)).ok_or("`max_depth` must be 1 to 6")? as usize;
     }
-    if let Some(s) = a.get("json_schema") {
-        return schema::schema_regex(s, opts);
-    }
-    if a.get("json_object").is_some_and(|v| v == &serde_json::Value::Bool(true)) {
-        return Ok(schema::any_object_regex(opts));
-    }
-    if let Some(r) = a.get("regex") {
+    let value = if let Some(s) = a.get("json_schema") {
+        schema::schema_regex(s, opts)?
+    } else if a.get("json_object").is_some_and(|v| v == &serde_json::Value::Bool(true)) {
+        schema::any_object_regex(opts)
+    } else if let Some(r) = a.get("regex") {
         let r = r.as_str().ok_or("`regex` must be a string")?;
         regex_syntax::Parser::new().parse(r).map_err(|e| format!("invalid `regex`: {e}"))?;
-        return Ok(r.to_string());
+        r.to_string()
+    } else {
+        return Err("give one of `json_schema`, `json_object: true` or `regex`".into());
+    };
+    let text = |k: &str| -> Result<String, String> {
+        match a.get(k) {
+            None => Ok(String::new()),
+            Some(v) => v.as_str().map(regex_syntax::escape).ok_or(format!("`{k}` must be a string")),
+        }
+    };
+    let (prefix, suffix, sep) = (text("prefix")?, text("suffix")?, text("separator")?);
+    let max = match a.get("max_values") {
+        None => 1,
+        Some(v) => v.as_u64().filter(|n| (1..=16).contains(n)).ok_or("`max_values` must be 1 to 16")?,
+    };
+    if prefix.is_empty() && suffix.is_empty() && max == 1 {
+        return Ok(value);
     }
-    Err("give one of `json_schema`, `json_object: true` or `regex`".into())
+    let one = format!("{prefix}(?:{value}){suffix}");
+    Ok(if max == 1 { one } else { format!("{one}(?:{sep}{one}){{0,{}}}", max - 1) })
+}
+
+/// A lazy constraint's trigger, from the arguments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    pub text: Vec<u8>,
+    /// Only at the start of the output (after whitespace).
+    pub at_start: bool,
+    /// One constrained value ends the sequence.
+    pub once: bool,
+}
+
+impl Trigger {
+    pub fn from_args(args: &str) -> Result<Option<Self>, String> {
+        let a: serde_json::Value = serde_json::from_str(args).map_err(|e| format!("plugin arguments are not JSON: {e}"))?;
+        let Some(t) = a.get("trigger") else { return Ok(None) };
+        let text = t.as_str().filter(|t| !t.is_empty()).ok_or("`trigger` must be a non-empty string")?;
+        let prefix = a.get("prefix").and_then(|p| p.as_str()).unwrap_or_default();
+        if !prefix.starts_with(text) && !(prefix.is_empty() && a.get("trigger_at_start").is_some()) {
+            return Err("the `prefix` must start with the `trigger` (the constraint covers the trigger too)".into());
+        }
+        let flag = |k: &str| a.get(k).and_then(|v| v.as_bool()).unwrap_or(false);
+        Ok(Some(Self { text: text.as_bytes().to_vec(), at_start: flag("trigger_at_start"), once: flag("once") }))
+    }
 }
 
 /// Whether the arguments leave the per-state mask cache on (the default).
@@ -240,12 +288,38 @@ pub struct Decoder {
     pub remaining: u32,
     /// Reuse masks computed for the same state (off only to measure the walk).
     pub cache: bool,
+    /// A lazy constraint: `Some` while the output is free, waiting for it.
+    lazy: Option<Lazy>,
+}
+
+/// The free phase of a lazy constraint.
+struct Lazy {
+    trigger: Trigger,
+    /// The constraint applies now (the trigger was seen, the value is not complete).
+    active: bool,
+    /// The last bytes of the output (a trigger may span tokens); with
+    /// `at_start`, the whole output until the trigger is seen or missed.
+    tail: Vec<u8>,
+    /// An `at_start` trigger that can no longer fire.
+    passed: bool,
 }
 
 impl Decoder {
     pub fn new(compiled: Rc<Compiled>, max_tokens: u32) -> Self {
         let state = compiled.automaton.start();
-        Self { compiled, state, remaining: max_tokens, cache: true }
+        Self { compiled, state, remaining: max_tokens, cache: true, lazy: None }
+    }
+
+    /// A decoder that leaves the output free until `trigger` appears.
+    pub fn lazy(compiled: Rc<Compiled>, max_tokens: u32, trigger: Trigger) -> Self {
+        let mut d = Self::new(compiled, max_tokens);
+        d.lazy = Some(Lazy { trigger, active: false, tail: Vec::new(), passed: false });
+        d
+    }
+
+    /// Whether the constraint applies to the next token (always, unless lazy and untriggered).
+    pub fn constrained(&self) -> bool {
+        self.lazy.as_ref().is_none_or(|l| l.active)
     }
 
     /// Refuses a budget too small for any complete value. The error starts
@@ -254,7 +328,7 @@ impl Decoder {
     /// closing rule advances one byte per token at least), so only smaller
     /// budgets are searched.
     pub fn check_budget(&self, vocab: &Vocab) -> Result<(), String> {
-        if self.remaining >= self.compiled.automaton.dist(self.state) {
+        if self.lazy.is_some() || self.remaining >= self.compiled.automaton.dist(self.state) {
             return Ok(());
         }
         match self.compiled.min_tokens(vocab, self.remaining) {
@@ -281,13 +355,74 @@ impl Decoder {
             return Ok(Progress::Done);
         }
         let bytes = vocab.bytes.get(token as usize).ok_or(format!("token {token} is outside the vocabulary"))?;
+        if let Some(l) = self.lazy.as_mut()
+            && !l.active
+        {
+            // Free text: look for the trigger across the token boundary.
+            if l.passed {
+                return Ok(Progress::Continue);
+            }
+            let keep = l.tail.len();
+            l.tail.extend_from_slice(bytes);
+            let t = &l.trigger.text;
+            let at = if l.trigger.at_start {
+                // The output so far, leading whitespace aside, must still be a prefix of the trigger.
+                let start = l.tail.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(l.tail.len());
+                let body = &l.tail[start..];
+                if body.starts_with(t) {
+                    Some(start)
+                } else {
+                    l.passed = !t.starts_with(body);
+                    None
+                }
+            } else {
+                l.tail.windows(t.len()).position(|w| w == t.as_slice()).filter(|&p| p + t.len() > keep)
+            };
+            let Some(p) = at else {
+                if !l.trigger.at_start {
+                    let cut = l.tail.len().saturating_sub(t.len().saturating_sub(1));
+                    l.tail.drain(..cut);
+                }
+                return Ok(Progress::Continue);
+            };
+            // The value starts at the trigger: run everything from there.
+            let from = l.tail.split_off(p);
+            l.tail.clear();
+            let a = &self.compiled.automaton;
+            let next = a.run(a.start(), &from);
+            if next == DEAD {
+                // The token ran past the trigger into something the format forbids:
+                // that is text, not a call; keep looking.
+                return Ok(Progress::Continue);
+            }
+            l.active = true;
+            self.state = next;
+            return Ok(self.after_value());
+        }
         let a = &self.compiled.automaton;
         let next = a.run(self.state, bytes);
         if next == DEAD || bytes.is_empty() {
             return Err(format!("token {token} ({:?}) breaks the constraint", String::from_utf8_lossy(bytes)));
         }
         self.state = next;
-        Ok(if a.is_accepting(next) && !a.can_continue(next) { Progress::Done } else { Progress::Continue })
+        Ok(self.after_value())
+    }
+
+    /// Done when the value is complete and nothing may follow; a lazy
+    /// constraint then goes back to free text (unless once).
+    fn after_value(&mut self) -> Progress {
+        let a = &self.compiled.automaton;
+        let complete = a.is_accepting(self.state) && !a.can_continue(self.state);
+        match self.lazy.as_mut() {
+            None if complete => Progress::Done,
+            Some(l) if complete && l.trigger.once => Progress::Done,
+            Some(l) if complete => {
+                l.active = false;
+                self.state = a.start();
+                Progress::Continue
+            }
+            _ => Progress::Continue,
+        }
     }
 }
 
@@ -369,6 +504,64 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
             assert!(v["s"].as_str().unwrap().chars().all(|c| c == 'a'), "{out}");
         }
+    }
+
+    /// Free text until the trigger, then one wrapped value, then free again.
+    #[test]
+    fn a_lazy_constraint_starts_at_its_trigger() {
+        let v = vocab();
+        let args = r#"{"json_schema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+            "prefix": "<c>", "suffix": "</c>", "trigger": "<c>"}"#;
+        let c = Rc::new(Compiled::new(&constraint_regex(args).unwrap()).unwrap());
+        let mut d = Decoder::lazy(c, 200, Trigger::from_args(args).unwrap().unwrap());
+        let feed = |d: &mut Decoder, s: &str| {
+            for b in s.bytes() {
+                assert_eq!(d.accept(&v, b as u32).unwrap(), Progress::Continue);
+            }
+        };
+        feed(&mut d, "Sure <");
+        assert!(!d.constrained(), "free text, even with half a trigger");
+        feed(&mut d, "c>");
+        assert!(d.constrained(), "the trigger spanned two tokens");
+        assert!(!d.mask(&v).unwrap().allows(b'x' as u32), "only the value may follow");
+        feed(&mut d, r#"{"name":"a"}</c"#);
+        assert!(d.constrained());
+        assert_eq!(d.accept(&v, b'>' as u32).unwrap(), Progress::Continue);
+        assert!(!d.constrained(), "free again after the value");
+        feed(&mut d, " and more <c>");
+        assert!(d.constrained(), "a second call");
+        // A budget that runs low closes the value.
+        let c = Rc::new(Compiled::new(&constraint_regex(args).unwrap()).unwrap());
+        let mut d = Decoder::lazy(c, 14, Trigger::from_args(args).unwrap().unwrap());
+        feed(&mut d, "<c>");
+        assert!(d.mask(&v).unwrap().len(v.bytes.len()) < 5, "closing: the budget is tight");
+        // Anchored: only a message that begins with the trigger (spanning tokens) is a call.
+        let args = r#"{"json_schema": {"type": "integer"}, "prefix": "[T]", "trigger": "[T]", "trigger_at_start": true}"#;
+        let make = || {
+            let c = Rc::new(Compiled::new(&constraint_regex(args).unwrap()).unwrap());
+            Decoder::lazy(c, 50, Trigger::from_args(args).unwrap().unwrap())
+        };
+        let mut d = make();
+        feed(&mut d, " [T");
+        assert!(!d.constrained());
+        feed(&mut d, "]");
+        assert!(d.constrained());
+        let mut d = make();
+        feed(&mut d, "no [T]");
+        assert!(!d.constrained(), "not at the start");
+    }
+
+    #[test]
+    fn wrapped_and_repeated_values() {
+        let args = r#"{"json_schema": {"type": "integer"}, "prefix": "[", "suffix": "]", "separator": ",", "max_values": 3}"#;
+        let a = Automaton::from_regex(&constraint_regex(args).unwrap(), 1 << 20).unwrap();
+        for ok in ["[1]", "[1],[22]", "[1],[2],[3]"] {
+            assert!(a.matches(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["1", "[1],[2],[3],[4]", "[1][2]", "[x]"] {
+            assert!(!a.matches(bad.as_bytes()), "{bad}");
+        }
+        assert!(Trigger::from_args(r#"{"regex": "a", "prefix": "<x>", "trigger": "<y>"}"#).is_err());
     }
 
     #[test]

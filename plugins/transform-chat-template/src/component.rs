@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use weft_sdk::transform::{Passthrough, Rejection, Request, Transform};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
-use crate::{ChatTemplate, Message};
+use crate::{ChatTemplate, Message, ToolCall};
 
 thread_local! {
     static TEMPLATE: RefCell<Option<ChatTemplate>> = const { RefCell::new(None) };
@@ -44,14 +44,26 @@ impl Transform for ChatTemplatePlugin {
     fn on_request(mut request: Request) -> Result<Request, Rejection> {
         let Some(messages) = request.messages.take() else { return Ok(request) };
         let add_generation_prompt = request.param("add_generation_prompt").map(|v| v != "false").unwrap_or(true);
-        let msgs: Vec<Message> =
-            messages.into_iter().map(|m| Message { role: m.role, content: m.content, name: m.name }).collect();
+        let msgs: Vec<Message> = messages.into_iter().map(from_wit).collect();
+        let tools = crate::tools_param(request.param("tools")).map_err(|e| Rejection { status: 400, message: e })?;
         let prompt = TEMPLATE.with(|c| match c.borrow().as_ref() {
-            Some(t) => t.render(&msgs, add_generation_prompt).map_err(|e| Rejection { status: 400, message: e }),
+            Some(t) => t
+                .render_with_tools(&msgs, tools.as_ref(), add_generation_prompt)
+                .map_err(|e| Rejection { status: 400, message: e }),
             None => Err(Rejection { status: 500, message: "chat template not initialised".into() }),
         })?;
         request.prompt = Some(prompt);
         Ok(request)
+    }
+}
+
+fn from_wit(m: weft_sdk::transform::Message) -> Message {
+    Message {
+        role: m.role,
+        content: m.content,
+        name: m.name,
+        tool_calls: m.tool_calls.iter().map(|c| ToolCall::new(&c.id, &c.name, &c.arguments)).collect(),
+        tool_call_id: m.tool_call_id,
     }
 }
 

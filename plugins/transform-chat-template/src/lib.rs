@@ -7,6 +7,12 @@
 //! it folded into the first user message, as llama.cpp does, so every
 //! conversation renders. There is no clock in the sandbox: `strftime_now`
 //! formats the date given in the plugin's `today` setting (default 2025-01-01).
+//!
+//! Tool calling: the request's `tools` reach the template as `tools` (OpenAI
+//! shape), assistant messages carry `tool_calls` (with `function.arguments`
+//! parsed into an object, as Hugging Face and vLLM hand them to templates),
+//! and `tool` messages their `tool_call_id`, so templates with native tool
+//! support render them.
 
 use minijinja::{Environment, Error, ErrorKind, Value};
 use serde::Serialize;
@@ -18,11 +24,38 @@ pub struct Message {
     pub content: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+/// An earlier call, in the shape templates read: `{id, type, function: {name, arguments}}`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FunctionCall {
+    pub name: String,
+    /// The arguments object (the JSON text parsed; kept as a string if it is not JSON).
+    pub arguments: serde_json::Value,
+}
+
+impl ToolCall {
+    pub fn new(id: &str, name: &str, arguments: &str) -> Self {
+        let arguments = serde_json::from_str(arguments).unwrap_or_else(|_| serde_json::Value::String(arguments.into()));
+        Self { id: id.into(), kind: "function", function: FunctionCall { name: name.into(), arguments } }
+    }
 }
 
 impl Message {
     pub fn new(role: &str, content: &str) -> Self {
-        Self { role: role.into(), content: content.into(), name: None }
+        Self { role: role.into(), content: content.into(), name: None, tool_calls: Vec::new(), tool_call_id: None }
     }
 }
 
@@ -112,26 +145,42 @@ impl ChatTemplate {
 
     /// Renders the conversation; `add_generation_prompt` opens the assistant's turn.
     pub fn render(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, String> {
-        match self.render_raw(messages, add_generation_prompt) {
+        self.render_with_tools(messages, None, add_generation_prompt)
+    }
+
+    /// [`render`](Self::render) with the request's tool definitions (OpenAI
+    /// `tools`), which the template sees as `tools`.
+    pub fn render_with_tools(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
+        match self.render_raw(messages, tools, add_generation_prompt) {
             Ok(s) => Ok(s),
             Err(e) if messages.first().is_some_and(|m| m.role == "system") => {
                 // The template may not take a system role: fold it into the first user turn.
                 let folded = fold_system(messages);
-                self.render_raw(&folded, add_generation_prompt)
+                self.render_raw(&folded, tools, add_generation_prompt)
                     .map_err(|e2| format!("{e2} (and with the system message folded in; first error: {e})"))
             }
             Err(e) => Err(e),
         }
     }
 
-    fn render_raw(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String, String> {
+    fn render_raw(
+        &self,
+        messages: &[Message],
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+    ) -> Result<String, String> {
         let tmpl = self.env.get_template("chat").map_err(|e| e.to_string())?;
         tmpl.render(minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => self.bos.as_str(),
             eos_token => self.eos.as_str(),
-            tools => Value::from(()),
+            tools => tools.map_or(Value::from(()), Value::from_serialize),
         })
         .map_err(|e| format!("chat template: {e:#}"))
     }
@@ -166,6 +215,19 @@ fn strip_generation_tags(src: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The request's `tools` parameter (JSON text) as the template's `tools`.
+pub fn tools_param(param: Option<&str>) -> Result<Option<serde_json::Value>, String> {
+    match param {
+        None => Ok(None),
+        Some(t) => match serde_json::from_str::<serde_json::Value>(t) {
+            Ok(serde_json::Value::Null) => Ok(None),
+            Ok(v @ serde_json::Value::Array(_)) => Ok(Some(v)),
+            Ok(_) => Err("`tools` must be an array".into()),
+            Err(e) => Err(format!("`tools` is not JSON: {e}")),
+        },
+    }
 }
 
 fn fold_system(messages: &[Message]) -> Vec<Message> {
@@ -203,6 +265,26 @@ mod tests {
             out,
             "<|im_start|>system\nYou are a terse assistant.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
         );
+    }
+
+    /// A template with native tool support sees the tools, the assistant's
+    /// calls with their arguments as an object, and the tool's answer.
+    #[test]
+    fn tools_and_calls_reach_the_template() {
+        let src = "{% if tools %}TOOLS:{% for t in tools %}{{ t.function.name }};{% endfor %}\n{% endif %}\
+{% for m in messages %}{{ m.role }}:{{ m.content }}{% for c in m.tool_calls %}[{{ c.function.name }} {{ c.function.arguments | tojson }}]{% endfor %}\
+{% if m.tool_call_id %}({{ m.tool_call_id }}){% endif %}\n{% endfor %}";
+        let t = ChatTemplate::new(src, "", "", None).unwrap();
+        let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]);
+        let mut call = Message::new("assistant", "");
+        call.tool_calls.push(ToolCall::new("call_1", "get_weather", r#"{"city": "Paris"}"#));
+        let mut answer = Message::new("tool", "18C");
+        answer.tool_call_id = Some("call_1".into());
+        let out = t.render_with_tools(&[Message::new("user", "weather?"), call, answer], Some(&tools), false).unwrap();
+        assert_eq!(out, "TOOLS:get_weather;\nuser:weather?\nassistant:[get_weather {\"city\":\"Paris\"}]\ntool:18C(call_1)\n");
+        // Without tools, `tools` is undefined-like: the block is skipped.
+        let plain = t.render(&[Message::new("user", "hi")], false).unwrap();
+        assert_eq!(plain, "user:hi\n");
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Transform for TenantPrompt {
                 }
             }
             if let Some(messages) = &mut req.messages {
-                messages.insert(0, Message { role: "system".into(), content: prompt.clone(), name: None });
+                messages.insert(0, Message::text("system", prompt));
             }
             Ok(req)
         })

@@ -15,14 +15,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use weft_runtime::{ChatMessage, TransformRequest};
+use weft_runtime::TransformRequest;
 
 use super::error::ApiError;
 use super::openai::{ChatRequest, CompletionRequest, parse};
 use super::{AppState, auth};
 use crate::pipeline::ModelService;
-use crate::pipeline::generate::{self, ChoiceEvent, TokenLogprob};
-use crate::pipeline::{GenRequest, PipelineError};
+use super::wire::{self, Endpoint, Reply};
+use crate::pipeline::generate::{self, ChoiceEvent};
+use crate::pipeline::GenRequest;
 
 /// Counts a request in flight (server-wide, and for its tenant's
 /// `max_concurrent`); both drop when the response (or stream) ends.
@@ -129,15 +130,13 @@ pub async fn chat(
             (_, Some(_)) => return Err(ApiError::invalid("top_logprobs", "top_logprobs requires logprobs: true")),
             _ => None,
         };
-        let messages = req
-            .messages
-            .iter()
-            .map(|m| Ok(ChatMessage { role: m.role.clone(), content: m.text()?, name: m.name.clone() }))
-            .collect::<Result<Vec<_>, ApiError>>()?;
+        let messages =
+            req.messages.iter().enumerate().map(|(i, m)| m.to_transform(i)).collect::<Result<Vec<_>, ApiError>>()?;
+        let params = req.tool_params()?;
         let g = hints(&state, &headers, common.into_gen(top)?);
         let (svc, guard) = admit(&state, who, &g.model)?;
         let g = cap_max_tokens(&svc, g)?;
-        let treq = TransformRequest { model: g.model.clone(), messages: Some(messages), ..Default::default() };
+        let treq = TransformRequest { model: g.model.clone(), messages: Some(messages), params, ..Default::default() };
         run(state.clone(), svc, guard, treq, g, Kind::Chat).await
     }
     .await;
@@ -225,7 +224,8 @@ async fn run(
     let svc2 = svc.clone();
     let add_special = matches!(kind, Kind::Completion);
     let raw_bytes = treq.prompt.as_ref().map_or(0, String::len)
-        + treq.messages.as_ref().map_or(0, |m| m.iter().map(|m| m.content.len()).sum());
+        + treq.messages.as_ref().map_or(0, |m| m.iter().map(|m| m.content.len()).sum())
+        + treq.params.iter().map(|(_, v)| v.len()).sum::<usize>();
     generate::check_prompt_bytes(&svc, raw_bytes)?;
     svc.precheck(g.constraint.is_some())?;
     // Each sequence holds a sampler session (unless native) and one filter per transform.
@@ -240,19 +240,22 @@ async fn run(
         .executor
         .run(&tenant, move || {
             let t = generate::transform(&svc2, treq)?;
-            let prompt =
-                t.prompt.ok_or_else(|| PipelineError::invalid("messages", "the transforms produced no prompt"))?;
-            generate::start(svc2, metrics, executor, handle, prompt, add_special, g)
+            generate::start(svc2, metrics, executor, handle, t, add_special, g)
         })
         .await??;
     let created = now();
     let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let endpoint = match kind {
+        Kind::Chat => Endpoint::Chat,
+        Kind::Completion => Endpoint::Completion,
+    };
+    let reply = Reply::new(endpoint, id, created, model, n);
     if stream {
         let (tx, out) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
-        tokio::spawn(stream_events(rx, tx, id, created, model, n, include_usage, kind, guard, deadline));
+        tokio::spawn(stream_events(rx, tx, reply, n, include_usage, guard, deadline));
         return Ok(Sse::new(ReceiverStream::new(out)).keep_alive(KeepAlive::default()).into_response());
     }
-    tokio::time::timeout_at(deadline, collect(rx, id, created, model, n, kind, &mut guard))
+    tokio::time::timeout_at(deadline, collect(rx, reply, n, &mut guard))
         .await
         .unwrap_or_else(|_| Err(timed_out(&state)))
 }
@@ -266,53 +269,21 @@ fn timed_out(state: &AppState) -> ApiError {
     .code("timeout")
 }
 
-fn logprobs_json(lps: &[TokenLogprob]) -> Value {
-    json!(lps
-        .iter()
-        .map(|t| json!({
-            "token": t.token,
-            "logprob": t.logprob,
-            "bytes": t.bytes,
-            "top_logprobs": t.top.iter().map(|(s, b, l)| json!({"token": s, "logprob": l, "bytes": b})).collect::<Vec<_>>(),
-        }))
-        .collect::<Vec<_>>())
-}
-
-fn usage_json(prompt: usize, cached: usize, completion: usize) -> Value {
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    })
-}
-
-async fn collect(
-    mut rx: mpsc::UnboundedReceiver<ChoiceEvent>,
-    id: String,
-    created: u64,
-    model: String,
-    n: usize,
-    kind: Kind,
-    guard: &mut Inflight,
-) -> Result<Response, ApiError> {
-    let mut texts = vec![String::new(); n];
-    let mut lps: Vec<Vec<TokenLogprob>> = vec![Vec::new(); n];
-    let mut reasons = vec!["stop"; n];
-    let (mut prompt, mut cached, mut completion, mut done) = (0, 0, 0, 0);
+async fn collect(mut rx: mpsc::UnboundedReceiver<ChoiceEvent>, mut reply: Reply, n: usize, guard: &mut Inflight) -> Result<Response, ApiError> {
+    let mut done = 0;
     while done < n {
         match rx.recv().await {
             Some(ChoiceEvent::Delta { index, text, logprobs }) => {
                 guard.served();
-                texts[index].push_str(&text);
-                lps[index].extend(logprobs);
+                reply.text(index, text, logprobs);
+            }
+            Some(ChoiceEvent::ToolCall { index, call }) => {
+                guard.served();
+                reply.tool_call(index, call);
             }
             Some(ChoiceEvent::Done { index, finish_reason, prompt_tokens, cached_tokens, completion_tokens }) => {
                 guard.served();
-                reasons[index] = finish_reason;
-                prompt = prompt.max(prompt_tokens);
-                cached = cached.max(cached_tokens);
-                completion += completion_tokens;
+                reply.done(index, finish_reason, prompt_tokens, cached_tokens, completion_tokens);
                 done += 1;
             }
             Some(ChoiceEvent::Failed(e)) => return Err(e.into()),
@@ -325,106 +296,54 @@ async fn collect(
             }
         }
     }
-    let choices: Vec<Value> = (0..n)
-        .map(|i| {
-            let lp = if lps[i].is_empty() { Value::Null } else { json!({"content": logprobs_json(&lps[i])}) };
-            match kind {
-                Kind::Chat => json!({"index": i, "message": {"role": "assistant", "content": texts[i]}, "logprobs": lp, "finish_reason": reasons[i]}),
-                Kind::Completion => json!({"index": i, "text": texts[i], "logprobs": lp, "finish_reason": reasons[i]}),
-            }
-        })
-        .collect();
-    let object = match kind {
-        Kind::Chat => "chat.completion",
-        Kind::Completion => "text_completion",
-    };
-    Ok(axum::Json(json!({
-        "id": id, "object": object, "created": created, "model": model,
-        "choices": choices, "usage": usage_json(prompt, cached, completion),
-    }))
-    .into_response())
+    Ok(axum::Json(reply.finish()).into_response())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn stream_events(
     mut rx: mpsc::UnboundedReceiver<ChoiceEvent>,
     tx: mpsc::Sender<Result<SseEvent, Infallible>>,
-    id: String,
-    created: u64,
-    model: String,
+    mut reply: Reply,
     n: usize,
     include_usage: bool,
-    kind: Kind,
     mut guard: Inflight,
     deadline: tokio::time::Instant,
 ) {
-    let object = match kind {
-        Kind::Chat => "chat.completion.chunk",
-        Kind::Completion => "text_completion",
-    };
-    let chunk =
-        |choice: Value| json!({"id": id, "object": object, "created": created, "model": model, "choices": [choice]});
-    let send = |v: Value| {
+    let send = |v: String| {
         let tx = tx.clone();
-        async move { tx.send(Ok(SseEvent::default().data(v.to_string()))).await.is_ok() }
+        async move { tx.send(Ok(SseEvent::default().data(v))).await.is_ok() }
     };
-    let mut started = vec![false; n];
-    let (mut prompt, mut cached, mut completion, mut done) = (0, 0, 0, 0);
+    let json = |r: &wire::Response| serde_json::to_string(r).expect("wire types serialize");
+    let mut done = 0;
     while done < n {
         let ev = match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(ev)) => ev,
             Ok(None) => break,
             Err(_) => {
-                let _ = send(timed_out(&guard.0).body()).await;
+                let _ = send(timed_out(&guard.0).body().to_string()).await;
                 break;
             }
         };
         if !matches!(ev, ChoiceEvent::Failed(_)) {
             guard.served();
         }
-        let ok = match ev {
-            ChoiceEvent::Delta { index, text, logprobs } => {
-                let lp = if logprobs.is_empty() { Value::Null } else { json!({"content": logprobs_json(&logprobs)}) };
-                let choice = match kind {
-                    Kind::Chat => {
-                        let mut delta = json!({"content": text});
-                        if !started[index] {
-                            delta["role"] = json!("assistant");
-                            started[index] = true;
-                        }
-                        json!({"index": index, "delta": delta, "logprobs": lp, "finish_reason": null})
-                    }
-                    Kind::Completion => json!({"index": index, "text": text, "logprobs": lp, "finish_reason": null}),
-                };
-                send(chunk(choice)).await
-            }
+        let chunk = match ev {
+            ChoiceEvent::Delta { index, text, logprobs } => reply.text(index, text, logprobs),
+            ChoiceEvent::ToolCall { index, call } => reply.tool_call(index, call),
             ChoiceEvent::Done { index, finish_reason, prompt_tokens, cached_tokens, completion_tokens } => {
-                prompt = prompt.max(prompt_tokens);
-                cached = cached.max(cached_tokens);
-                completion += completion_tokens;
                 done += 1;
-                let choice = match kind {
-                    Kind::Chat => {
-                        json!({"index": index, "delta": {}, "logprobs": null, "finish_reason": finish_reason})
-                    }
-                    Kind::Completion => {
-                        json!({"index": index, "text": "", "logprobs": null, "finish_reason": finish_reason})
-                    }
-                };
-                send(chunk(choice)).await
+                reply.done(index, finish_reason, prompt_tokens, cached_tokens, completion_tokens)
             }
             ChoiceEvent::Failed(e) => {
-                let _ = send(ApiError::from(e).body()).await;
+                let _ = send(ApiError::from(e).body().to_string()).await;
                 break;
             }
         };
-        if !ok {
+        if !send(json(&chunk)).await {
             return; // client disconnected: dropping `rx` cancels the sequences
         }
     }
     if done == n && include_usage {
-        let v = json!({"id": id, "object": object, "created": created, "model": model, "choices": [], "usage": usage_json(prompt, cached, completion)});
-        let _ = send(v).await;
+        let _ = send(json(&reply.usage_chunk())).await;
     }
     let _ = tx.send(Ok(SseEvent::default().data("[DONE]"))).await;
 }

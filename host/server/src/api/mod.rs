@@ -7,6 +7,7 @@ pub mod error;
 pub mod gateway;
 mod handlers;
 pub mod openai;
+pub mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

@@ -47,6 +47,60 @@ pub struct ChatMessage {
     pub content: Option<Content>,
     #[serde(default)]
     pub name: Option<String>,
+    /// An assistant message's calls.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<MessageToolCall>>,
+    /// A `tool` message answers this call.
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct MessageToolCall {
+    pub id: String,
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    pub function: CalledFunction,
+}
+
+#[derive(Deserialize)]
+pub struct CalledFunction {
+    pub name: String,
+    /// JSON text, as OpenAI sends it.
+    pub arguments: String,
+}
+
+/// A tool the model may call: `{"type": "function", "function": {...}}`.
+#[derive(Deserialize, serde::Serialize, Clone)]
+pub struct Tool {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: FunctionDef,
+}
+
+#[derive(Deserialize, serde::Serialize, Clone)]
+pub struct FunctionDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema for the arguments object (absent: no arguments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+}
+
+/// `none`, `auto`, `required`, or `{"type": "function", "function": {"name": ...}}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum ToolChoice {
+    Mode(String),
+    Named { function: NamedFunction },
+}
+
+#[derive(Deserialize)]
+pub struct NamedFunction {
+    pub name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -109,6 +163,79 @@ pub struct ChatRequest {
     pub messages: Vec<ChatMessage>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
+    pub tools: Option<Vec<Tool>>,
+    pub tool_choice: Option<ToolChoice>,
+    pub parallel_tool_calls: Option<bool>,
+}
+
+impl ChatRequest {
+    /// The tool parameters checked and as transforms receive them (JSON
+    /// text): `tools`, `tool_choice` (`"auto"`, `"required"`, `"none"` or
+    /// `{"type":"function","function":{"name":...}}`) and
+    /// `parallel_tool_calls`. Empty without tools.
+    pub fn tool_params(&self) -> Result<Vec<(String, String)>, ApiError> {
+        let tools = self.tools.as_deref().unwrap_or_default();
+        let choice = match &self.tool_choice {
+            None if tools.is_empty() => return Ok(Vec::new()),
+            None => serde_json::json!("auto"),
+            Some(ToolChoice::Mode(m)) if matches!(m.as_str(), "none" | "auto" | "required") => serde_json::json!(m),
+            Some(ToolChoice::Mode(m)) => {
+                return Err(ApiError::invalid(
+                    "tool_choice",
+                    format!("tool_choice must be none, auto, required or a named function, not `{m}`"),
+                ));
+            }
+            Some(ToolChoice::Named { function }) => {
+                if !tools.iter().any(|t| t.function.name == function.name) {
+                    return Err(ApiError::invalid(
+                        "tool_choice",
+                        format!("tool_choice names `{}`, which is not one of the tools", function.name),
+                    ));
+                }
+                serde_json::json!({"type": "function", "function": {"name": function.name}})
+            }
+        };
+        if tools.is_empty() {
+            if choice != "none" {
+                return Err(ApiError::invalid("tool_choice", "tool_choice needs tools"));
+            }
+            return Ok(Vec::new());
+        }
+        if tools.len() > 128 {
+            return Err(ApiError::invalid("tools", format!("at most 128 tools, got {}", tools.len())));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, t) in tools.iter().enumerate() {
+            let at = format!("tools[{i}]");
+            if t.kind != "function" {
+                return Err(ApiError::invalid(&at, format!("tool type `{}` is not supported (only `function`)", t.kind)));
+            }
+            let name = &t.function.name;
+            let valid = !name.is_empty()
+                && name.len() <= 64
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !valid {
+                return Err(ApiError::invalid(
+                    &format!("{at}.function.name"),
+                    format!("function name `{name}` must be 1 to 64 of a-z, A-Z, 0-9, _ and -"),
+                ));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(ApiError::invalid(&at, format!("two tools are named `{name}`")));
+            }
+            if let Some(p) = &t.function.parameters
+                && !p.is_object()
+            {
+                return Err(ApiError::invalid(&format!("{at}.function.parameters"), "parameters must be a JSON Schema object"));
+            }
+        }
+        let tools = serde_json::to_string(tools).expect("tools serialize");
+        Ok(vec![
+            ("tools".into(), tools),
+            ("tool_choice".into(), choice.to_string()),
+            ("parallel_tool_calls".into(), self.parallel_tool_calls.unwrap_or(true).to_string()),
+        ])
+    }
 }
 
 #[derive(Deserialize)]
@@ -145,7 +272,7 @@ const COMMON: &[&str] = &[
 ];
 
 /// The endpoints' own parameters.
-pub const CHAT: &[&str] = &["messages", "logprobs", "top_logprobs"];
+pub const CHAT: &[&str] = &["messages", "logprobs", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls"];
 pub const COMPLETIONS: &[&str] = &["prompt", "logprobs"];
 
 /// Parses a JSON body into the endpoint's own fields (`own` names them) and
@@ -264,6 +391,38 @@ impl CommonParams {
 }
 
 impl ChatMessage {
+    /// The message as transforms receive it.
+    pub fn to_transform(&self, i: usize) -> Result<weft_runtime::ChatMessage, ApiError> {
+        let tool_calls = self
+            .tool_calls
+            .iter()
+            .flatten()
+            .map(|c| {
+                if c.kind.as_deref().is_some_and(|k| k != "function") {
+                    return Err(ApiError::invalid(
+                        &format!("messages[{i}].tool_calls"),
+                        "only `function` tool calls are supported",
+                    ));
+                }
+                Ok(weft_runtime::ToolCall {
+                    id: c.id.clone(),
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        if self.role == "tool" && self.tool_call_id.is_none() {
+            return Err(ApiError::invalid(&format!("messages[{i}].tool_call_id"), "a tool message needs tool_call_id"));
+        }
+        Ok(weft_runtime::ChatMessage {
+            role: self.role.clone(),
+            content: self.text()?,
+            name: self.name.clone(),
+            tool_calls,
+            tool_call_id: self.tool_call_id.clone(),
+        })
+    }
+
     pub fn text(&self) -> Result<String, ApiError> {
         match &self.content {
             None => Ok(String::new()),

@@ -53,6 +53,7 @@ pub fn run(a: TemplateArgs) -> anyhow::Result<()> {
                 role: m["role"].as_str().context("a message lacks `role`")?.to_string(),
                 content: m["content"].as_str().unwrap_or_default().to_string(),
                 name: m["name"].as_str().map(str::to_string),
+                ..Default::default()
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -270,7 +270,8 @@ impl Default for LimitsSection {
     }
 }
 
-pub(crate) const BUILTINS: [(&str, &str); 7] = [
+pub(crate) const BUILTINS: [(&str, &str); 8] = [
+    ("transform-tools", "transform"),
     ("sampler-json", "sampler"),
     ("router-prefix-affinity", "router"),
     ("transform-redact", "transform"),

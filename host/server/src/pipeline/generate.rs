@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 use weft_engine::{Event, FinishReason, Request};
-use weft_runtime::{ErrorKind, PluginExecutor, TokenDecoder, TransformRequest, WasmResponseStream};
+use weft_runtime::{ErrorKind, Output, PluginExecutor, TokenDecoder, ToolCall, TransformRequest, WasmResponseStream};
 
 use super::error::{PipelineError, Stage};
 use super::guard::Outcome;
@@ -32,6 +32,11 @@ pub enum ChoiceEvent {
         index: usize,
         text: String,
         logprobs: Vec<TokenLogprob>,
+    },
+    /// A response filter (the tool format) turned the model's text into a call.
+    ToolCall {
+        index: usize,
+        call: ToolCall,
     },
     Done {
         index: usize,
@@ -78,7 +83,10 @@ pub fn check_prompt_bytes(svc: &ModelService, bytes: usize) -> Result<(), Pipeli
     Ok(())
 }
 
-/// Tokenizes the prompt and starts `n` sequences; events of all choices arrive on the returned channel.
+/// Tokenizes the transformed request's prompt and starts `n` sequences;
+/// events of all choices arrive on the returned channel. A decoding
+/// constraint the transforms attached (a tool format forcing a call) joins
+/// the request's own, which it may not contradict.
 ///
 /// Runs on the plugin executor (it calls the tokenizer, router and sampler
 /// plugins); the per-choice tasks it starts run on `rt`.
@@ -87,10 +95,30 @@ pub fn start(
     metrics: Arc<ServerMetrics>,
     executor: PluginExecutor,
     rt: tokio::runtime::Handle,
-    prompt: String,
+    treq: TransformRequest,
     add_special: bool,
-    g: GenRequest,
+    mut g: GenRequest,
 ) -> Result<mpsc::UnboundedReceiver<ChoiceEvent>, PipelineError> {
+    let prompt =
+        treq.prompt.clone().ok_or_else(|| PipelineError::invalid("messages", "the transforms produced no prompt"))?;
+    if let Some(c) = &treq.constraint {
+        if g.constraint.as_ref().is_some_and(|own| own != c) {
+            return Err(PipelineError::invalid(
+                "response_format",
+                "a structured output format cannot be combined with tool calls the server must force (tool_choice)",
+            ));
+        }
+        g.constraint = Some(c.clone());
+    }
+    // Tools the model may call need a tool format to render them and parse
+    // the calls: without one they would be silently ignored.
+    if treq.param("tools").is_some() && treq.param("tool_choice") != Some("\"none\"") && treq.param("tool_format").is_none()
+    {
+        return Err(PipelineError::invalid(
+            "tools",
+            "this model has no tool format: add `transform-tools` (configured with its `format`) to pipeline.transforms",
+        ));
+    }
     check_prompt_bytes(&svc, prompt.len())?;
     let max_ctx = svc.engine().model().max_context;
     // Before any plugin sees them: a token id outside the vocabulary is the request's fault.
@@ -174,7 +202,7 @@ pub fn start(
         }
         let mut filters = Vec::with_capacity(svc.filters.len());
         for t in &svc.filters {
-            filters.push(t.response_stream().map_err(|e| PipelineError::plugin(Stage::ResponseFilter, e))?);
+            filters.push(t.response_stream(&treq).map_err(|e| PipelineError::plugin(Stage::ResponseFilter, e))?);
         }
         let stream = backend.engine.submit(r)?;
         let in_flight = reserved.take().unwrap_or_else(|| super::route::InFlight::new(backend));
@@ -214,9 +242,9 @@ struct Filters {
 }
 
 impl Filters {
-    async fn apply(&mut self, tenant: &str, text: String, end: bool) -> Result<String, PipelineError> {
+    async fn apply(&mut self, tenant: &str, text: String, end: bool) -> Result<Vec<Output>, PipelineError> {
         if self.list.is_empty() {
-            return Ok(text);
+            return Ok(if text.is_empty() { Vec::new() } else { vec![Output::Text(text)] });
         }
         let mut list = std::mem::take(&mut self.list);
         let (list, r) = self
@@ -244,16 +272,56 @@ impl Drop for Filters {
 /// A response filter that fails always ends the stream with an error: what it
 /// already let through cannot be taken back, and unfiltered text after it
 /// could be exactly what it exists to stop (a redaction filter).
-fn filter_all(filters: &mut [WasmResponseStream], mut text: String, end: bool) -> Result<String, PipelineError> {
+///
+/// Text flows through every filter in order; a tool call a filter emits
+/// passes the later filters untouched, keeping its place in the stream.
+fn filter_all(filters: &mut [WasmResponseStream], text: String, end: bool) -> Result<Vec<Output>, PipelineError> {
     let fail = |e| PipelineError::plugin(Stage::ResponseFilter, e);
+    let mut outs = if text.is_empty() { Vec::new() } else { vec![Output::Text(text)] };
     for f in filters.iter_mut() {
-        let mut out = if text.is_empty() { String::new() } else { f.on_chunk(&text).map_err(fail)? };
-        if end {
-            out.push_str(&f.on_end().map_err(fail)?);
+        let mut next = Vec::with_capacity(outs.len());
+        for o in outs {
+            match o {
+                Output::Text(t) if !t.is_empty() => next.extend(f.on_chunk(&t).map_err(fail)?),
+                Output::Text(_) => {}
+                call => next.push(call),
+            }
         }
-        text = out;
+        if end {
+            next.extend(f.on_end().map_err(fail)?);
+        }
+        outs = next;
     }
-    Ok(text)
+    Ok(outs)
+}
+
+/// Sends a filter's outputs as events; false once the client is gone.
+fn send_outputs(
+    tx: &mpsc::UnboundedSender<ChoiceEvent>,
+    index: usize,
+    outs: Vec<Output>,
+    mut logprobs: Vec<TokenLogprob>,
+    calls: &mut usize,
+) -> bool {
+    let mut text = String::new();
+    let mut ok = true;
+    for o in outs {
+        match o {
+            Output::Text(t) => text.push_str(&t),
+            Output::ToolCall(call) => {
+                if !text.is_empty() || !logprobs.is_empty() {
+                    let t = std::mem::take(&mut text);
+                    ok &= tx.send(ChoiceEvent::Delta { index, text: t, logprobs: std::mem::take(&mut logprobs) }).is_ok();
+                }
+                *calls += 1;
+                ok &= tx.send(ChoiceEvent::ToolCall { index, call }).is_ok();
+            }
+        }
+    }
+    if !text.is_empty() || !logprobs.is_empty() {
+        ok &= tx.send(ChoiceEvent::Delta { index, text, logprobs }).is_ok();
+    }
+    ok
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -272,6 +340,7 @@ async fn run_choice(
 ) {
     let t0 = Instant::now();
     let mut generated = 0usize;
+    let mut calls = 0usize;
     let mut last = None::<Instant>;
     let tenant = svc.tenant_id().to_string();
     let series = metrics.model(&svc.name);
@@ -294,7 +363,7 @@ async fn run_choice(
                     (true, Some(lp)) => token_logprobs(&svc, &lp),
                     _ => Vec::new(),
                 };
-                let text = match filters.apply(&tenant, text, false).await {
+                let outs = match filters.apply(&tenant, text, hit).await {
                     Ok(t) => t,
                     Err(e) => {
                         drop(hold.take());
@@ -302,9 +371,7 @@ async fn run_choice(
                         return;
                     }
                 };
-                if (!text.is_empty() || !logprobs.is_empty())
-                    && tx.send(ChoiceEvent::Delta { index, text, logprobs }).is_err()
-                {
+                if !send_outputs(&tx, index, outs, logprobs, &mut calls) {
                     return; // client gone: dropping the engine stream cancels the sequence
                 }
                 if hit {
@@ -313,7 +380,7 @@ async fn run_choice(
                     drop(hold.take()); // settled before the response can go out
                     let _ = tx.send(ChoiceEvent::Done {
                         index,
-                        finish_reason: "stop",
+                        finish_reason: if calls > 0 { "tool_calls" } else { "stop" },
                         prompt_tokens: prompt_len,
                         cached_tokens: 0,
                         completion_tokens: generated,
@@ -343,10 +410,11 @@ async fn run_choice(
                         return;
                     }
                 };
-                if !tail.is_empty() {
-                    let _ = tx.send(ChoiceEvent::Delta { index, text: tail, logprobs: Vec::new() });
-                }
+                send_outputs(&tx, index, tail, Vec::new(), &mut calls);
+                // OpenAI: a message that ends in calls finishes with `tool_calls`, even at max_tokens
+                // (every call it carries is complete: a cut-off call stays text).
                 let finish_reason = match reason {
+                    _ if calls > 0 => "tool_calls",
                     FinishReason::Stop => "stop",
                     FinishReason::Length => "length",
                 };

@@ -40,11 +40,26 @@ impl Transform for NativeTemplate {
         let Some(messages) = req.messages.take() else { return Ok(Ok(req)) };
         let msgs: Vec<transform_chat_template::Message> = messages
             .into_iter()
-            .map(|m| transform_chat_template::Message { role: m.role, content: m.content, name: m.name })
+            .map(|m| transform_chat_template::Message {
+                role: m.role,
+                content: m.content,
+                name: m.name,
+                tool_calls: m
+                    .tool_calls
+                    .iter()
+                    .map(|c| transform_chat_template::ToolCall::new(&c.id, &c.name, &c.arguments))
+                    .collect(),
+                tool_call_id: m.tool_call_id,
+            })
             .collect();
+        let tools = transform_chat_template::tools_param(req.param("tools"))
+            .map_err(|e| Fault::Request(PipelineError::invalid("tools", e)))?;
         // A template that cannot render these messages refuses the request, not the stage.
-        req.prompt =
-            Some(self.0.render(&msgs, true).map_err(|e| Fault::Request(PipelineError::invalid("messages", e)))?);
+        req.prompt = Some(
+            self.0
+                .render_with_tools(&msgs, tools.as_ref(), true)
+                .map_err(|e| Fault::Request(PipelineError::invalid("messages", e)))?,
+        );
         Ok(Ok(req))
     }
 }

@@ -66,7 +66,7 @@ impl Request {
     ///
     /// ```
     /// let mut r = weft_sdk::transform::Request { model: "m".into(), messages: None, prompt: None, params: vec![],
-///     headers: vec![], constraint: None };
+    ///     headers: vec![], constraint: None };
     /// r.set_param("max_tokens", "5");
     /// assert_eq!(r.param("max_tokens"), Some("5"));
     /// ```

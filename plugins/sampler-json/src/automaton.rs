@@ -181,6 +181,12 @@ impl Automaton {
         self.dist[state as usize]
     }
 
+    /// The largest finite [`dist`](Self::dist) of any state: below this many
+    /// tokens left, some tokens could lead where the budget cannot finish.
+    pub fn max_dist(&self) -> u32 {
+        self.dist.iter().copied().filter(|&d| d != u32::MAX).max().unwrap_or(0)
+    }
+
     /// Whether the whole of `s` matches.
     pub fn matches(&self, s: &[u8]) -> bool {
         let st = self.run(self.start, s);

@@ -100,7 +100,8 @@ pub struct Trigger {
 
 impl Trigger {
     pub fn from_args(args: &str) -> Result<Option<Self>, String> {
-        let a: serde_json::Value = serde_json::from_str(args).map_err(|e| format!("plugin arguments are not JSON: {e}"))?;
+        let a: serde_json::Value =
+            serde_json::from_str(args).map_err(|e| format!("plugin arguments are not JSON: {e}"))?;
         let Some(t) = a.get("trigger") else { return Ok(None) };
         let text = t.as_str().filter(|t| !t.is_empty()).ok_or("`trigger` must be a non-empty string")?;
         let prefix = a.get("prefix").and_then(|p| p.as_str()).unwrap_or_default();
@@ -226,9 +227,10 @@ impl Compiled {
     }
 
     /// Tokens allowed in `state`. With `closing`, only those that take the
-    /// value strictly closer to complete.
-    pub fn mask(&self, vocab: &Vocab, state: u32, closing: bool, cache: bool) -> Rc<Mask> {
-        let cache = cache && !closing;
+    /// value strictly closer to complete; with `budget`, only those after
+    /// which a complete value is at most that many bytes (so tokens) away.
+    pub fn mask(&self, vocab: &Vocab, state: u32, closing: bool, budget: Option<u32>, cache: bool) -> Rc<Mask> {
+        let cache = cache && !closing && budget.is_none();
         if cache && let Some(m) = self.masks.borrow().get(&state) {
             return m.clone();
         }
@@ -236,7 +238,7 @@ impl Compiled {
         let here = a.dist(state);
         let mut allowed = Vec::new();
         vocab.trie.walk(a, state, |t, end| {
-            if !closing || a.dist(end) < here {
+            if (!closing || a.dist(end) < here) && budget.is_none_or(|b| a.dist(end) <= b) {
                 allowed.push(t);
             }
         });
@@ -341,8 +343,19 @@ impl Decoder {
 
     /// The tokens allowed next.
     pub fn mask(&self, vocab: &Vocab) -> Result<Rc<Mask>, String> {
-        let closing = self.remaining <= self.compiled.automaton.dist(self.state).saturating_add(1);
-        let m = self.compiled.mask(vocab, self.state, closing, self.cache);
+        let a = &self.compiled.automaton;
+        let closing = self.remaining <= a.dist(self.state).saturating_add(1);
+        // With fewer tokens left than the longest way to finish, a token may
+        // not lead somewhere the rest cannot complete (a repeated value
+        // started too late). Single bytes are tokens, so a distance of d
+        // bytes takes at most d tokens.
+        let budget = (self.remaining <= a.max_dist().saturating_add(1)).then(|| self.remaining.saturating_sub(1));
+        let mut m = self.compiled.mask(vocab, self.state, closing, budget, self.cache);
+        if budget.is_some() && m.is_empty(vocab.bytes.len()) {
+            // Too late to finish whatever comes (a lazy value triggered near the
+            // end): go as far toward complete as the budget allows.
+            m = self.compiled.mask(vocab, self.state, closing, None, self.cache);
+        }
         if m.is_empty(vocab.bytes.len()) {
             return Err("no token of this vocabulary can continue the constrained output".into());
         }
@@ -506,6 +519,17 @@ mod tests {
         }
     }
 
+    /// A repeated value is not started when the tokens left cannot finish it.
+    #[test]
+    fn the_budget_forbids_a_value_it_cannot_finish() {
+        let args = r#"{"regex": "a{5}", "prefix": "[", "suffix": "]", "separator": ",", "max_values": 3}"#;
+        for budget in 8..20u32 {
+            let out = run(args, &["[", "a", "a", "a", "a", "a", "]", ","], budget);
+            let a = Automaton::from_regex(&constraint_regex(args).unwrap(), 1 << 20).unwrap();
+            assert!(a.matches(out.as_bytes()), "budget {budget}: {out:?} is incomplete");
+        }
+    }
+
     /// Free text until the trigger, then one wrapped value, then free again.
     #[test]
     fn a_lazy_constraint_starts_at_its_trigger() {
@@ -536,7 +560,8 @@ mod tests {
         feed(&mut d, "<c>");
         assert!(d.mask(&v).unwrap().len(v.bytes.len()) < 5, "closing: the budget is tight");
         // Anchored: only a message that begins with the trigger (spanning tokens) is a call.
-        let args = r#"{"json_schema": {"type": "integer"}, "prefix": "[T]", "trigger": "[T]", "trigger_at_start": true}"#;
+        let args =
+            r#"{"json_schema": {"type": "integer"}, "prefix": "[T]", "trigger": "[T]", "trigger_at_start": true}"#;
         let make = || {
             let c = Rc::new(Compiled::new(&constraint_regex(args).unwrap()).unwrap());
             Decoder::lazy(c, 50, Trigger::from_args(args).unwrap().unwrap())
@@ -553,7 +578,8 @@ mod tests {
 
     #[test]
     fn wrapped_and_repeated_values() {
-        let args = r#"{"json_schema": {"type": "integer"}, "prefix": "[", "suffix": "]", "separator": ",", "max_values": 3}"#;
+        let args =
+            r#"{"json_schema": {"type": "integer"}, "prefix": "[", "suffix": "]", "separator": ",", "max_values": 3}"#;
         let a = Automaton::from_regex(&constraint_regex(args).unwrap(), 1 << 20).unwrap();
         for ok in ["[1]", "[1],[22]", "[1],[2],[3]"] {
             assert!(a.matches(ok.as_bytes()), "{ok}");

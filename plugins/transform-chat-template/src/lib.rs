@@ -281,7 +281,10 @@ mod tests {
         let mut answer = Message::new("tool", "18C");
         answer.tool_call_id = Some("call_1".into());
         let out = t.render_with_tools(&[Message::new("user", "weather?"), call, answer], Some(&tools), false).unwrap();
-        assert_eq!(out, "TOOLS:get_weather;\nuser:weather?\nassistant:[get_weather {\"city\":\"Paris\"}]\ntool:18C(call_1)\n");
+        assert_eq!(
+            out,
+            "TOOLS:get_weather;\nuser:weather?\nassistant:[get_weather {\"city\":\"Paris\"}]\ntool:18C(call_1)\n"
+        );
         // Without tools, `tools` is undefined-like: the block is skipped.
         let plain = t.render(&[Message::new("user", "hi")], false).unwrap();
         assert_eq!(plain, "user:hi\n");

@@ -72,7 +72,11 @@ pub enum Piece {
 impl Tools {
     /// From the request's `tools`, `tool_choice` and `parallel_tool_calls`
     /// parameters (JSON text); `None` without tools.
-    pub fn from_params(tools: Option<&str>, choice: Option<&str>, parallel: Option<&str>) -> Result<Option<Self>, String> {
+    pub fn from_params(
+        tools: Option<&str>,
+        choice: Option<&str>,
+        parallel: Option<&str>,
+    ) -> Result<Option<Self>, String> {
         let Some(tools) = tools else { return Ok(None) };
         let list: Value = serde_json::from_str(tools).map_err(|e| format!("`tools` is not JSON: {e}"))?;
         let Some(list) = list.as_array() else { return Ok(None) };
@@ -214,16 +218,20 @@ mod tests {
     fn tools_from_params() {
         let tools = r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
                         {"type":"function","function":{"name":"now"}}]"#;
-        let t = Tools::from_params(Some(tools), Some(r#"{"type":"function","function":{"name":"now"}}"#), Some("false"))
-            .unwrap()
-            .unwrap();
+        let t =
+            Tools::from_params(Some(tools), Some(r#"{"type":"function","function":{"name":"now"}}"#), Some("false"))
+                .unwrap()
+                .unwrap();
         assert_eq!(t.choice, Choice::Named("now".into()));
         assert!(!t.parallel);
         assert_eq!(t.callable().len(), 1);
         assert_eq!(t.functions[1].parameters["type"], "object", "no parameters: an empty object");
         assert!(Tools::from_params(None, None, None).unwrap().is_none());
         assert!(Tools::from_params(Some("[]"), None, None).unwrap().is_none());
-        assert_eq!(Tools::from_params(Some(tools), Some("\"required\""), None).unwrap().unwrap().choice, Choice::Required);
+        assert_eq!(
+            Tools::from_params(Some(tools), Some("\"required\""), None).unwrap().unwrap().choice,
+            Choice::Required
+        );
     }
 
     #[test]

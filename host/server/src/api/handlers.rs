@@ -19,11 +19,11 @@ use weft_runtime::TransformRequest;
 
 use super::error::ApiError;
 use super::openai::{ChatRequest, CompletionRequest, parse};
-use super::{AppState, auth};
-use crate::pipeline::ModelService;
 use super::wire::{self, Endpoint, Reply};
-use crate::pipeline::generate::{self, ChoiceEvent};
+use super::{AppState, auth};
 use crate::pipeline::GenRequest;
+use crate::pipeline::ModelService;
+use crate::pipeline::generate::{self, ChoiceEvent};
 
 /// Counts a request in flight (server-wide, and for its tenant's
 /// `max_concurrent`); both drop when the response (or stream) ends.
@@ -269,7 +269,12 @@ fn timed_out(state: &AppState) -> ApiError {
     .code("timeout")
 }
 
-async fn collect(mut rx: mpsc::UnboundedReceiver<ChoiceEvent>, mut reply: Reply, n: usize, guard: &mut Inflight) -> Result<Response, ApiError> {
+async fn collect(
+    mut rx: mpsc::UnboundedReceiver<ChoiceEvent>,
+    mut reply: Reply,
+    n: usize,
+    guard: &mut Inflight,
+) -> Result<Response, ApiError> {
     let mut done = 0;
     while done < n {
         match rx.recv().await {

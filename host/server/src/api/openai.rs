@@ -208,7 +208,10 @@ impl ChatRequest {
         for (i, t) in tools.iter().enumerate() {
             let at = format!("tools[{i}]");
             if t.kind != "function" {
-                return Err(ApiError::invalid(&at, format!("tool type `{}` is not supported (only `function`)", t.kind)));
+                return Err(ApiError::invalid(
+                    &at,
+                    format!("tool type `{}` is not supported (only `function`)", t.kind),
+                ));
             }
             let name = &t.function.name;
             let valid = !name.is_empty()
@@ -226,7 +229,10 @@ impl ChatRequest {
             if let Some(p) = &t.function.parameters
                 && !p.is_object()
             {
-                return Err(ApiError::invalid(&format!("{at}.function.parameters"), "parameters must be a JSON Schema object"));
+                return Err(ApiError::invalid(
+                    &format!("{at}.function.parameters"),
+                    "parameters must be a JSON Schema object",
+                ));
             }
         }
         let tools = serde_json::to_string(tools).expect("tools serialize");

@@ -244,18 +244,31 @@ impl Reply {
 
     /// Records a tool call for choice `index`; returns its chunk (the whole
     /// call in one delta, which OpenAI clients accumulate like any other).
-    pub fn tool_call(&mut self, index: usize, call: PluginCall) -> Response {
+    pub fn tool_call(&mut self, index: usize, mut call: PluginCall) -> Response {
+        // Ids must be unique within the response: choices of one request parse
+        // the same conversation, so a format's ids may repeat across them.
+        if self.choices.iter().flat_map(|c| &c.calls).any(|x| x.id == call.id) {
+            call.id = format!("{}_{index}_{}", call.id, self.choices[index].calls.len());
+        }
         let c = &mut self.choices[index];
         let role = (!std::mem::replace(&mut c.started, true)).then_some("assistant");
         let wire = ToolCall::of(&call, Some(c.calls.len()));
         c.calls.push(call);
         let delta = Delta { role, content: None, tool_calls: Some(vec![wire]) };
-        let choice = Choice { index, message: None, delta: Some(delta), text: None, logprobs: None, finish_reason: None };
+        let choice =
+            Choice { index, message: None, delta: Some(delta), text: None, logprobs: None, finish_reason: None };
         self.response(true, vec![choice], None)
     }
 
     /// Records the end of choice `index`; returns its final chunk.
-    pub fn done(&mut self, index: usize, reason: &'static str, prompt: usize, cached: usize, completion: usize) -> Response {
+    pub fn done(
+        &mut self,
+        index: usize,
+        reason: &'static str,
+        prompt: usize,
+        cached: usize,
+        completion: usize,
+    ) -> Response {
         self.prompt = self.prompt.max(prompt);
         self.cached = self.cached.max(cached);
         self.completion += completion;
@@ -297,7 +310,8 @@ impl Reply {
                 let finish_reason = Some(c.finish.unwrap_or("stop"));
                 match self.endpoint {
                     Endpoint::Chat => {
-                        let content = if c.text.is_empty() && !c.calls.is_empty() { None } else { Some(c.text.clone()) };
+                        let content =
+                            if c.text.is_empty() && !c.calls.is_empty() { None } else { Some(c.text.clone()) };
                         let tool_calls = c.calls.iter().map(|t| ToolCall::of(t, None)).collect();
                         Choice {
                             index,
@@ -369,6 +383,18 @@ mod tests {
     }
 
     #[test]
+    fn call_ids_are_unique_across_choices() {
+        let mut r = Reply::new(Endpoint::Chat, "c".into(), 0, "m".into(), 2);
+        r.tool_call(0, call("f"));
+        r.tool_call(1, call("f"));
+        let whole = serde_json::to_value(r.finish()).unwrap();
+        assert_ne!(
+            whole["choices"][0]["message"]["tool_calls"][0]["id"],
+            whole["choices"][1]["message"]["tool_calls"][0]["id"]
+        );
+    }
+
+    #[test]
     fn a_message_of_only_calls_has_null_content() {
         let mut r = Reply::new(Endpoint::Chat, "c".into(), 0, "m".into(), 1);
         r.tool_call(0, call("f"));
@@ -382,7 +408,10 @@ mod tests {
         let mut r = Reply::new(Endpoint::Completion, "cmpl-1".into(), 0, "m".into(), 2);
         let c = serde_json::to_value(r.text(1, "hi".into(), Vec::new())).unwrap();
         assert_eq!(c["object"], "text_completion");
-        assert_eq!(c["choices"][0], serde_json::json!({"index": 1, "text": "hi", "logprobs": null, "finish_reason": null}));
+        assert_eq!(
+            c["choices"][0],
+            serde_json::json!({"index": 1, "text": "hi", "logprobs": null, "finish_reason": null})
+        );
         r.done(0, "length", 3, 0, 4);
         r.done(1, "stop", 3, 0, 1);
         let whole = serde_json::to_value(r.finish()).unwrap();

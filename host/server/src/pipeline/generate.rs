@@ -112,7 +112,9 @@ pub fn start(
     }
     // Tools the model may call need a tool format to render them and parse
     // the calls: without one they would be silently ignored.
-    if treq.param("tools").is_some() && treq.param("tool_choice") != Some("\"none\"") && treq.param("tool_format").is_none()
+    if treq.param("tools").is_some()
+        && treq.param("tool_choice") != Some("\"none\"")
+        && treq.param("tool_format").is_none()
     {
         return Err(PipelineError::invalid(
             "tools",
@@ -311,7 +313,8 @@ fn send_outputs(
             Output::ToolCall(call) => {
                 if !text.is_empty() || !logprobs.is_empty() {
                     let t = std::mem::take(&mut text);
-                    ok &= tx.send(ChoiceEvent::Delta { index, text: t, logprobs: std::mem::take(&mut logprobs) }).is_ok();
+                    ok &=
+                        tx.send(ChoiceEvent::Delta { index, text: t, logprobs: std::mem::take(&mut logprobs) }).is_ok();
                 }
                 *calls += 1;
                 ok &= tx.send(ChoiceEvent::ToolCall { index, call }).is_ok();

@@ -38,7 +38,11 @@ impl Format for Llama3 {
     }
 
     fn write_calls(&self, calls: &[Call]) -> String {
-        calls.iter().map(|c| json!({"name": c.name, "parameters": c.arguments}).to_string()).collect::<Vec<_>>().join("; ")
+        calls
+            .iter()
+            .map(|c| json!({"name": c.name, "parameters": c.arguments}).to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn tool_result(&self, content: &str) -> (String, String) {

@@ -154,7 +154,13 @@ fn py(v: &Value) -> String {
         Value::Bool(b) => if *b { "True" } else { "False" }.into(),
         Value::Array(a) => format!("[{}]", a.iter().map(py).collect::<Vec<_>>().join(", ")),
         Value::Object(o) => {
-            format!("{{{}}}", o.iter().map(|(k, v)| format!("{}: {}", Value::String(k.clone()), py(v))).collect::<Vec<_>>().join(", "))
+            format!(
+                "{{{}}}",
+                o.iter()
+                    .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), py(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
         }
         other => other.to_string(),
     }
@@ -176,9 +182,10 @@ impl Format for Pythonic {
 
     fn write_calls(&self, calls: &[Call]) -> String {
         let one = |c: &Call| {
-            let args = c.arguments.as_object().map(|o| {
-                o.iter().map(|(k, v)| format!("{k}={}", py(v))).collect::<Vec<_>>().join(", ")
-            });
+            let args = c
+                .arguments
+                .as_object()
+                .map(|o| o.iter().map(|(k, v)| format!("{k}={}", py(v))).collect::<Vec<_>>().join(", "));
             format!("{}({})", c.name, args.unwrap_or_default())
         };
         format!("[{}]", calls.iter().map(one).collect::<Vec<_>>().join(", "))

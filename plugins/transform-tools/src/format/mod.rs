@@ -73,6 +73,20 @@ fn text(t: impl Into<String>) -> Option<Piece> {
     (!t.is_empty()).then_some(Piece::Text(t))
 }
 
+/// Parsed calls as pieces, or the raw text when it held none. The raw text
+/// goes with the first call (sent as text if that call is refused); later
+/// calls have none of their own.
+fn pieces(calls: Option<Vec<Call>>, raw: String) -> Vec<Piece> {
+    match calls {
+        Some(calls) if !calls.is_empty() => calls
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| Piece::Call(c, if i == 0 { raw.clone() } else { String::new() }))
+            .collect(),
+        _ => vec![Piece::Text(raw)],
+    }
+}
+
 /// Calls opened by `open` anywhere in the text; a call's body ends at
 /// `close`, or (without one) where its JSON value ends.
 pub struct MarkerParser {
@@ -108,18 +122,7 @@ impl MarkerParser {
     }
 
     fn call_pieces(&self, body: &str, raw: String) -> Vec<Piece> {
-        match (self.parse)(body) {
-            Some(calls) if !calls.is_empty() => {
-                let n = calls.len();
-                calls
-                    .into_iter()
-                    .enumerate()
-                    // The raw text goes with the first call; later ones have none of their own.
-                    .map(|(i, c)| Piece::Call(c, if i == 0 || n == 1 { raw.clone() } else { String::new() }))
-                    .collect()
-            }
-            _ => vec![Piece::Text(raw)],
-        }
+        pieces((self.parse)(body), raw)
     }
 }
 
@@ -206,17 +209,7 @@ impl Parser for WholeMessageParser {
         if self.calls != Some(true) {
             return text(raw).into_iter().collect();
         }
-        match (self.parse)(&raw) {
-            Some(calls) if !calls.is_empty() => {
-                let n = calls.len();
-                calls
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| Piece::Call(c, if i == 0 || n == 1 { raw.clone() } else { String::new() }))
-                    .collect()
-            }
-            _ => vec![Piece::Text(raw)],
-        }
+        pieces((self.parse)(&raw), raw)
     }
 }
 

@@ -28,6 +28,8 @@
 //! begins with the trigger.
 
 pub mod automaton;
+pub mod formats;
+pub mod numbers;
 pub mod schema;
 pub mod trie;
 

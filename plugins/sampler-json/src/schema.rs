@@ -7,15 +7,20 @@
 //! may be skipped. Recursion (`$ref` to an ancestor) and schema-less values
 //! are unrolled to `max_depth` levels.
 //!
-//! Supported: `type` (one or a list), `properties`/`required`,
-//! `additionalProperties` as a schema when there are no `properties`, `items`,
-//! `minItems`/`maxItems`, `enum`, `const`, `anyOf`/`oneOf`, single-element
-//! `allOf`, `$ref` into `#/$defs` or `#/definitions`, string
-//! `minLength`/`maxLength`/`pattern`/`format` (date, time, date-time, uuid,
-//! email), and a `minimum >= 0` that drops the sign of numbers. Anything else
-//! that changes which values are valid is refused with its name, never ignored.
+//! Supported: `type` (one or a list), `properties`/`required` (objects of up
+//! to four properties in any order, larger ones in the schema's order),
+//! `additionalProperties` (`false`, or a schema when there are no
+//! `properties`), `minProperties`/`maxProperties`, `items`, `prefixItems`,
+//! `minItems`/`maxItems`, `enum` and `const` of any JSON value, `anyOf`/`oneOf`,
+//! single-element `allOf`, `$ref` into `#/$defs` or `#/definitions`, string
+//! `minLength`/`maxLength`/`pattern`/`format` ([`crate::formats`]), and
+//! `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum`
+//! ([`crate::numbers`]). Anything else that changes which values are valid is
+//! refused with its name, never ignored.
 
 use serde_json::Value;
+
+use crate::{formats, numbers};
 
 /// How much whitespace the output may have between tokens of JSON.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -42,6 +47,8 @@ impl Default for Options {
 const STRING_CHAR: &str = r#"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})"#;
 const INTEGER: &str = r"(?:0|[1-9][0-9]{0,15})";
 const FRACTION_EXP: &str = r"(?:\.[0-9]{1,15})?(?:[eE][+-]?[0-9]{1,3})?";
+/// Objects of at most this many properties take them in any order.
+const ANY_ORDER: usize = 4;
 /// A language with no string in it (for branches cut at the depth limit).
 const NOTHING: &str = r"[^\s\S]";
 
@@ -137,11 +144,6 @@ impl Ctx<'_> {
             "uniqueItems",
             "contains",
             "multipleOf",
-            "exclusiveMinimum",
-            "exclusiveMaximum",
-            "maximum",
-            "minProperties",
-            "maxProperties",
             "propertyNames",
         ] {
             if obj.contains_key(k) {
@@ -204,21 +206,17 @@ impl Ctx<'_> {
     }
 
     fn typed(&self, t: &str, o: &serde_json::Map<String, Value>, depth: usize, at: &str) -> Result<String, String> {
-        let non_negative = o.get("minimum").and_then(Value::as_f64).is_some_and(|m| m >= 0.0);
-        if let Some(m) = o.get("minimum")
-            && !m.is_number()
-        {
-            return Err(format!("{at}: `minimum` must be a number"));
-        }
-        if o.get("minimum").and_then(Value::as_f64).is_some_and(|m| m > 0.0) {
-            return Err(format!("{at}: only `minimum: 0` is supported (it removes the sign)"));
-        }
-        let sign = if non_negative { "" } else { "-?" };
         Ok(match t {
             "null" => "null".into(),
             "boolean" => "(?:true|false)".into(),
-            "integer" => format!("{sign}{INTEGER}"),
-            "number" => format!("{sign}{INTEGER}{FRACTION_EXP}"),
+            "integer" => match bounds(o, true, at)? {
+                None => format!("-?{INTEGER}"),
+                Some(b) => numbers::integer(b),
+            },
+            "number" => match bounds(o, false, at)? {
+                None => format!("-?{INTEGER}{FRACTION_EXP}"),
+                Some(b) => numbers::number(b),
+            },
             "string" => self.string(o, at)?,
             "array" => self.array(o, depth, at)?,
             "object" => self.object(o, depth, at)?,
@@ -235,17 +233,7 @@ impl Ctx<'_> {
             return Ok(format!(r#""(?:{p})""#));
         }
         if let Some(f) = o.get("format").and_then(Value::as_str) {
-            let date = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])";
-            let time =
-                r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])";
-            let body = match f {
-                "date" => date.to_string(),
-                "time" => time.to_string(),
-                "date-time" => format!("{date}T{time}"),
-                "uuid" => r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}".into(),
-                "email" => r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,4}".into(),
-                other => return Err(format!("{at}: string format `{other}` is not supported")),
-            };
+            let body = formats::regex(f).ok_or(format!("{at}: string format `{f}` is not supported"))?;
             return Ok(format!(r#""{body}""#));
         }
         let min = count(o, "minLength", at)?.unwrap_or(0);
@@ -260,15 +248,32 @@ impl Ctx<'_> {
     }
 
     fn array(&self, o: &serde_json::Map<String, Value>, depth: usize, at: &str) -> Result<String, String> {
-        if o.contains_key("prefixItems") {
-            return Err(format!("{at}: `prefixItems` is not supported"));
-        }
+        let prefix: Vec<String> = match o.get("prefixItems") {
+            None => Vec::new(),
+            Some(Value::Array(p)) => p
+                .iter()
+                .enumerate()
+                .map(|(i, s)| self.value(s, depth + 1, &format!("{at}/prefixItems/{i}")))
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(format!("{at}: `prefixItems` must be an array of schemas")),
+        };
+        // With prefixItems, `items: false` closes the array after them.
+        let closed = matches!(o.get("items"), Some(Value::Bool(false)));
         let item = match o.get("items") {
+            Some(Value::Bool(false)) if !prefix.is_empty() => String::new(),
             Some(i) => self.value(i, depth + 1, &format!("{at}/items"))?,
             None => self.any_value(self.opts.max_depth.saturating_sub(depth + 1)),
         };
         let min = count(o, "minItems", at)?.unwrap_or(0);
         let max = count(o, "maxItems", at)?;
+        if !prefix.is_empty() {
+            let max = if closed { Some(max.map_or(prefix.len() as u64, |m| m.min(prefix.len() as u64))) } else { max };
+            if max.is_some_and(|m| m < min) {
+                return Err(format!("{at}: `maxItems` (or a closed `prefixItems`) is below `minItems`"));
+            }
+            let body = self.elements(&prefix, &item, 0, min, max);
+            return Ok(format!("{}{body}{}", self.open('['), self.close(']')));
+        }
         let more = format!("(?:{}{item})", self.comma());
         let body = match (min, max) {
             (_, Some(max)) if max < min => return Err(format!("{at}: `maxItems` is below `minItems`")),
@@ -314,8 +319,54 @@ impl Ctx<'_> {
             let v = self.value(sub, depth + 1, &format!("{at}/properties/{name}"))?;
             members.push((format!("{key}{}{v}", self.colon()), required.contains(&name.as_str())));
         }
-        let body = self.members(&members, 0, true);
+        let min = count(o, "minProperties", at)?.unwrap_or(0) as usize;
+        let max = count(o, "maxProperties", at)?.map(|m| m as usize);
+        let needed = members.iter().filter(|m| m.1).count();
+        if min > members.len() || max.is_some_and(|m| m < needed.max(min)) {
+            return Err(format!("{at}: `minProperties`/`maxProperties` leave no object these properties can form"));
+        }
+        let body = if members.len() <= ANY_ORDER {
+            // Few properties: any order (the model's own), every subset that
+            // holds the required ones and fits the counts.
+            self.any_order(&members, min, max)
+        } else if min > needed || max.is_some_and(|m| m < members.len()) {
+            if members.len() > 8 {
+                return Err(format!(
+                    "{at}: `minProperties`/`maxProperties` are supported on objects of at most 8 properties"
+                ));
+            }
+            self.counted(&members, 0, true, 0, min, max)
+        } else {
+            self.members(&members, 0, true)
+        };
         Ok(format!("{}{body}{}", self.open('{'), self.close('}')))
+    }
+
+    /// Array elements from index `i` on: the prefix schemas first, then
+    /// `item` (empty: none allowed); at least `min`, at most `max` in all.
+    fn elements(&self, prefix: &[String], item: &str, i: u64, min: u64, max: Option<u64>) -> String {
+        if max.is_some_and(|m| i >= m) {
+            return String::new();
+        }
+        let sep = if i == 0 { String::new() } else { self.comma() };
+        let this = match prefix.get(i as usize) {
+            Some(p) => p.clone(),
+            None if item.is_empty() => return String::new(),
+            None => {
+                // Past the prefix: a plain repetition of `item`.
+                let more = format!("(?:{}{item})", self.comma());
+                let need = min.saturating_sub(i);
+                let first = format!("{sep}{item}");
+                let body = match max.map(|m| m - i) {
+                    Some(left) => format!("{first}{more}{{{},{}}}", need.saturating_sub(1), left - 1),
+                    None => format!("{first}{more}{{{},}}", need.saturating_sub(1)),
+                };
+                return if need == 0 { format!("(?:{body})?") } else { body };
+            }
+        };
+        let rest = self.elements(prefix, item, i + 1, min, max);
+        let here = format!("{sep}{this}{rest}");
+        if i < min { here } else { format!("(?:{here})?") }
     }
 
     /// Members `i..` in order, optional ones skippable, commas only between
@@ -333,6 +384,59 @@ impl Ctx<'_> {
         }
     }
 
+    /// Every order of every subset of `m` holding the required members, of
+    /// `min..=max` members.
+    fn any_order(&self, m: &[(String, bool)], min: usize, max: Option<usize>) -> String {
+        let mut alts = Vec::new();
+        let mut seq = Vec::new();
+        fn walk(
+            m: &[(String, bool)],
+            used: &mut Vec<usize>,
+            min: usize,
+            max: usize,
+            comma: &str,
+            alts: &mut Vec<String>,
+        ) {
+            let complete = m.iter().enumerate().all(|(i, x)| !x.1 || used.contains(&i));
+            if complete && used.len() >= min {
+                alts.push(used.iter().map(|&i| m[i].0.as_str()).collect::<Vec<_>>().join(comma));
+            }
+            if used.len() == max {
+                return;
+            }
+            for i in 0..m.len() {
+                if !used.contains(&i) {
+                    used.push(i);
+                    walk(m, used, min, max, comma, alts);
+                    used.pop();
+                }
+            }
+        }
+        walk(m, &mut seq, min, max.unwrap_or(m.len()), &self.comma(), &mut alts);
+        format!(
+            "(?:{})",
+            alts.iter()
+                .map(|a| if a.is_empty() { String::new() } else { format!("(?:{a})") })
+                .collect::<Vec<_>>()
+                .join("|")
+        )
+    }
+
+    /// [`members`](Self::members) in schema order, counting members present
+    /// (`c` so far) to keep `min..=max` of them.
+    fn counted(&self, m: &[(String, bool)], i: usize, first: bool, c: usize, min: usize, max: Option<usize>) -> String {
+        if max.is_some_and(|x| c > x) || c + (m.len() - i) < min {
+            return NOTHING.into();
+        }
+        let Some((member, required)) = m.get(i) else { return String::new() };
+        let lead = if first { String::new() } else { self.comma() };
+        let with = format!("{lead}{member}{}", self.counted(m, i + 1, false, c + 1, min, max));
+        if *required {
+            return with;
+        }
+        format!("(?:{with}|{})", self.counted(m, i + 1, first, c, min, max))
+    }
+
     fn resolve(&self, r: &str) -> Option<&Value> {
         let path = r.strip_prefix('#')?;
         if path.is_empty() {
@@ -340,6 +444,51 @@ impl Ctx<'_> {
         }
         self.root.pointer(path)
     }
+}
+
+/// The largest bound magnitude: numbers of up to 15 digits.
+const MAX_BOUND: f64 = 1e15;
+
+/// A number's `minimum`/`maximum`/`exclusiveMinimum`/`exclusiveMaximum` as
+/// inclusive whole-number bounds (`None`: none given). For integers they are
+/// exact; for numbers a fractional or exclusive lower bound moves up to the
+/// next whole number and a fractional upper bound down (a narrower range,
+/// never a wider one: every value generated still validates).
+fn bounds(o: &serde_json::Map<String, Value>, integer: bool, at: &str) -> Result<Option<numbers::Bounds>, String> {
+    let get = |k: &str| -> Result<Option<f64>, String> {
+        match o.get(k) {
+            None => Ok(None),
+            Some(v) => match v.as_f64() {
+                Some(x) if x.abs() < MAX_BOUND => Ok(Some(x)),
+                Some(_) => Err(format!("{at}: `{k}` must be within ±10^15 for constrained decoding")),
+                None => Err(format!("{at}: `{k}` must be a number")),
+            },
+        }
+    };
+    let (min, max, xmin, xmax) = (get("minimum")?, get("maximum")?, get("exclusiveMinimum")?, get("exclusiveMaximum")?);
+    if min.is_none() && max.is_none() && xmin.is_none() && xmax.is_none() {
+        return Ok(None);
+    }
+    let lo = [min.map(f64::ceil), xmin.map(|x| x.floor() + 1.0)]
+        .into_iter()
+        .flatten()
+        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.max(b))));
+    // An integer below an exclusive maximum h is at most ceil(h) - 1; a
+    // number is kept at or below that whole number too.
+    let hi = [max.map(f64::floor), xmax.map(|x| x.ceil() - 1.0)]
+        .into_iter()
+        .flatten()
+        .fold(None, |a: Option<f64>, b| Some(a.map_or(b, |a| a.min(b))));
+    let _ = integer;
+    if let (Some(l), Some(h)) = (lo, hi)
+        && l > h
+    {
+        return Err(format!(
+            "{at}: the bounds leave no {} value",
+            if integer { "integer" } else { "whole-number-bounded" }
+        ));
+    }
+    Ok(Some(numbers::Bounds { lo: lo.map(|x| x as i64), hi: hi.map(|x| x as i64) }))
 }
 
 fn count(o: &serde_json::Map<String, Value>, key: &str, at: &str) -> Result<Option<u64>, String> {
@@ -435,7 +584,11 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_named() {
-        let e = schema_regex(&json!({"type": "integer", "maximum": 5}), Options::default()).unwrap_err();
-        assert!(e.contains("maximum"), "{e}");
+        for k in ["multipleOf", "uniqueItems", "patternProperties", "not"] {
+            let e = schema_regex(&json!({"type": "integer", k: 2}), Options::default()).unwrap_err();
+            assert!(e.contains(k), "{e}");
+        }
+        let e = schema_regex(&json!({"type": "string", "format": "isbn"}), Options::default()).unwrap_err();
+        assert!(e.contains("isbn"), "{e}");
     }
 }

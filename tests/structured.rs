@@ -37,6 +37,14 @@ fn schemas() -> Vec<Value> {
             "name": {"type": "string", "maxLength": 12},
             "children": {"type": "array", "maxItems": 2, "items": {"$ref": "#"}}
         }, "required": ["name", "children"]}),
+        // The keywords tool parameters carry: ranges, formats, tuples, property counts.
+        json!({"type": "object", "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "score": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+            "site": {"type": "string", "format": "hostname"},
+            "ip": {"type": "string", "format": "ipv4"},
+            "pair": {"type": "array", "prefixItems": [{"type": "string", "maxLength": 8}, {"type": "integer", "minimum": -3, "maximum": 3}], "items": false}
+        }, "required": ["rating", "score", "ip", "pair"], "additionalProperties": false, "minProperties": 4}),
     ]
 }
 
@@ -145,11 +153,11 @@ fn bad_constraints_are_client_errors_and_streaming_is_constrained_too() {
             "hi",
             0.0,
             1,
-            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "maximum": 3}}}}),
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "integer", "multipleOf": 3}}}}),
         ),
     );
     assert_eq!(st, 400, "{e}");
-    assert!(e["error"]["message"].as_str().unwrap().contains("maximum"), "names the keyword: {e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("multipleOf"), "names the keyword: {e}");
     assert_eq!(e["error"]["param"], "response_format");
     let (st, e) = post(&s, "/v1/chat/completions", &body("hi", 0.0, 1, json!({"guided_regex": "(unclosed"})));
     assert_eq!(st, 400, "{e}");

@@ -1,7 +1,7 @@
 //! String `format`s as regular expressions over the string's content (the
 //! text between the quotes). Each accepts only text its format's validator
-//! accepts (a subset where the full grammar is impractical: URIs are kept to
-//! the characters RFC 3986 allows unescaped, at most 200 of them).
+//! accepts (a subset where the full grammar is impractical: URIs are bounded in
+//! length and take a host name, not an IP literal).
 
 const OCTET: &str = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
 const LABEL: &str = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?";
@@ -23,6 +23,16 @@ fn ipv6() -> String {
     format!("(?:{})", alts.join("|"))
 }
 
+/// RFC 3986 absolute URIs, bounded: `scheme:` then `//host[:port]` and an
+/// absolute path, or a rootless path; an optional query and fragment.
+fn uri() -> String {
+    let pchar = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})";
+    let segments = format!("(?:/{pchar}{{0,40}}){{0,8}}");
+    let tail = format!(r"(?:\?(?:{pchar}|[/?]){{0,80}})?(?:#(?:{pchar}|[/?]){{0,40}})?");
+    let host = format!(r"{LABEL}(?:\.{LABEL}){{0,8}}");
+    format!(r"[A-Za-z][A-Za-z0-9+.-]{{0,15}}:(?://{host}(?::[0-9]{{1,5}})?{segments}|{pchar}{{1,40}}{segments}){tail}")
+}
+
 /// The regex of `format`'s strings, if supported.
 pub fn regex(format: &str) -> Option<String> {
     let date = r"[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])";
@@ -36,8 +46,7 @@ pub fn regex(format: &str) -> Option<String> {
         "ipv4" => format!(r"{OCTET}(?:\.{OCTET}){{3}}"),
         "ipv6" => ipv6(),
         "hostname" => format!(r"{LABEL}(?:\.{LABEL}){{0,8}}"),
-        // scheme ":" then unreserved / reserved / percent-encoded characters.
-        "uri" => r"[A-Za-z][A-Za-z0-9+.-]{0,15}:(?:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2}){1,200}".into(),
+        "uri" => uri(),
         _ => return None,
     })
 }

@@ -18,9 +18,12 @@
 //! "flexible"`, `"max_depth"`, and `"mask_cache": false` (benchmarks: walk
 //! the trie every step).
 //!
-//! Tool calls (set by a tool-format transform): `"prefix"` and `"suffix"`
+//! Tool calls (set by a tool-format transform): `{"python_calls": [{"name",
+//! "parameters"}]}` is a Python call of one of the functions, keyword
+//! arguments as Python literals; `"prefix"` and `"suffix"`
 //! (literal text around the value, e.g. `<tool_call>\n`), `"separator"` and
-//! `"max_values"` (up to that many values, each wrapped, separated), and
+//! `"max_values"` (up to that many values, each wrapped, separated), `"open"`
+//! and `"close"` (around them all, e.g. a Python list's brackets), and
 //! `"trigger"`: a lazy constraint. The output is free until it contains the
 //! trigger (the prefix starts with it); from there it must complete one
 //! wrapped value, after which it is free again (`"once": true` ends the
@@ -61,7 +64,18 @@ pub fn constraint_regex(args: &str) -> Result<String, String> {
     if let Some(d) = a.get("max_depth") {
         opts.max_depth = d.as_u64().filter(|&d| (1..=6).contains(&d)).ok_or("`max_depth` must be 1 to 6")? as usize;
     }
-    let value = if let Some(s) = a.get("json_schema") {
+    let value = if let Some(calls) = a.get("python_calls") {
+        // [{"name": ..., "parameters": {...}}, ...]: a call of any of them.
+        let calls = calls.as_array().filter(|c| !c.is_empty()).ok_or("`python_calls` must be a non-empty array")?;
+        let alts = calls
+            .iter()
+            .map(|c| {
+                let name = c["name"].as_str().ok_or("each of `python_calls` needs a `name`")?;
+                schema::python_call_regex(name, &c["parameters"], opts)
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        format!("(?:{})", alts.join("|"))
+    } else if let Some(s) = a.get("json_schema") {
         schema::schema_regex(s, opts)?
     } else if a.get("json_object").is_some_and(|v| v == &serde_json::Value::Bool(true)) {
         schema::any_object_regex(opts)
@@ -79,15 +93,17 @@ pub fn constraint_regex(args: &str) -> Result<String, String> {
         }
     };
     let (prefix, suffix, sep) = (text("prefix")?, text("suffix")?, text("separator")?);
+    let (open, close) = (text("open")?, text("close")?);
     let max = match a.get("max_values") {
         None => 1,
         Some(v) => v.as_u64().filter(|n| (1..=16).contains(n)).ok_or("`max_values` must be 1 to 16")?,
     };
-    if prefix.is_empty() && suffix.is_empty() && max == 1 {
+    if prefix.is_empty() && suffix.is_empty() && open.is_empty() && close.is_empty() && max == 1 {
         return Ok(value);
     }
     let one = format!("{prefix}(?:{value}){suffix}");
-    Ok(if max == 1 { one } else { format!("{one}(?:{sep}{one}){{0,{}}}", max - 1) })
+    let all = if max == 1 { one } else { format!("{one}(?:{sep}{one}){{0,{}}}", max - 1) };
+    Ok(format!("{open}{all}{close}"))
 }
 
 /// A lazy constraint's trigger, from the arguments.
@@ -106,7 +122,8 @@ impl Trigger {
             serde_json::from_str(args).map_err(|e| format!("plugin arguments are not JSON: {e}"))?;
         let Some(t) = a.get("trigger") else { return Ok(None) };
         let text = t.as_str().filter(|t| !t.is_empty()).ok_or("`trigger` must be a non-empty string")?;
-        let prefix = a.get("prefix").and_then(|p| p.as_str()).unwrap_or_default();
+        let field = |k: &str| a.get(k).and_then(|p| p.as_str()).unwrap_or_default().to_string();
+        let prefix = field("open") + &field("prefix");
         if !prefix.starts_with(text) && !(prefix.is_empty() && a.get("trigger_at_start").is_some()) {
             return Err("the `prefix` must start with the `trigger` (the constraint covers the trigger too)".into());
         }
@@ -590,6 +607,15 @@ mod tests {
             assert!(!a.matches(bad.as_bytes()), "{bad}");
         }
         assert!(Trigger::from_args(r#"{"regex": "a", "prefix": "<x>", "trigger": "<y>"}"#).is_err());
+        let args = r#"{"python_calls": [{"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"type": "integer", "minimum": 1, "maximum": 3}}, "required": ["b"]}}, {"name": "g", "parameters": {"type": "object"}}],
+            "open": "[", "close": "]", "separator": ", ", "max_values": 2}"#;
+        let a = Automaton::from_regex(&constraint_regex(args).unwrap(), 1 << 20).unwrap();
+        for ok in ["[f(b=2)]", "[f(a=True, b=3), g()]", "[g(), f(b=1,a=False)]"] {
+            assert!(a.matches(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["[f(a=true, b=2)]", "[f(b=4)]", "[f(a=True)]", "[g(), g(), g()]", "f(b=1)", "[h()]"] {
+            assert!(!a.matches(bad.as_bytes()), "{bad}");
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! may be skipped. Recursion (`$ref` to an ancestor) and schema-less values
 //! are unrolled to `max_depth` levels.
 //!
-//! Supported: `type` (one or a list), `properties`/`required` (objects of up
-//! to four properties in any order, larger ones in the schema's order),
+//! Supported: `type` (one or a list), `properties`/`required` (up to four
+//! scalar properties in any order, other objects in the schema's order),
 //! `additionalProperties` (`false`, or a schema when there are no
 //! `properties`), `minProperties`/`maxProperties`, `items`, `prefixItems`,
 //! `minItems`/`maxItems`, `enum` and `const` of any JSON value, `anyOf`/`oneOf`,
@@ -36,18 +36,25 @@ pub struct Options {
     pub whitespace: Whitespace,
     /// Nesting levels unrolled for recursive schemas and schema-less values.
     pub max_depth: usize,
+    /// Python literals instead of JSON (`True`, `False`, `None`; strings,
+    /// numbers, lists and dicts are written as in JSON, which Python reads).
+    pub python: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { whitespace: Whitespace::Compact, max_depth: 3 }
+        Self { whitespace: Whitespace::Compact, max_depth: 3, python: false }
     }
 }
 
-const STRING_CHAR: &str = r#"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})"#;
+/// A character of a JSON string: `\u` escapes of surrogates are left out
+/// (a lone one is not text, and parsers such as serde_json refuse it;
+/// characters past the BMP are written as UTF-8 instead).
+const STRING_CHAR: &str =
+    r#"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u(?:[0-9a-cA-Ce-fE-F][0-9a-fA-F]{3}|[dD][0-7][0-9a-fA-F]{2}))"#;
 const INTEGER: &str = r"(?:0|[1-9][0-9]{0,15})";
 const FRACTION_EXP: &str = r"(?:\.[0-9]{1,15})?(?:[eE][+-]?[0-9]{1,3})?";
-/// Objects of at most this many properties take them in any order.
+/// Objects of at most this many scalar properties take them in any order.
 const ANY_ORDER: usize = 4;
 /// A language with no string in it (for branches cut at the depth limit).
 const NOTHING: &str = r"[^\s\S]";
@@ -61,6 +68,27 @@ struct Ctx<'a> {
 pub fn schema_regex(schema: &Value, opts: Options) -> Result<String, String> {
     let cx = Ctx { root: schema, opts };
     cx.value(schema, 0, "#")
+}
+
+/// A Python call `name(k=v, ...)` whose keyword arguments follow the object
+/// schema `params` (values as Python literals), for tool formats that write
+/// calls as Python.
+pub fn python_call_regex(name: &str, params: &Value, opts: Options) -> Result<String, String> {
+    let cx = Ctx { root: params, opts: Options { python: true, ..opts } };
+    let at = format!("{name}.parameters");
+    let o = params.as_object().ok_or(format!("{at}: must be an object schema"))?;
+    let empty = serde_json::Map::new();
+    let props = match o.get("properties") {
+        Some(Value::Object(p)) => p,
+        None => &empty,
+        Some(_) => return Err(format!("{at}: `properties` must be an object")),
+    };
+    let body = if props.is_empty() { String::new() } else { cx.properties(o, props, 0, &at, |k| format!("{k}="))? };
+    let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid || props.keys().any(|k| k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        return Err(format!("{at}: Python calls need identifier names (letters, digits, _)"));
+    }
+    Ok(format!(r"{}\({body}\)", regex_syntax::escape(name)))
 }
 
 /// Any JSON object (the `json_object` response format).
@@ -102,7 +130,37 @@ impl Ctx<'_> {
     }
 
     fn any_scalar(&self) -> String {
-        format!(r#"(?:"{STRING_CHAR}*"|-?{INTEGER}{FRACTION_EXP}|true|false|null)"#)
+        format!(r#"(?:"{STRING_CHAR}*"|-?{INTEGER}{FRACTION_EXP}|{}|{})"#, self.boolean(), self.null())
+    }
+
+    fn boolean(&self) -> &'static str {
+        if self.opts.python { "(?:True|False)" } else { "(?:true|false)" }
+    }
+
+    fn null(&self) -> &'static str {
+        if self.opts.python { "None" } else { "null" }
+    }
+
+    /// The exact text of `v` in the output's syntax, as a regex.
+    fn literal(&self, v: &Value) -> String {
+        if !self.opts.python {
+            return literal(v);
+        }
+        match v {
+            Value::Null => "None".into(),
+            Value::Bool(b) => if *b { "True" } else { "False" }.into(),
+            Value::Array(a) => {
+                format!(r"\[{}\]", a.iter().map(|x| self.literal(x)).collect::<Vec<_>>().join(&self.comma()))
+            }
+            Value::Object(o) => format!(
+                r"\{{{}\}}",
+                o.iter()
+                    .map(|(k, x)| format!("{}{}{}", literal(&Value::String(k.clone())), self.colon(), self.literal(x)))
+                    .collect::<Vec<_>>()
+                    .join(&self.comma())
+            ),
+            other => literal(other),
+        }
     }
 
     fn any_value(&self, depth: usize) -> String {
@@ -161,14 +219,14 @@ impl Ctx<'_> {
             return self.value(target, depth + 1, r);
         }
         if let Some(c) = obj.get("const") {
-            return Ok(literal(c));
+            return Ok(self.literal(c));
         }
         if let Some(e) = obj.get("enum") {
             let e = e.as_array().ok_or(format!("{at}: `enum` must be an array"))?;
             if e.is_empty() {
                 return Err(format!("{at}: an empty `enum` allows no value"));
             }
-            return Ok(format!("(?:{})", e.iter().map(literal).collect::<Vec<_>>().join("|")));
+            return Ok(format!("(?:{})", e.iter().map(|x| self.literal(x)).collect::<Vec<_>>().join("|")));
         }
         for k in ["anyOf", "oneOf"] {
             if let Some(alts) = obj.get(k) {
@@ -207,8 +265,8 @@ impl Ctx<'_> {
 
     fn typed(&self, t: &str, o: &serde_json::Map<String, Value>, depth: usize, at: &str) -> Result<String, String> {
         Ok(match t {
-            "null" => "null".into(),
-            "boolean" => "(?:true|false)".into(),
+            "null" => self.null().into(),
+            "boolean" => self.boolean().into(),
             "integer" => match bounds(o, true, at)? {
                 None => format!("-?{INTEGER}"),
                 Some(b) => numbers::integer(b),
@@ -301,8 +359,33 @@ impl Ctx<'_> {
                 _ => self.any_value(self.opts.max_depth.saturating_sub(depth + 1)),
             };
             let member = format!(r#""{STRING_CHAR}*"{}{v}"#, self.colon());
-            return Ok(format!("{}(?:{member}(?:{}{member})*)?{}", self.open('{'), self.comma(), self.close('}')));
+            let more = format!("(?:{}{member})", self.comma());
+            let min = count(o, "minProperties", at)?.unwrap_or(0);
+            let body = match count(o, "maxProperties", at)? {
+                Some(max) if max < min => return Err(format!("{at}: `maxProperties` is below `minProperties`")),
+                Some(0) => String::new(),
+                Some(max) if min == 0 => format!("(?:{member}{more}{{0,{}}})?", max - 1),
+                Some(max) => format!("{member}{more}{{{},{}}}", min - 1, max - 1),
+                None if min == 0 => format!("(?:{member}{more}*)?"),
+                None => format!("{member}{more}{{{},}}", min - 1),
+            };
+            return Ok(format!("{}{body}{}", self.open('{'), self.close('}')));
         }
+        let key = |name: &str| format!("{}{}", literal(&Value::String(name.into())), self.colon());
+        let body = self.properties(o, props, depth, at, key)?;
+        Ok(format!("{}{body}{}", self.open('{'), self.close('}')))
+    }
+
+    /// An object's members (`key` writes a property's name and separator):
+    /// required ones always, optional ones maybe, within the property counts.
+    fn properties(
+        &self,
+        o: &serde_json::Map<String, Value>,
+        props: &serde_json::Map<String, Value>,
+        depth: usize,
+        at: &str,
+        key: impl Fn(&str) -> String,
+    ) -> Result<String, String> {
         let required: Vec<&str> = match o.get("required") {
             Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).collect(),
             Some(_) => return Err(format!("{at}: `required` must be an array of names")),
@@ -313,11 +396,25 @@ impl Ctx<'_> {
                 return Err(format!("{at}: required property `{r}` is not among the properties"));
             }
         }
+        // Any order only where it stays cheap: a few scalar properties. (An
+        // object-valued property first would make the automaton track every
+        // alternative of an enclosing `anyOf` at once.)
+        let scalar = |v: &Value| {
+            let t = |x: &Value| matches!(x.as_str(), Some("string" | "integer" | "number" | "boolean" | "null"));
+            match (v.get("type"), v.get("enum").or(v.get("const"))) {
+                (_, Some(e)) => e.as_array().map_or(!e.is_object() && !e.is_array(), |a| {
+                    v.get("const").is_none() && a.iter().all(|x| !x.is_object() && !x.is_array())
+                }),
+                (Some(Value::Array(ts)), None) => ts.iter().all(t),
+                (Some(x), None) => t(x),
+                (None, None) => false,
+            }
+        };
+        let any_order = props.len() <= ANY_ORDER && props.values().all(scalar);
         let mut members = Vec::new();
         for (name, sub) in props {
-            let key = literal(&Value::String(name.clone()));
             let v = self.value(sub, depth + 1, &format!("{at}/properties/{name}"))?;
-            members.push((format!("{key}{}{v}", self.colon()), required.contains(&name.as_str())));
+            members.push((format!("{}{v}", key(name)), required.contains(&name.as_str())));
         }
         let min = count(o, "minProperties", at)?.unwrap_or(0) as usize;
         let max = count(o, "maxProperties", at)?.map(|m| m as usize);
@@ -325,7 +422,7 @@ impl Ctx<'_> {
         if min > members.len() || max.is_some_and(|m| m < needed.max(min)) {
             return Err(format!("{at}: `minProperties`/`maxProperties` leave no object these properties can form"));
         }
-        let body = if members.len() <= ANY_ORDER {
+        let body = if any_order {
             // Few properties: any order (the model's own), every subset that
             // holds the required ones and fits the counts.
             self.any_order(&members, min, max)
@@ -339,7 +436,7 @@ impl Ctx<'_> {
         } else {
             self.members(&members, 0, true)
         };
-        Ok(format!("{}{body}{}", self.open('{'), self.close('}')))
+        Ok(body)
     }
 
     /// Array elements from index `i` on: the prefix schemas first, then
@@ -590,5 +687,76 @@ mod tests {
         }
         let e = schema_regex(&json!({"type": "string", "format": "isbn"}), Options::default()).unwrap_err();
         assert!(e.contains("isbn"), "{e}");
+    }
+}
+
+/// Values drawn at random from each schema's automaton validate against the
+/// schema under an independent validator (`jsonschema`, formats checked).
+#[cfg(test)]
+mod generated {
+    use super::*;
+    use crate::automaton::{Automaton, DEAD};
+    use rand::{Rng, SeedableRng};
+    use serde_json::json;
+
+    /// A random member of the automaton's language: random live bytes, then
+    /// (past `soft` bytes) only bytes that bring a complete value closer.
+    fn draw(a: &Automaton, rng: &mut impl Rng, soft: usize) -> String {
+        let mut out = Vec::new();
+        let mut s = a.start();
+        loop {
+            if a.is_accepting(s) && (rng.random_bool(0.3) || out.len() > soft || !a.can_continue(s)) {
+                return String::from_utf8(out).expect("the automaton enforces UTF-8");
+            }
+            let here = a.dist(s);
+            // ASCII bytes only keep the draw simple; every schema here has ASCII paths.
+            let next: Vec<(u8, u32)> = (0x20u8..0x7f)
+                .map(|b| (b, a.next(s, b)))
+                .filter(|&(_, t)| t != DEAD && (out.len() <= soft || a.dist(t) < here))
+                .collect();
+            let (b, t) = next[rng.random_range(0..next.len())];
+            out.push(b);
+            s = t;
+        }
+    }
+
+    #[test]
+    fn generated_values_validate() {
+        let schemas = [
+            json!({"type": "integer", "minimum": 1, "maximum": 5}),
+            json!({"type": "integer", "exclusiveMinimum": -20, "exclusiveMaximum": 300}),
+            json!({"type": "number", "minimum": -2.5, "maximum": 7}),
+            json!({"type": "number", "exclusiveMaximum": 1, "minimum": 0}),
+            json!({"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"}, "c": {"type": "string", "maxLength": 5}},
+                   "required": ["a"], "additionalProperties": false}),
+            json!({"type": "object", "properties": {"a": {"type": "null"}, "b": {"type": "null"}, "c": {"type": "null"},
+                   "d": {"type": "null"}, "e": {"type": "null"}, "f": {"type": "null"}},
+                   "minProperties": 2, "maxProperties": 3, "additionalProperties": false}),
+            json!({"type": "object", "additionalProperties": {"type": "integer", "maximum": 9}, "minProperties": 1, "maxProperties": 2}),
+            json!({"type": "string", "format": "ipv4"}),
+            json!({"type": "string", "format": "ipv6"}),
+            json!({"type": "string", "format": "hostname"}),
+            json!({"type": "string", "format": "uri"}),
+            json!({"enum": [1, "two", null, [3], {"four": 4}, true]}),
+            json!({"const": {"k": [1, {"x": "y"}]}}),
+            json!({"type": "array", "prefixItems": [{"type": "integer", "minimum": 0, "maximum": 3}, {"type": "string", "maxLength": 3}],
+                   "items": {"type": "boolean"}, "maxItems": 4}),
+            json!({"type": "array", "prefixItems": [{"type": "null"}, {"type": "integer"}], "items": false, "minItems": 1}),
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for schema in schemas {
+            let re = schema_regex(&schema, Options::default()).unwrap_or_else(|e| panic!("{schema}: {e}"));
+            let a = Automaton::from_regex(&re, 64 << 20).unwrap();
+            let v = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
+            let mut distinct = std::collections::HashSet::new();
+            for _ in 0..300 {
+                let text = draw(&a, &mut rng, 40);
+                let value: Value =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{schema}: {text:?} is not JSON: {e}"));
+                assert!(v.is_valid(&value), "{schema}: {text} does not validate");
+                distinct.insert(text);
+            }
+            assert!(distinct.len() > 1 || schema.get("const").is_some(), "{schema}: one value only");
+        }
     }
 }

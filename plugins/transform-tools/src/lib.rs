@@ -173,7 +173,8 @@ pub fn fnv(bytes: &[u8]) -> u64 {
 
 /// The sampler arguments for this request's choice, if it constrains decoding:
 /// `required` or a named function from the first token, `auto` lazily. An
-/// error (the request's fault) when the format cannot force a call.
+/// error (the request's fault) when the format cannot force a call (none of
+/// the shipped ones).
 pub fn constraint(fmt: &dyn format::Format, tools: &Tools) -> Result<Option<Value>, String> {
     let functions = tools.callable();
     let forced = matches!(tools.choice, Choice::Required | Choice::Named(_));
@@ -186,15 +187,24 @@ pub fn constraint(fmt: &dyn format::Format, tools: &Tools) -> Result<Option<Valu
         }
         return Ok(None);
     };
-    let mut args = json!({"json_schema": w.schema, "prefix": w.prefix, "suffix": w.suffix, "whitespace": "compact"});
-    match tools.choice {
-        Choice::None => return Ok(None),
-        Choice::Required | Choice::Named(_) => {
-            if w.max_values > 1 {
-                args["separator"] = json!(w.separator);
-                args["max_values"] = json!(w.max_values);
-            }
+    let mut args = w.value.clone();
+    for (k, v) in [("open", &w.open), ("close", &w.close), ("prefix", &w.prefix), ("suffix", &w.suffix)] {
+        if !v.is_empty() {
+            args[k] = json!(v);
         }
+    }
+    args["whitespace"] = json!("compact");
+    if tools.choice == Choice::None {
+        return Ok(None);
+    }
+    if w.max_values > 1 && (forced || w.whole_message) {
+        // Lazily, marker formats open each call with its own trigger; a
+        // whole-message format's trigger opens all of its calls at once.
+        args["separator"] = json!(w.separator);
+        args["max_values"] = json!(w.max_values);
+    }
+    match tools.choice {
+        Choice::None | Choice::Required | Choice::Named(_) => {}
         Choice::Auto => {
             // Lazily, each trigger opens one value (a later trigger opens the next);
             // a message that is only calls, or one call, ends with it.

@@ -45,7 +45,9 @@ impl Format for Hermes {
 
     fn wrap(&self, functions: &[&Function], parallel: bool) -> Option<Wrap> {
         Some(Wrap {
-            schema: call_schema(functions, "name", "arguments"),
+            value: json!({"json_schema": call_schema(functions, "name", "arguments")}),
+            open: String::new(),
+            close: String::new(),
             prefix: format!("{OPEN}\n"),
             suffix: format!("\n{CLOSE}"),
             separator: "\n".into(),

@@ -51,7 +51,9 @@ impl Format for Llama3 {
 
     fn wrap(&self, functions: &[&Function], parallel: bool) -> Option<Wrap> {
         Some(Wrap {
-            schema: call_schema(functions, "name", "parameters"),
+            value: json!({"json_schema": call_schema(functions, "name", "parameters")}),
+            open: String::new(),
+            close: String::new(),
             prefix: String::new(),
             suffix: String::new(),
             separator: "; ".into(),

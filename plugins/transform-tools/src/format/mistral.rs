@@ -45,10 +45,12 @@ impl Format for Mistral {
 
     fn wrap(&self, functions: &[&Function], parallel: bool) -> Option<Wrap> {
         Some(Wrap {
-            schema: json!({
+            value: json!({"json_schema": {
                 "type": "array", "items": call_schema(functions, "name", "arguments"),
                 "minItems": 1, "maxItems": if parallel { 4 } else { 1 },
-            }),
+            }}),
+            open: String::new(),
+            close: String::new(),
             prefix: OPEN.into(),
             suffix: String::new(),
             separator: String::new(),

@@ -15,11 +15,15 @@ use serde_json::Value;
 use crate::scan::{json_end, partial_marker};
 use crate::{Call, Function, Piece};
 
-/// How a constrained call is written: a value of `schema` between `prefix`
-/// and `suffix`, up to `max_values` of them joined by `separator`.
+/// How a constrained call is written: a value (the structured sampler's
+/// `json_schema` or `python_calls` argument) between `prefix` and `suffix`,
+/// up to `max_values` of them joined by `separator`, all between `open` and
+/// `close`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wrap {
-    pub schema: Value,
+    pub value: Value,
+    pub open: String,
+    pub close: String,
     pub prefix: String,
     pub suffix: String,
     pub separator: String,
@@ -42,7 +46,7 @@ pub trait Format {
     /// A tool's answer as a message the chat template takes: (role, content).
     fn tool_result(&self, content: &str) -> (String, String);
     /// How a forced call is written; `None` if this format's calls cannot be
-    /// expressed as a JSON constraint (then `required` is refused).
+    /// constrained (then `required` is refused).
     fn wrap(&self, functions: &[&Function], parallel: bool) -> Option<Wrap>;
     /// A parser for one response.
     fn parser(&self) -> Box<dyn Parser>;

@@ -1,10 +1,9 @@
 //! Pythonic (Llama 3.2 / 4 style): the message is a Python list of calls,
 //! `[get_weather(city="Paris"), now()]`, arguments as Python literals.
 //!
-//! The structured-output sampler speaks JSON, and Python literals are not
-//! JSON (`True`, `None`, keyword arguments), so this format parses calls but
-//! does not force them: `tool_choice: "required"` or a named function is
-//! refused for it, naming the format.
+//! Forced and lazily constrained calls use the structured sampler's
+//! `python_calls`: keyword arguments from each function's schema, values as
+//! Python literals.
 
 use serde_json::{Map, Value};
 
@@ -195,8 +194,21 @@ impl Format for Pythonic {
         ("ipython".into(), content.into())
     }
 
-    fn wrap(&self, _functions: &[&Function], _parallel: bool) -> Option<Wrap> {
-        None
+    fn wrap(&self, functions: &[&Function], parallel: bool) -> Option<Wrap> {
+        let calls: Vec<Value> =
+            functions.iter().map(|f| serde_json::json!({"name": f.name, "parameters": f.parameters})).collect();
+        Some(Wrap {
+            value: serde_json::json!({"python_calls": calls}),
+            open: "[".into(),
+            close: "]".into(),
+            prefix: String::new(),
+            suffix: String::new(),
+            separator: ", ".into(),
+            max_values: if parallel { 4 } else { 1 },
+            trigger: "[".into(),
+            trigger_at_start: true,
+            whole_message: true,
+        })
     }
 
     fn parser(&self) -> Box<dyn Parser> {

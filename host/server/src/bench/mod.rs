@@ -8,6 +8,7 @@ mod rollout;
 mod serve;
 mod structured;
 mod tenants;
+mod tools;
 
 use std::process::Child;
 
@@ -93,6 +94,13 @@ pub enum BenchCmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Tool calling: the tool constraint's cost per step, and how often calls validate.
+    Tools {
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        quick: bool,
+    },
     /// Hot reload: time from an admin upload or a file write to the first
     /// request served by the new version (warm and cold precompiled cache),
     /// and throughput under load with and without a burst of reloads.
@@ -154,6 +162,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Plugins { json, quick } => plugins::run(json, quick),
         BenchCmd::Structured { json, quick } => structured::run(json, quick),
+        BenchCmd::Tools { json, quick } => tools::run(json, quick),
         BenchCmd::Reload { json, quick } => reload::run(json, quick),
         BenchCmd::Tenants { json, quick } => tenants::run(json, quick),
         BenchCmd::Isolation { json, quick } => isolation::run(json, quick),

@@ -39,14 +39,14 @@ fn row(vocab: usize, seed: u64) -> Vec<f32> {
 }
 
 /// Mean and p99, in microseconds.
-fn stats(d: Vec<Duration>) -> (f64, f64) {
+pub(super) fn stats(d: Vec<Duration>) -> (f64, f64) {
     let mut us: Vec<f64> = d.iter().map(|x| x.as_secs_f64() * 1e6).collect();
     let mean = us.iter().sum::<f64>() / us.len() as f64;
     (mean, super::pct(&mut us, 0.99))
 }
 
 /// Runs sessions to completion on synthetic logits, timing every sampling step.
-fn step_times(
+pub(super) fn step_times(
     f: &WasmSamplerFactory,
     args: &str,
     vocab: usize,
@@ -77,14 +77,14 @@ fn step_times(
     Ok((out, sessions))
 }
 
-fn engine_run(
+pub(super) fn engine_run(
     h: &weft_engine::EngineHandle,
     f: &WasmSamplerFactory,
     args: &str,
     c: usize,
     n: usize,
     vocab: usize,
-) -> anyhow::Result<(f64, f64, usize)> {
+) -> anyhow::Result<(f64, f64, usize, usize)> {
     let (steps0, secs0) = (h.metrics().steps, h.metrics().total_step_secs);
     let t0 = Instant::now();
     let mut streams = Vec::new();
@@ -111,6 +111,7 @@ fn engine_run(
         tokens as f64 / t0.elapsed().as_secs_f64(),
         (m.total_step_secs - secs0) / (m.steps - steps0) as f64 * 1e3,
         tokens,
+        (m.steps - steps0) as usize,
     ))
 }
 
@@ -147,8 +148,8 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let h = Engine::start(loaded, EngineConfig::default())?;
     let (c, n) = (8, if quick { 32 } else { 128 });
     let _ = engine_run(&h, &std_f, "", 2, 4, vocab)?;
-    let (free_tps, free_step, free_tokens) = engine_run(&h, &std_f, "", c, n, vocab)?;
-    let (json_tps, json_step, json_tokens) = engine_run(&h, &json_f, &args, c, n, vocab)?;
+    let (free_tps, free_step, free_tokens, _) = engine_run(&h, &std_f, "", c, n, vocab)?;
+    let (json_tps, json_step, json_tokens, _) = engine_run(&h, &json_f, &args, c, n, vocab)?;
     r.insert("engine_c8_unconstrained_tok_s".into(), json!(free_tps));
     r.insert("engine_c8_unconstrained_step_ms".into(), json!(free_step));
     r.insert("engine_c8_unconstrained_tokens".into(), json!(free_tokens));

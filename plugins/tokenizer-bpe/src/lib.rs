@@ -1,6 +1,6 @@
 //! weft's first-party tokenizer plugin.
 //!
-//! Byte-level BPE (GPT-2, Llama 3, SmolLM, Qwen2 pre-tokenizers) and
+//! Byte-level BPE with every regex pre-tokenizer llama.cpp names ([`pretokenize`]) and
 //! SentencePiece BPE with byte fallback (Llama 2, Phi-3), built from a GGUF
 //! file's `tokenizer.ggml.*` fields or from a Hugging Face `tokenizer.json`.
 //! It reproduces llama.cpp's tokenizer test fixtures exactly.
@@ -80,7 +80,7 @@ impl Tokenizer {
             add_bos: f.add_bos.unwrap_or(kind == Kind::SentencePiece),
             add_eos: f.add_eos.unwrap_or(false),
             add_space_prefix: f.add_space_prefix.unwrap_or(kind == Kind::SentencePiece),
-            ignore_merges: matches!(pre_name.as_str(), "llama-bpe" | "llama3" | "llama-v3"),
+            ignore_merges: pretokenize::ignores_merges(&pre_name),
             pre: Pre::Named(pre_name),
         };
         Self::new(vocab)

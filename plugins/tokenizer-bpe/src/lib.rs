@@ -1,7 +1,8 @@
 //! weft's first-party tokenizer plugin.
 //!
 //! Byte-level BPE with every regex pre-tokenizer llama.cpp names ([`pretokenize`]) and
-//! SentencePiece BPE with byte fallback (Llama 2, Phi-3), built from a GGUF
+//! SentencePiece BPE with byte fallback (Llama 2, Phi-3), and WordPiece (BERT,
+//! [`wordpiece`]), built from a GGUF
 //! file's `tokenizer.ggml.*` fields or from a Hugging Face `tokenizer.json`.
 //! It reproduces llama.cpp's tokenizer test fixtures exactly.
 //!
@@ -13,6 +14,7 @@ pub mod byte_level;
 mod hf_json;
 pub mod pretokenize;
 pub mod vocab;
+mod wordpiece;
 
 use pretokenize::PreTokenizer;
 pub use vocab::{Kind, Pre, Vocab};
@@ -49,6 +51,8 @@ fn find_from(text: &str, needle: &str, from: usize) -> Option<usize> {
 pub struct Tokenizer {
     vocab: Vocab,
     pre: Option<PreTokenizer>,
+    /// WordPiece's word splitter.
+    words: Option<fancy_regex::Regex>,
     specials: Vec<(String, u32)>,
     byte_tokens: Vec<Option<u32>>,
 }
@@ -62,7 +66,11 @@ impl Tokenizer {
         let kind = match f.model.as_str() {
             "gpt2" => Kind::ByteLevel,
             "llama" => Kind::SentencePiece,
-            other => return Err(format!("unsupported tokenizer model `{other}` (supported: gpt2, llama)")),
+            "bert" => Kind::WordPiece,
+            "t5" => {
+                return Err("unsupported tokenizer model `t5` (llama.cpp's UGM unigram): not implemented yet".into());
+            }
+            other => return Err(format!("unsupported tokenizer model `{other}` (supported: gpt2, llama, bert)")),
         };
         let pre_name = f.pre.clone().unwrap_or_else(|| "default".into());
         let vocab = Vocab {
@@ -77,8 +85,9 @@ impl Tokenizer {
             eot: f.eot,
             unk: f.unk,
             pad: f.pad,
-            add_bos: f.add_bos.unwrap_or(kind == Kind::SentencePiece),
-            add_eos: f.add_eos.unwrap_or(false),
+            // BERT wraps a text in [CLS] ... [SEP] (its BOS and EOS).
+            add_bos: f.add_bos.unwrap_or(kind != Kind::ByteLevel),
+            add_eos: f.add_eos.unwrap_or(kind == Kind::WordPiece),
             add_space_prefix: f.add_space_prefix.unwrap_or(kind == Kind::SentencePiece),
             ignore_merges: pretokenize::ignores_merges(&pre_name),
             pre: Pre::Named(pre_name),
@@ -93,12 +102,13 @@ impl Tokenizer {
 
     fn new(vocab: Vocab) -> Result<Self, String> {
         let pre = match (&vocab.kind, &vocab.pre) {
-            (Kind::SentencePiece, _) => None,
+            (Kind::SentencePiece | Kind::WordPiece, _) => None,
             (Kind::ByteLevel, Pre::Named(n)) => Some(PreTokenizer::new(&pretokenize::named(n)?)?),
             (Kind::ByteLevel, Pre::Regexes(r)) => Some(PreTokenizer::new(r)?),
         };
         let byte_tokens = (0..256u32).map(|b| vocab.ids.get(&format!("<0x{b:02X}>")).copied()).collect();
-        Ok(Self { specials: vocab.parsable_specials(), vocab, pre, byte_tokens })
+        let words = (vocab.kind == Kind::WordPiece).then(wordpiece::splitter);
+        Ok(Self { specials: vocab.parsable_specials(), vocab, pre, words, byte_tokens })
     }
 
     pub fn vocab(&self) -> &Vocab {
@@ -136,6 +146,9 @@ impl Tokenizer {
 
     fn encode_text(&self, text: &str, after_special: bool, out: &mut Vec<u32>) -> Result<(), String> {
         match self.vocab.kind {
+            Kind::WordPiece => {
+                wordpiece::encode(&self.vocab, self.words.as_ref().expect("wordpiece has a splitter"), text, out)?;
+            }
             Kind::ByteLevel => {
                 let pre = self.pre.as_ref().expect("byte-level has a pre-tokenizer");
                 for word in pre.split(text)? {
@@ -229,6 +242,7 @@ impl Tokenizer {
         }
         match self.vocab.kind {
             Kind::ByteLevel => byte_level::decode(t),
+            Kind::WordPiece => t.replace('\u{2581}', " ").into_bytes(),
             Kind::SentencePiece => {
                 if ty == vocab::TYPE_BYTE
                     && let Some(hex) = t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'))
@@ -253,10 +267,11 @@ impl Tokenizer {
                 continue;
             }
             let b = self.token_bytes(id);
-            // SentencePiece adds a space before the first word; take it back off.
+            // SentencePiece adds a space before the first word, and WordPiece
+            // marks every word with one: take the first back off.
             if i == 0
-                && self.vocab.kind == Kind::SentencePiece
-                && self.vocab.add_space_prefix
+                && (self.vocab.kind == Kind::SentencePiece && self.vocab.add_space_prefix
+                    || self.vocab.kind == Kind::WordPiece)
                 && b.first() == Some(&b' ')
             {
                 bytes.extend_from_slice(&b[1..]);

@@ -16,6 +16,8 @@ pub enum Kind {
     ByteLevel,
     /// SentencePiece BPE: spaces as `▁`, merges by token score, byte fallback `<0xXX>`.
     SentencePiece,
+    /// WordPiece (BERT): greedy longest match, word-initial tokens marked `▁`.
+    WordPiece,
 }
 
 /// Everything the tokenizer needs, independent of the source format.

@@ -38,8 +38,27 @@ fn row(vocab: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Records a sampler's step times under `<key>_step_mean_us` / `<key>_step_p99_us`.
+pub(super) fn record_steps(r: &mut serde_json::Map<String, serde_json::Value>, key: &str, d: Vec<Duration>) {
+    let (mean, p99) = stats(d);
+    r.insert(format!("{key}_step_mean_us"), json!(mean));
+    r.insert(format!("{key}_step_p99_us"), json!(p99));
+}
+
+/// Prints the step times `record_steps` recorded, one labelled line each.
+pub(super) fn print_steps(r: &serde_json::Map<String, serde_json::Value>, rows: &[(&str, &str)]) {
+    let f = |k: String| r[&k].as_f64().unwrap_or(f64::NAN);
+    for (k, label) in rows {
+        println!(
+            "  {label:<38} step mean {:8.1} us   p99 {:8.1} us",
+            f(format!("{k}_step_mean_us")),
+            f(format!("{k}_step_p99_us"))
+        );
+    }
+}
+
 /// Mean and p99, in microseconds.
-pub(super) fn stats(d: Vec<Duration>) -> (f64, f64) {
+fn stats(d: Vec<Duration>) -> (f64, f64) {
     let mut us: Vec<f64> = d.iter().map(|x| x.as_secs_f64() * 1e6).collect();
     let mean = us.iter().sum::<f64>() / us.len() as f64;
     (mean, super::pct(&mut us, 0.99))
@@ -139,9 +158,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let (warm, _) = step_times(&json_f, &args, vocab, steps)?;
     let (plain, _) = step_times(&std_f, "", vocab, steps)?;
     for (k, d) in [("json_walk_every_step", cold), ("json_cached", warm), ("standard", plain)] {
-        let (mean, p99) = stats(d);
-        r.insert(format!("{k}_step_mean_us"), json!(mean));
-        r.insert(format!("{k}_step_p99_us"), json!(p99));
+        record_steps(&mut r, k, d);
     }
     r.insert("json_sessions".into(), json!(sessions));
 
@@ -164,17 +181,14 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     println!("weft bench structured (default model, {vocab}-token vocabulary, nested JSON schema)");
     println!("  first session (vocabulary, trie, schema compile): {:.1} ms", f("first_session_ms"));
-    for (k, label) in [
-        ("json_walk_every_step", "sampler-json, trie walk every step"),
-        ("json_cached", "sampler-json, per-state mask cache"),
-        ("standard", "sampler-standard (no constraint)"),
-    ] {
-        println!(
-            "  {label:<38} step mean {:8.1} us   p99 {:8.1} us",
-            f(&format!("{k}_step_mean_us")),
-            f(&format!("{k}_step_p99_us"))
-        );
-    }
+    print_steps(
+        &r,
+        &[
+            ("json_walk_every_step", "sampler-json, trie walk every step"),
+            ("json_cached", "sampler-json, per-state mask cache"),
+            ("standard", "sampler-standard (no constraint)"),
+        ],
+    );
     println!(
         "  engine, {c} seqs: unconstrained {:.1} tok/s ({:.1} ms/step), json-constrained {:.1} tok/s ({:.1} ms/step); ratio {:.2}",
         f("engine_c8_unconstrained_tok_s"),

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use weft_engine::{Engine, EngineConfig, LoadOptions};
 use weft_runtime::{Vocabulary, WasmSamplerFactory, WasmTokenizer};
 
-use super::structured::{engine_run, stats, step_times};
+use super::structured::{engine_run, print_steps, record_steps, step_times};
 
 fn tools() -> Value {
     json!([
@@ -105,10 +105,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     for (k, f, args) in
         [("required", &json_f, &required), ("auto", &json_f, &auto), ("standard", &std_f, &String::new())]
     {
-        let (d, _) = step_times(f, args, vocab, steps)?;
-        let (mean, p99) = stats(d);
-        r.insert(format!("{k}_step_mean_us"), json!(mean));
-        r.insert(format!("{k}_step_p99_us"), json!(p99));
+        record_steps(&mut r, k, step_times(f, args, vocab, steps)?.0);
     }
 
     let h = Engine::start(loaded, EngineConfig::default())?;
@@ -176,17 +173,14 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     println!("weft bench tools (default model, {vocab}-token vocabulary, Hermes format, 2 tools)");
     println!("  first constrained session (vocabulary, trie, constraint compile): {:.1} ms", f("first_session_ms"));
-    for (k, label) in [
-        ("required", "tool constraint, forced (required)"),
-        ("auto", "tool constraint, lazy (auto)"),
-        ("standard", "sampler-standard (no constraint)"),
-    ] {
-        println!(
-            "  {label:<38} step mean {:8.1} us   p99 {:8.1} us",
-            f(&format!("{k}_step_mean_us")),
-            f(&format!("{k}_step_p99_us"))
-        );
-    }
+    print_steps(
+        &r,
+        &[
+            ("required", "tool constraint, forced (required)"),
+            ("auto", "tool constraint, lazy (auto)"),
+            ("standard", "sampler-standard (no constraint)"),
+        ],
+    );
     println!(
         "  engine, {c} seqs: unconstrained {:.2} ms/step (mean batch {:.1}), forced tool calls {:.2} ms/step (mean batch {:.1})",
         f("engine_c8_unconstrained_step_ms"),

@@ -25,6 +25,8 @@ pub fn native_tokenizer(spec: &TokenizerSpec) -> Option<NativeTokenizer> {
             add_bos: g.add_bos_token,
             add_eos: g.add_eos_token,
             add_space_prefix: g.add_space_prefix,
+            charsmap: g.precompiled_charsmap.clone(),
+            remove_extra_whitespaces: g.remove_extra_whitespaces,
         })
         .ok(),
     }

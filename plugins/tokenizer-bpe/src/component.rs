@@ -81,6 +81,8 @@ fn fields(g: GgufTokenizer) -> crate::GgufFields {
         add_bos: g.add_bos,
         add_eos: g.add_eos,
         add_space_prefix: g.add_space_prefix,
+        charsmap: g.precompiled_charsmap,
+        remove_extra_whitespaces: g.remove_extra_whitespaces,
     }
 }
 

@@ -69,7 +69,7 @@ pub fn parse(json: &str) -> Result<Vocab, String> {
     let (bos, eos) = match kind {
         Kind::SentencePiece => (find("<s>"), find("</s>")),
         Kind::ByteLevel => (None, find("<|endoftext|>").or_else(|| find("<|end_of_text|>"))),
-        Kind::WordPiece => unreachable!("tokenizer.json here is BPE only"),
+        Kind::WordPiece | Kind::Unigram => unreachable!("tokenizer.json here is BPE only"),
     };
     // SentencePiece merges from tokenizer.json are ranks; turn them into scores
     // (earlier merge = higher score) so the score-based merge reproduces them.

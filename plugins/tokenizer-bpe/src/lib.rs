@@ -1,8 +1,8 @@
 //! weft's first-party tokenizer plugin.
 //!
 //! Byte-level BPE with every regex pre-tokenizer llama.cpp names ([`pretokenize`]) and
-//! SentencePiece BPE with byte fallback (Llama 2, Phi-3), and WordPiece (BERT,
-//! [`wordpiece`]), built from a GGUF
+//! SentencePiece BPE with byte fallback (Llama 2, Phi-3), WordPiece (BERT,
+//! [`wordpiece`]) and Unigram (T5, [`unigram`]), built from a GGUF
 //! file's `tokenizer.ggml.*` fields or from a Hugging Face `tokenizer.json`.
 //! It reproduces llama.cpp's tokenizer test fixtures exactly.
 //!
@@ -13,6 +13,7 @@ mod bpe;
 pub mod byte_level;
 mod hf_json;
 pub mod pretokenize;
+pub mod unigram;
 pub mod vocab;
 mod wordpiece;
 
@@ -36,6 +37,9 @@ pub struct GgufFields {
     pub add_bos: Option<bool>,
     pub add_eos: Option<bool>,
     pub add_space_prefix: Option<bool>,
+    /// Unigram: SentencePiece's precompiled normalization map.
+    pub charsmap: Vec<u8>,
+    pub remove_extra_whitespaces: Option<bool>,
 }
 
 /// First occurrence of `needle` in `text` at or after byte `from`.
@@ -53,6 +57,8 @@ pub struct Tokenizer {
     pre: Option<PreTokenizer>,
     /// WordPiece's word splitter.
     words: Option<fancy_regex::Regex>,
+    /// The unigram model's normalizer and scores.
+    unigram: Option<unigram::Unigram>,
     specials: Vec<(String, u32)>,
     byte_tokens: Vec<Option<u32>>,
 }
@@ -67,10 +73,8 @@ impl Tokenizer {
             "gpt2" => Kind::ByteLevel,
             "llama" => Kind::SentencePiece,
             "bert" => Kind::WordPiece,
-            "t5" => {
-                return Err("unsupported tokenizer model `t5` (llama.cpp's UGM unigram): not implemented yet".into());
-            }
-            other => return Err(format!("unsupported tokenizer model `{other}` (supported: gpt2, llama, bert)")),
+            "t5" => Kind::Unigram,
+            other => return Err(format!("unsupported tokenizer model `{other}` (supported: gpt2, llama, bert, t5)")),
         };
         let pre_name = f.pre.clone().unwrap_or_else(|| "default".into());
         let vocab = Vocab {
@@ -88,11 +92,19 @@ impl Tokenizer {
             // BERT wraps a text in [CLS] ... [SEP] (its BOS and EOS).
             add_bos: f.add_bos.unwrap_or(kind != Kind::ByteLevel),
             add_eos: f.add_eos.unwrap_or(kind == Kind::WordPiece),
-            add_space_prefix: f.add_space_prefix.unwrap_or(kind == Kind::SentencePiece),
+            add_space_prefix: f.add_space_prefix.unwrap_or(matches!(kind, Kind::SentencePiece | Kind::Unigram)),
             ignore_merges: pretokenize::ignores_merges(&pre_name),
             pre: Pre::Named(pre_name),
         };
-        Self::new(vocab)
+        let unigram = match kind {
+            Kind::Unigram => {
+                Some(unigram::Unigram::new(&vocab, &f.charsmap, f.remove_extra_whitespaces.unwrap_or(true))?)
+            }
+            _ => None,
+        };
+        let mut t = Self::new(vocab)?;
+        t.unigram = unigram;
+        Ok(t)
     }
 
     /// Builds from a Hugging Face `tokenizer.json`.
@@ -102,13 +114,13 @@ impl Tokenizer {
 
     fn new(vocab: Vocab) -> Result<Self, String> {
         let pre = match (&vocab.kind, &vocab.pre) {
-            (Kind::SentencePiece | Kind::WordPiece, _) => None,
+            (Kind::SentencePiece | Kind::WordPiece | Kind::Unigram, _) => None,
             (Kind::ByteLevel, Pre::Named(n)) => Some(PreTokenizer::new(&pretokenize::named(n)?)?),
             (Kind::ByteLevel, Pre::Regexes(r)) => Some(PreTokenizer::new(r)?),
         };
         let byte_tokens = (0..256u32).map(|b| vocab.ids.get(&format!("<0x{b:02X}>")).copied()).collect();
         let words = (vocab.kind == Kind::WordPiece).then(wordpiece::splitter);
-        Ok(Self { specials: vocab.parsable_specials(), vocab, pre, words, byte_tokens })
+        Ok(Self { specials: vocab.parsable_specials(), vocab, pre, words, unigram: None, byte_tokens })
     }
 
     pub fn vocab(&self) -> &Vocab {
@@ -148,6 +160,9 @@ impl Tokenizer {
         match self.vocab.kind {
             Kind::WordPiece => {
                 wordpiece::encode(&self.vocab, self.words.as_ref().expect("wordpiece has a splitter"), text, out)?;
+            }
+            Kind::Unigram => {
+                self.unigram.as_ref().expect("built with the vocabulary").encode(&self.vocab, text, out)?
             }
             Kind::ByteLevel => {
                 let pre = self.pre.as_ref().expect("byte-level has a pre-tokenizer");
@@ -242,7 +257,7 @@ impl Tokenizer {
         }
         match self.vocab.kind {
             Kind::ByteLevel => byte_level::decode(t),
-            Kind::WordPiece => t.replace('\u{2581}', " ").into_bytes(),
+            Kind::WordPiece | Kind::Unigram => t.replace('\u{2581}', " ").into_bytes(),
             Kind::SentencePiece => {
                 if ty == vocab::TYPE_BYTE
                     && let Some(hex) = t.strip_prefix("<0x").and_then(|h| h.strip_suffix('>'))
@@ -270,7 +285,7 @@ impl Tokenizer {
             // SentencePiece adds a space before the first word, and WordPiece
             // marks every word with one: take the first back off.
             if i == 0
-                && (self.vocab.kind == Kind::SentencePiece && self.vocab.add_space_prefix
+                && (matches!(self.vocab.kind, Kind::SentencePiece | Kind::Unigram) && self.vocab.add_space_prefix
                     || self.vocab.kind == Kind::WordPiece)
                 && b.first() == Some(&b' ')
             {

@@ -18,6 +18,8 @@ pub enum Kind {
     SentencePiece,
     /// WordPiece (BERT): greedy longest match, word-initial tokens marked `▁`.
     WordPiece,
+    /// Unigram (T5): normalized text cut into the highest-scoring tokens.
+    Unigram,
 }
 
 /// Everything the tokenizer needs, independent of the source format.

@@ -231,5 +231,11 @@ fn gguf_tokenizer(md: &HashMap<String, Value>) -> Option<TokenizerSpec> {
         add_bos_token: flag("tokenizer.ggml.add_bos_token"),
         add_eos_token: flag("tokenizer.ggml.add_eos_token"),
         add_space_prefix: flag("tokenizer.ggml.add_space_prefix"),
+        precompiled_charsmap: md
+            .get("tokenizer.ggml.precompiled_charsmap")
+            .and_then(|v| v.to_vec().ok())
+            .map(|v| v.iter().filter_map(|x| x.to_u8().ok().or_else(|| x.to_i8().ok().map(|b| b as u8))).collect())
+            .unwrap_or_default(),
+        remove_extra_whitespaces: flag("tokenizer.ggml.remove_extra_whitespaces"),
     }))
 }

@@ -31,4 +31,8 @@ pub struct GgufTokenizer {
     pub add_eos_token: Option<bool>,
     /// SentencePiece: prepend a space to the text (`tokenizer.ggml.add_space_prefix`).
     pub add_space_prefix: Option<bool>,
+    /// Unigram (`t5`): the normalizer's precompiled character map (`tokenizer.ggml.precompiled_charsmap`).
+    pub precompiled_charsmap: Vec<u8>,
+    /// Unigram: `tokenizer.ggml.remove_extra_whitespaces`.
+    pub remove_extra_whitespaces: Option<bool>,
 }

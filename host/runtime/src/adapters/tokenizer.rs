@@ -80,6 +80,8 @@ fn source_of(spec: &TokenizerSpec) -> wit::TokenizerSource {
             add_bos: g.add_bos_token,
             add_eos: g.add_eos_token,
             add_space_prefix: g.add_space_prefix,
+            precompiled_charsmap: g.precompiled_charsmap.clone(),
+            remove_extra_whitespaces: g.remove_extra_whitespaces,
         }),
     }
 }

@@ -17,6 +17,12 @@ const BLOOM: &str = r" ?[^(\s|.,!?…。，、।۔،)]+";
 const TEKKEN: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const GPT4O: &str = r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 const BAILING: &str = r"'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+";
+/// Kimi K2's pattern: GPT-4o's, with Han ideographs kept apart (class intersection).
+const KIMI_K2: &str = r"[\p{Han}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// AFMoE's scripts split apart (CJK, kana, halfwidth, Thai, Lao, Khmer, Myanmar, Hangul), as code point ranges.
+const AFMOE_SCRIPTS: &str = r"[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{F900}-\x{FAFF}\x{3040}-\x{309F}\x{30A0}-\x{30FF}\x{FF65}-\x{FF9F}\x{2F00}-\x{2FDF}\x{0E00}-\x{0E7F}\x{0E80}-\x{0EFF}\x{1780}-\x{17FF}\x{1000}-\x{109F}\x{AA60}-\x{AA7F}\x{A9E0}-\x{A9FF}\x{AC00}-\x{D7AF}\x{1100}-\x{11FF}]+";
+/// Digit runs cut into threes from the right (`12345` → `12`, `345`): a zero-width split.
+const DIGIT_THREES: &str = r"(?=(\p{N}{3})+(?!\p{N}))";
 const SEED_CODER: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The regex list for a llama.cpp pre-tokenizer name (`tokenizer.ggml.pre`),
@@ -54,15 +60,13 @@ pub fn named(pre: &str) -> Result<Vec<&'static str>, String> {
         ],
         "gpt-4o" | "llama4" | "minimax-m2" => vec![GPT4O],
         "superbpe" => vec![r"\p{N}+", r"(?=(\d{3})+(?!\d))"],
+        "kimi-k2" => vec![KIMI_K2],
+        // llama.cpp's hand-written digit grouping: leading 1-2 digits, then threes.
+        "afmoe" => vec![r"\p{N}+", DIGIT_THREES, AFMOE_SCRIPTS, DEEPSEEK3_WORDS],
         "bailingmoe" | "llada-moe" => vec![BAILING],
         "seed-coder" => vec![SEED_CODER],
         "falcon" => vec![r"[\p{P}\$\+<=>\^~\|`]+", GPT2, "[0-9][0-9][0-9]"],
         "default" => vec![r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", "[0-9][0-9][0-9]"],
-        "kimi-k2" | "afmoe" => {
-            return Err(format!(
-                "pre-tokenizer `{pre}` is not supported: llama.cpp splits it with hand-written code, not a regex"
-            ));
-        }
         other => return Err(format!("unsupported pre-tokenizer `{other}`")),
     })
 }
@@ -245,7 +249,9 @@ mod tests {
         for n in names {
             assert_eq!(split(n, text).concat(), text, "{n}");
         }
-        assert!(named("kimi-k2").unwrap_err().contains("hand-written"));
+        // Kimi K2 keeps Han apart from other letters; AFMoE groups digits in threes from the right.
+        assert_eq!(split("kimi-k2", "Hello你好World's 1234"), ["Hello", "你好", "World's", " ", "123", "4"]);
+        assert_eq!(split("afmoe", "ab 1234567 ไทย"), ["ab", " ", "1", "234", "567", " ", "ไทย"]);
         assert!(named("nope").is_err());
     }
 

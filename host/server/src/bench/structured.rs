@@ -96,18 +96,28 @@ pub(super) fn step_times(
     Ok((out, sessions))
 }
 
+/// What one engine run measured.
+pub(super) struct EngineRun {
+    pub tok_s: f64,
+    pub step_ms: f64,
+    pub tokens: usize,
+    pub steps: usize,
+    /// Tokens each sequence generated.
+    pub per_seq: Vec<usize>,
+}
+
+/// One sequence per entry of `lens` (its `max_tokens`), all submitted at once.
 pub(super) fn engine_run(
     h: &weft_engine::EngineHandle,
     f: &WasmSamplerFactory,
     args: &str,
-    c: usize,
-    n: usize,
+    lens: &[usize],
     vocab: usize,
-) -> anyhow::Result<(f64, f64, usize, usize)> {
+) -> anyhow::Result<EngineRun> {
     let (steps0, secs0) = (h.metrics().steps, h.metrics().total_step_secs);
     let t0 = Instant::now();
     let mut streams = Vec::new();
-    for i in 0..c {
+    for (i, &n) in lens.iter().enumerate() {
         let prompt: Vec<u32> = (0..32u32).map(|j| 1000 + (j * 7919 + i as u32 * 104_729) % 30_000).collect();
         let params = SamplingParams { temperature: 1.0, seed: Some(i as u64), ..Default::default() };
         let mut r = Request::new(prompt.clone(), n).with_params(params.clone());
@@ -115,23 +125,27 @@ pub(super) fn engine_run(
         r.sampler = Some(Box::new(f.session(&params, n as u32, args, &prompt, vocab)?));
         streams.push(h.submit(r)?);
     }
-    let mut tokens = 0;
+    let mut per_seq = Vec::with_capacity(lens.len());
     for mut s in streams {
+        let mut n = 0;
         while let Some(ev) = s.blocking_next() {
             match ev {
-                Event::Token { .. } => tokens += 1,
+                Event::Token { .. } => n += 1,
                 Event::Error(e) => anyhow::bail!("{e}"),
                 Event::Finished { .. } => break,
             }
         }
+        per_seq.push(n);
     }
     let m = h.metrics();
-    Ok((
-        tokens as f64 / t0.elapsed().as_secs_f64(),
-        (m.total_step_secs - secs0) / (m.steps - steps0) as f64 * 1e3,
+    let tokens = per_seq.iter().sum();
+    Ok(EngineRun {
+        tok_s: tokens as f64 / t0.elapsed().as_secs_f64(),
+        step_ms: (m.total_step_secs - secs0) / (m.steps - steps0) as f64 * 1e3,
         tokens,
-        (m.steps - steps0) as usize,
-    ))
+        steps: (m.steps - steps0) as usize,
+        per_seq,
+    })
 }
 
 pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
@@ -164,15 +178,15 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
 
     let h = Engine::start(loaded, EngineConfig::default())?;
     let (c, n) = (8, if quick { 32 } else { 128 });
-    let _ = engine_run(&h, &std_f, "", 2, 4, vocab)?;
-    let (free_tps, free_step, free_tokens, _) = engine_run(&h, &std_f, "", c, n, vocab)?;
-    let (json_tps, json_step, json_tokens, _) = engine_run(&h, &json_f, &args, c, n, vocab)?;
-    r.insert("engine_c8_unconstrained_tok_s".into(), json!(free_tps));
-    r.insert("engine_c8_unconstrained_step_ms".into(), json!(free_step));
-    r.insert("engine_c8_unconstrained_tokens".into(), json!(free_tokens));
-    r.insert("engine_c8_json_tok_s".into(), json!(json_tps));
-    r.insert("engine_c8_json_step_ms".into(), json!(json_step));
-    r.insert("engine_c8_json_tokens".into(), json!(json_tokens));
+    let _ = engine_run(&h, &std_f, "", &[4; 2], vocab)?;
+    let free = engine_run(&h, &std_f, "", &vec![n; c], vocab)?;
+    let json_run = engine_run(&h, &json_f, &args, &vec![n; c], vocab)?;
+    r.insert("engine_c8_unconstrained_tok_s".into(), json!(free.tok_s));
+    r.insert("engine_c8_unconstrained_step_ms".into(), json!(free.step_ms));
+    r.insert("engine_c8_unconstrained_tokens".into(), json!(free.tokens));
+    r.insert("engine_c8_json_tok_s".into(), json!(json_run.tok_s));
+    r.insert("engine_c8_json_step_ms".into(), json!(json_run.step_ms));
+    r.insert("engine_c8_json_tokens".into(), json!(json_run.tokens));
 
     if as_json {
         println!("{}", serde_json::to_string_pretty(&r)?);

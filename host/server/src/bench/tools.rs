@@ -110,22 +110,19 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
 
     let h = Engine::start(loaded, EngineConfig::default())?;
     let (c, n) = (8, if quick { 32 } else { 96 });
-    let _ = engine_run(&h, &std_f, "", 2, 4, vocab)?;
-    // A forced call ends when it closes (a few dozen tokens): the
-    // unconstrained run generates as many tokens per sequence, so both runs
-    // have about the same batches, and the step times differ by the constraint.
-    let (tool_tps, tool_step, tool_tokens, tool_steps) = engine_run(&h, &json_f, &required, c, n, vocab)?;
-    let n_free = (tool_tokens / c).max(4);
-    let (free_tps, free_step, free_tokens, free_steps) = engine_run(&h, &std_f, "", c, n_free, vocab)?;
-    for (k, tps, step, tokens, steps) in [
-        ("unconstrained", free_tps, free_step, free_tokens, free_steps),
-        ("required", tool_tps, tool_step, tool_tokens, tool_steps),
-    ] {
-        let batch = tokens as f64 / steps.max(1) as f64;
-        r.insert(format!("engine_c8_{k}_step_ms"), json!(step));
-        r.insert(format!("engine_c8_{k}_tok_s"), json!(tps));
-        r.insert(format!("engine_c8_{k}_mean_batch"), json!(batch));
-        r.insert(format!("engine_c8_{k}_ms_per_sequence_step"), json!(step / batch));
+    let _ = engine_run(&h, &std_f, "", &[4; 2], vocab)?;
+    // A forced call ends when it closes, each sequence at its own length:
+    // the unconstrained run generates exactly those lengths (end of
+    // sequence ignored), so both runs step through the same batches and the
+    // step times differ by the constraint alone.
+    let tool = engine_run(&h, &json_f, &required, &vec![n; c], vocab)?;
+    let lens: Vec<usize> = tool.per_seq.iter().map(|&t| t.max(1)).collect();
+    let free = engine_run(&h, &std_f, "", &lens, vocab)?;
+    for (k, run) in [("unconstrained", &free), ("required", &tool)] {
+        r.insert(format!("engine_c8_{k}_step_ms"), json!(run.step_ms));
+        r.insert(format!("engine_c8_{k}_tok_s"), json!(run.tok_s));
+        r.insert(format!("engine_c8_{k}_steps"), json!(run.steps));
+        r.insert(format!("engine_c8_{k}_tokens"), json!(run.tokens));
     }
     drop(h);
 
@@ -182,17 +179,13 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         ],
     );
     println!(
-        "  engine, {c} seqs: unconstrained {:.2} ms/step (mean batch {:.1}), forced tool calls {:.2} ms/step (mean batch {:.1})",
+        "  engine, {c} seqs of the same lengths ({} tokens in {} / {} steps): unconstrained {:.2} ms/step, forced tool calls {:.2} ms/step ({:.2}x)",
+        r["engine_c8_required_tokens"],
+        r["engine_c8_unconstrained_steps"],
+        r["engine_c8_required_steps"],
         f("engine_c8_unconstrained_step_ms"),
-        f("engine_c8_unconstrained_mean_batch"),
         f("engine_c8_required_step_ms"),
-        f("engine_c8_required_mean_batch"),
-    );
-    println!(
-        "    forced / unconstrained step time: {:.2}x; per sequence in a step: {:.3} ms unconstrained, {:.3} ms forced",
-        f("engine_c8_required_step_ms") / f("engine_c8_unconstrained_step_ms"),
-        f("engine_c8_unconstrained_ms_per_sequence_step"),
-        f("engine_c8_required_ms_per_sequence_step"),
+        f("engine_c8_required_step_ms") / f("engine_c8_unconstrained_step_ms")
     );
     for choice in ["required", "auto"] {
         let v = &r[&format!("{choice}_validity")];

@@ -96,6 +96,29 @@ pub(super) fn step_times(
     Ok((out, sessions))
 }
 
+/// The default model, and sampler-json and sampler-standard factories over its vocabulary.
+pub(super) struct Samplers {
+    pub loaded: weft_engine::model::LoadedModel,
+    pub vocab: usize,
+    pub json_f: WasmSamplerFactory,
+    pub std_f: WasmSamplerFactory,
+}
+
+pub(super) fn samplers() -> anyhow::Result<Samplers> {
+    let rt = crate::cli::runtime()?;
+    let model = crate::model_source::resolve(None)?;
+    let loaded = weft_engine::model::load(&model, LoadOptions::default())?;
+    let spec = loaded.tokenizer.clone().ok_or_else(|| anyhow::anyhow!("default model has no tokenizer"))?;
+    let vocab = loaded.config.vocab_size;
+    let tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
+    let vocabulary: Arc<Vocabulary> = Arc::new(tok.vocabulary(vocab, loaded.eos_token_ids.clone())?);
+    let json_f =
+        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-json", vec![])?)?.with_vocabulary(vocabulary.clone());
+    let std_f =
+        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-standard", vec![])?)?.with_vocabulary(vocabulary);
+    Ok(Samplers { loaded, vocab, json_f, std_f })
+}
+
 /// What one engine run measured.
 pub(super) struct EngineRun {
     pub tok_s: f64,
@@ -149,17 +172,7 @@ pub(super) fn engine_run(
 }
 
 pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
-    let rt = crate::cli::runtime()?;
-    let model = crate::model_source::resolve(None)?;
-    let loaded = weft_engine::model::load(&model, LoadOptions::default())?;
-    let spec = loaded.tokenizer.clone().ok_or_else(|| anyhow::anyhow!("default model has no tokenizer"))?;
-    let vocab = loaded.config.vocab_size;
-    let tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
-    let vocabulary: Arc<Vocabulary> = Arc::new(tok.vocabulary(vocab, loaded.eos_token_ids.clone())?);
-    let json_f =
-        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-json", vec![])?)?.with_vocabulary(vocabulary.clone());
-    let std_f =
-        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-standard", vec![])?)?.with_vocabulary(vocabulary);
+    let Samplers { loaded, vocab, json_f, std_f } = samplers()?;
     let steps = if quick { 300 } else { 3000 };
     let mut r = serde_json::Map::new();
 

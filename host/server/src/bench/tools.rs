@@ -10,14 +10,12 @@
 //! function's schema by the `jsonschema` crate.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use weft_engine::{Engine, EngineConfig, LoadOptions};
-use weft_runtime::{Vocabulary, WasmSamplerFactory, WasmTokenizer};
+use weft_engine::{Engine, EngineConfig};
 
-use super::structured::{engine_run, print_steps, record_steps, step_times};
+use super::structured::{Samplers, engine_run, print_steps, record_steps, samplers, step_times};
 
 fn tools() -> Value {
     json!([
@@ -85,17 +83,7 @@ fn validity(url: &str, choice: &str, n: usize) -> anyhow::Result<(usize, usize, 
 }
 
 pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
-    let rt = crate::cli::runtime()?;
-    let model = crate::model_source::resolve(None)?;
-    let loaded = weft_engine::model::load(&model, LoadOptions::default())?;
-    let spec = loaded.tokenizer.clone().ok_or_else(|| anyhow::anyhow!("default model has no tokenizer"))?;
-    let vocab = loaded.config.vocab_size;
-    let tok = WasmTokenizer::new(crate::cli::builtin(&rt, "tokenizer-bpe", vec![])?, &spec)?;
-    let vocabulary: Arc<Vocabulary> = Arc::new(tok.vocabulary(vocab, loaded.eos_token_ids.clone())?);
-    let json_f =
-        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-json", vec![])?)?.with_vocabulary(vocabulary.clone());
-    let std_f =
-        WasmSamplerFactory::new(crate::cli::builtin(&rt, "sampler-standard", vec![])?)?.with_vocabulary(vocabulary);
+    let Samplers { loaded, vocab, json_f, std_f } = samplers()?;
     let (required, auto) = (constraint("required")?, constraint("auto")?);
     let steps = if quick { 300 } else { 3000 };
     let mut r = serde_json::Map::new();

@@ -38,32 +38,70 @@ struct Streamed {
     completion_tokens: usize,
 }
 
-/// Reads an SSE chat stream to `[DONE]`, timing its content deltas; an error event is an error.
-fn read_stream(r: reqwest::blocking::Response, start: std::time::Instant) -> anyhow::Result<Streamed> {
-    use std::io::BufRead;
-    anyhow::ensure!(r.status() == 200, "status {}", r.status());
-    let (mut first, mut last, mut gaps, mut completion_tokens) = (None, None::<std::time::Instant>, Vec::new(), 0);
-    for line in std::io::BufReader::new(r).lines() {
-        let line = line?;
-        let Some(data) = line.strip_prefix("data: ") else { continue };
-        if data == "[DONE]" {
-            break;
+/// Folds an SSE chat stream's lines into a [`Streamed`], timing content deltas.
+#[derive(Default)]
+struct StreamReader {
+    first: Option<f64>,
+    last: Option<std::time::Instant>,
+    gaps: Vec<f64>,
+    completion_tokens: usize,
+}
+
+impl StreamReader {
+    /// One line of the stream; `Ok(false)` at `[DONE]`. An error event is an error.
+    fn line(&mut self, line: &str, start: std::time::Instant) -> anyhow::Result<bool> {
+        let Some(data) = line.strip_prefix("data: ") else { return Ok(true) };
+        if data.trim_end() == "[DONE]" {
+            return Ok(false);
         }
         let v: serde_json::Value = serde_json::from_str(data)?;
         anyhow::ensure!(v.get("error").is_none(), "error event: {v}");
         if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-            completion_tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
+            self.completion_tokens = u["completion_tokens"].as_u64().unwrap_or(0) as usize;
         }
         if v["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()) {
             let now = std::time::Instant::now();
-            first.get_or_insert((now - start).as_secs_f64());
-            if let Some(l) = last {
-                gaps.push((now - l).as_secs_f64());
+            self.first.get_or_insert((now - start).as_secs_f64());
+            if let Some(l) = self.last {
+                self.gaps.push((now - l).as_secs_f64());
             }
-            last = Some(now);
+            self.last = Some(now);
+        }
+        Ok(true)
+    }
+
+    fn finish(self) -> Streamed {
+        Streamed { ttft: self.first.unwrap_or(f64::NAN), gaps: self.gaps, completion_tokens: self.completion_tokens }
+    }
+}
+
+/// Reads an SSE chat stream to `[DONE]`, timing its content deltas; an error event is an error.
+fn read_stream(r: reqwest::blocking::Response, start: std::time::Instant) -> anyhow::Result<Streamed> {
+    use std::io::BufRead;
+    anyhow::ensure!(r.status() == 200, "status {}", r.status());
+    let mut reader = StreamReader::default();
+    for line in std::io::BufReader::new(r).lines() {
+        if !reader.line(&line?, start)? {
+            break;
         }
     }
-    Ok(Streamed { ttft: first.unwrap_or(f64::NAN), gaps, completion_tokens })
+    Ok(reader.finish())
+}
+
+/// [`read_stream`] on an async response: many clients share one thread.
+async fn read_stream_async(mut r: reqwest::Response, start: std::time::Instant) -> anyhow::Result<Streamed> {
+    anyhow::ensure!(r.status() == 200, "status {}", r.status());
+    let (mut reader, mut buf) = (StreamReader::default(), Vec::<u8>::new());
+    while let Some(chunk) = r.chunk().await? {
+        buf.extend_from_slice(&chunk);
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            if !reader.line(std::str::from_utf8(&line)?.trim_end_matches(['\r', '\n']), start)? {
+                return Ok(reader.finish());
+            }
+        }
+    }
+    Ok(reader.finish())
 }
 
 /// The `p` quantile (0..=1) of `v`, nearest rank; NaN when empty.
@@ -153,7 +191,7 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
         /// Generated tokens per request.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 128)]
         max_tokens: usize,
     },
 }

@@ -278,6 +278,18 @@ impl PluginRuntime {
         Ok(Arc::new(plugin))
     }
 
+    /// The names a component imports (`weft plugin check` prints them). Which
+    /// of them the host provides is decided by the load's link step, whose
+    /// error names the first one it lacks.
+    pub fn imports(&self, name: &str, bytes: &[u8]) -> Result<Vec<String>> {
+        let hash = format!("{:x}", Sha256::digest(bytes));
+        let (component, _) = self.compile(name, bytes, &hash)?;
+        let mut out: Vec<String> =
+            component.component_type().imports(&self.engine).map(|(n, _)| n.to_string()).collect();
+        out.sort();
+        Ok(out)
+    }
+
     fn compile(&self, name: &str, bytes: &[u8], hash: &str) -> Result<(Component, bool)> {
         let load_err =
             |e: wasmtime::Error| PluginError::new(name, ErrorKind::Load, format!("not a valid component: {e:#}"));

@@ -29,9 +29,11 @@ struct Cli {
 enum Command {
     /// Serve the OpenAI API (default: the default model on 127.0.0.1:8080).
     Serve(serve::ServeArgs),
-    /// Inspect plugin components.
+    /// Write plugins: new, build, test, check.
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCmd),
+    /// Rebuild a plugin project on every save and hot-reload it into a running server.
+    Dev(cli::plugin::dev::DevArgs),
     /// Print the token ids of a text through the tokenizer plugin (like llama-tokenize).
     Tokenize(cli::tokenize::TokenizeArgs),
     /// Render chat messages with a model's chat template through the chat-template plugin.
@@ -71,6 +73,7 @@ fn main() {
     let r = match cli.command {
         Command::Serve(a) => serve::run(a),
         Command::Plugin(c) => cli::plugin::run(c),
+        Command::Dev(a) => cli::plugin::dev::run(a),
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Template(a) => cli::template::run(a),
         Command::Config(ConfigCmd::Check { file }) => config::Config::load(&file).map(|c| {

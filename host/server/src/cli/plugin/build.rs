@@ -1,0 +1,183 @@
+//! `weft plugin build` and `weft plugin test`: one build per language, each
+//! ending in the same place (`.weft/<name>.wasm`) so everything after it
+//! (check, serve, reload) is language-blind.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use super::project::{Kind, Lang, Project};
+use super::{sdk, toolchain};
+
+fn run(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let st = cmd.status().map_err(|e| anyhow::anyhow!("cannot run {what}: {e}"))?;
+    anyhow::ensure!(st.success(), "{what} failed ({st})");
+    Ok(())
+}
+
+/// Builds the project's component; returns its path.
+pub fn build(p: &Project) -> anyhow::Result<PathBuf> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(p.work_dir())?;
+    let out = p.output();
+    match p.lang {
+        Lang::Rust => build_rust(p, &out)?,
+        Lang::Python => build_python(p, &out)?,
+        Lang::Js => build_js(p, &out)?,
+    }
+    let size = std::fs::metadata(&out)?.len();
+    eprintln!(
+        "weft: built {} ({} {}, {:.1} MB) in {:.1}s",
+        out.display(),
+        lang_name(p.lang),
+        p.kind.name(),
+        size as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(out)
+}
+
+pub fn lang_name(l: Lang) -> &'static str {
+    match l {
+        Lang::Rust => "Rust",
+        Lang::Python => "Python",
+        Lang::Js => "JavaScript",
+    }
+}
+
+fn build_rust(p: &Project, out: &std::path::Path) -> anyhow::Result<()> {
+    toolchain::rust_target()?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| p.dir.join("target"));
+    run(
+        Command::new("cargo")
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2", "--manifest-path"])
+            .arg(p.dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target_dir),
+        "cargo build --target wasm32-wasip2",
+    )?;
+    let built = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", p.name.replace('-', "_")));
+    std::fs::copy(&built, out)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (is the crate named `{}`?)", built.display(), p.name))?;
+    Ok(())
+}
+
+/// The Python bindings for the project's world, for its unit tests and editors.
+fn python_bindings(p: &Project) -> anyhow::Result<PathBuf> {
+    let sdk = sdk::dir()?;
+    let dir = p.work_dir().join("bindings");
+    let stamp = dir.join(".sdk");
+    let want = sdk.display().to_string();
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(want.as_str()) {
+        let _ = std::fs::remove_dir_all(&dir);
+        run(
+            Command::new(toolchain::componentize_py()?)
+                .arg("-d")
+                .arg(sdk.join("wit"))
+                .args(["-w", p.kind.world(), "bindings"])
+                .arg(&dir)
+                .stdout(std::process::Stdio::null()),
+            "componentize-py bindings",
+        )?;
+        std::fs::write(&stamp, want)?;
+    }
+    Ok(dir)
+}
+
+fn build_python(p: &Project, out: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(p.dir.join("plugin.py").is_file(), "{}: a Python plugin's module is plugin.py", p.dir.display());
+    let sdk = sdk::dir()?;
+    python_bindings(p)?;
+    run(
+        Command::new(toolchain::componentize_py()?)
+            .arg("-d")
+            .arg(sdk.join("wit"))
+            .args(["-w", p.kind.world(), "componentize", "app", "-p"])
+            .arg(sdk.join("python/weft_plugin/_shims").join(p.kind.world()))
+            .arg("-p")
+            .arg(sdk.join("python"))
+            .arg("-p")
+            .arg(&p.dir)
+            .arg("-o")
+            .arg(out)
+            .stdout(std::process::Stdio::null()),
+        "componentize-py componentize",
+    )
+}
+
+/// Writes the JavaScript SDK beside the project's code (it imports `./weft-plugin.js`).
+pub fn refresh_js_sdk(p: &Project) -> anyhow::Result<()> {
+    for (name, text) in sdk::js_files() {
+        let path = p.dir.join(name);
+        if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
+            std::fs::write(&path, text)?;
+        }
+    }
+    Ok(())
+}
+
+fn build_js(p: &Project, out: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        p.dir.join("plugin.js").is_file(),
+        "{}: a JavaScript plugin's module is plugin.js",
+        p.dir.display()
+    );
+    refresh_js_sdk(p)?;
+    let work = p.work_dir();
+    // componentize-js reads the WIT through a sandboxed wasm-tools that sees
+    // only the working directory: the contract is copied into the project.
+    let wit = work.join("wit");
+    std::fs::create_dir_all(&wit)?;
+    std::fs::write(wit.join("plugin.wit"), std::fs::read_to_string(sdk::dir()?.join("wit/plugin.wit"))?)?;
+    let (wrap, export) = match p.kind {
+        Kind::Transform => ("exportTransform", "transform"),
+        Kind::Router => ("exportRouter", "router"),
+        Kind::Sampler => ("exportSampler", "sampler"),
+        Kind::Tokenizer => ("exportTokenizer", "tokenizer"),
+    };
+    let entry = format!(
+        "// Generated by `weft plugin build`: the component's exports around plugin.js's default class.\n\
+         import * as host from \"weft:plugin/host@{v}\";\n\
+         import Plugin from \"../plugin.js\";\n\
+         import {{ {wrap}, installHost }} from \"../weft-plugin.js\";\n\
+         installHost(host);\n\
+         export const {{ metadata, init, {export} }} = {wrap}(Plugin);\n",
+        v = weft_runtime::CONTRACT_VERSION
+    );
+    std::fs::write(work.join("entry.js"), entry)?;
+    run(
+        Command::new(toolchain::componentize_js()?)
+            .current_dir(&p.dir)
+            .args([".weft/entry.js", "--wit", ".weft/wit", "--world-name", p.kind.world()])
+            // Plugins get no network: leave out StarlingMonkey's HTTP imports.
+            .args(["-d", "http", "fetch-event", "-o"])
+            .arg(out)
+            .stdout(std::process::Stdio::null()),
+        "componentize-js",
+    )
+}
+
+/// Runs the project's own unit tests on the build machine.
+pub fn test(p: &Project) -> anyhow::Result<()> {
+    match p.lang {
+        Lang::Rust => run(
+            Command::new("cargo").args(["test", "--quiet", "--manifest-path"]).arg(p.dir.join("Cargo.toml")),
+            "cargo test",
+        ),
+        Lang::Python => {
+            let bindings = python_bindings(p)?;
+            let path = std::env::join_paths([bindings, sdk::dir()?.join("python"), p.dir.clone()])?;
+            run(
+                Command::new("python3")
+                    .args(["-m", "unittest", "discover", "-t", ".", "-p", "test*.py"])
+                    .current_dir(&p.dir)
+                    .env("PYTHONPATH", path)
+                    .env("PYTHONDONTWRITEBYTECODE", "1"),
+                "python3 -m unittest",
+            )
+        }
+        Lang::Js => {
+            refresh_js_sdk(p)?;
+            run(Command::new("node").arg("--test").current_dir(&p.dir), "node --test")
+        }
+    }
+}

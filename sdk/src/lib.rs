@@ -17,6 +17,11 @@
 //! call the host through [`host`]: structured logs, its own configuration,
 //! counters and histograms. Nothing else is reachable from inside the sandbox.
 //!
+//! State lives in your type: [`Plugin::init`] builds it once per component
+//! instance from the configuration, and every role method takes `&mut self`.
+//! Per-request state (a sampler's session, a response filter, a loaded
+//! vocabulary) is a value your plugin returns, which the SDK keeps for you.
+//!
 //! ## A complete sampler plugin
 //!
 //! `Cargo.toml`:
@@ -37,33 +42,43 @@
 //! `src/lib.rs`:
 //!
 //! ```ignore
-//! use weft_sdk::sampler::{AcceptOutcome, Candidate, Decision, Plan, Sampler, SamplingParams};
-//! use weft_sdk::{Metadata, Plugin};
+//! use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams, Session};
+//! use weft_sdk::{Config, Metadata, Plugin};
 //!
-//! /// Samples like the request asks, but never above temperature 0.7.
+//! /// Samples like the request asks, but never above the configured temperature.
 //! struct Cooler {
-//!     params: SamplingParams,
+//!     max: f32,
 //! }
 //!
 //! impl Plugin for Cooler {
 //!     fn metadata() -> Metadata {
 //!         Metadata { name: "cooler".into(), version: "0.1.0".into(), description: "caps temperature".into() }
 //!     }
+//!
+//!     fn init(config: &Config) -> Result<Self, String> {
+//!         let max = weft_sdk::config_value(config, "max").unwrap_or("0.7");
+//!         Ok(Cooler { max: max.parse().map_err(|_| format!("max `{max}` is not a number"))? })
+//!     }
+//! }
+//!
+//! /// One sequence's state.
+//! struct Cool {
+//!     plan: Plan,
+//! }
+//!
+//! impl Session for Cool {
+//!     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {
+//!         Ok(Decision::Plan(self.plan.clone()))
+//!     }
 //! }
 //!
 //! impl Sampler for Cooler {
-//!     fn create(params: SamplingParams, _args: &str, _prompt: &[u32]) -> Result<Self, String> {
-//!         Ok(Self { params })
-//!     }
+//!     type Session = Cool;
 //!
-//!     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {
-//!         let mut plan = Plan::from_params(&self.params);
-//!         plan.temperature = plan.temperature.min(0.7);
-//!         Ok(Decision::Plan(plan))
-//!     }
-//!
-//!     fn accept(&mut self, _token: u32) -> Result<AcceptOutcome, String> {
-//!         Ok(AcceptOutcome::Continue)
+//!     fn session(&mut self, params: SamplingParams, _args: &str, _prompt: &[u32]) -> Result<Cool, String> {
+//!         let mut plan = Plan::from_params(&params);
+//!         plan.temperature = plan.temperature.min(self.max);
+//!         Ok(Cool { plan })
 //!     }
 //! }
 //!
@@ -129,28 +144,61 @@ pub fn config_value<'a>(config: &'a Config, key: &str) -> Option<&'a str> {
     config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// What every plugin provides besides its role: identity and initialisation.
+/// What every plugin provides besides its role: identity, and the state it
+/// builds from its configuration.
 ///
 /// ```
 /// use weft_sdk::{Config, Metadata, Plugin};
-/// struct P;
+/// struct P {
+///     required: String,
+/// }
 /// impl Plugin for P {
 ///     fn metadata() -> Metadata {
 ///         Metadata { name: "p".into(), version: "0.1.0".into(), description: "example".into() }
 ///     }
-///     fn init(config: &Config) -> Result<(), String> {
-///         weft_sdk::config_value(config, "required").map(|_| ()).ok_or("`required` is not set".into())
+///     fn init(config: &Config) -> Result<Self, String> {
+///         let v = weft_sdk::config_value(config, "required").ok_or("`required` is not set")?;
+///         Ok(P { required: v.to_string() })
 ///     }
 /// }
 /// assert!(P::init(&vec![]).is_err());
+/// assert_eq!(P::init(&vec![("required".into(), "x".into())]).unwrap().required, "x");
 /// ```
-pub trait Plugin {
+pub trait Plugin: Sized + 'static {
     /// Name, version and description of the plugin.
     fn metadata() -> Metadata;
 
-    /// Called once per instance, before any other call, with the plugin's
+    /// Builds the plugin once per instance, before any other call, from its
     /// configuration. An error refuses the plugin (the previous version keeps serving).
-    fn init(_config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String>;
+}
+
+#[doc(hidden)]
+pub mod instance {
+    //! The one plugin value of this component instance. A component instance
+    //! runs one call at a time on one thread, so the value sits in a
+    //! thread-local slot and each call borrows it mutably for its duration.
+
+    use std::any::Any;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SLOT: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    }
+
+    /// Builds the plugin from its configuration (the world's `init` export).
+    pub fn init<T: crate::Plugin>(config: &crate::Config) -> Result<(), String> {
+        let p = T::init(config)?;
+        SLOT.with_borrow_mut(|s| *s = Some(Box::new(p)));
         Ok(())
+    }
+
+    /// Runs `f` on the plugin. The host calls `init` before anything else.
+    pub fn with<T: 'static, R>(f: impl FnOnce(&mut T) -> R) -> R {
+        SLOT.with_borrow_mut(|s| {
+            let p =
+                s.as_mut().and_then(|b| b.downcast_mut::<T>()).expect("the host calls init before any other export");
+            f(p)
+        })
     }
 }

@@ -28,22 +28,29 @@ use bindings::exports::weft::plugin::router as wit;
 /// ```
 pub use wit::{Backend, Rejection, RouteRequest, RouteResult};
 
-/// A routing policy.
+/// A routing policy. State (counters, weights) lives in `self`.
 ///
 /// ```
 /// use weft_sdk::router::{Backend, RouteRequest, RouteResult, Router};
-/// use weft_sdk::{Metadata, Plugin};
-/// struct First;
-/// impl Plugin for First {
-///     fn metadata() -> Metadata { Metadata { name: "first".into(), version: "0.1.0".into(), description: "".into() } }
+/// use weft_sdk::{Config, Metadata, Plugin};
+/// /// Takes turns.
+/// struct RoundRobin {
+///     next: usize,
 /// }
-/// impl Router for First {
-///     fn route(_: &RouteRequest, c: &[Backend]) -> RouteResult { RouteResult::Backend(c[0].id.clone()) }
+/// impl Plugin for RoundRobin {
+///     fn metadata() -> Metadata { Metadata { name: "rr".into(), version: "0.1.0".into(), description: "".into() } }
+///     fn init(_: &Config) -> Result<Self, String> { Ok(RoundRobin { next: 0 }) }
+/// }
+/// impl Router for RoundRobin {
+///     fn route(&mut self, _: &RouteRequest, c: &[Backend]) -> RouteResult {
+///         self.next += 1;
+///         RouteResult::Backend(c[(self.next - 1) % c.len()].id.clone())
+///     }
 /// }
 /// ```
-pub trait Router: crate::Plugin + 'static {
+pub trait Router: crate::Plugin {
     /// Chooses among `candidates` (never empty) by id, or rejects.
-    fn route(request: &RouteRequest, candidates: &[Backend]) -> RouteResult;
+    fn route(&mut self, request: &RouteRequest, candidates: &[Backend]) -> RouteResult;
 }
 
 /// Exports a [`Router`] as this component's `weft:plugin/router` implementation.
@@ -62,7 +69,7 @@ macro_rules! export_router {
                 <$t as $crate::Plugin>::metadata()
             }
             fn init(config: $crate::Config) -> ::core::result::Result<(), ::std::string::String> {
-                <$t as $crate::Plugin>::init(&config)
+                $crate::instance::init::<$t>(&config)
             }
         }
 
@@ -71,7 +78,7 @@ macro_rules! export_router {
                 request: $crate::router::RouteRequest,
                 candidates: ::std::vec::Vec<$crate::router::Backend>,
             ) -> $crate::router::RouteResult {
-                <$t as $crate::router::Router>::route(&request, &candidates)
+                $crate::instance::with(|p: &mut $t| <$t as $crate::router::Router>::route(p, &request, &candidates))
             }
         }
 

@@ -148,38 +148,12 @@ impl Plan {
     }
 }
 
-/// A sampler policy. One value of your type lives per sequence.
-///
-/// ```
-/// use weft_sdk::sampler::{Candidate, Decision, Sampler, SamplingParams};
-/// use weft_sdk::{Metadata, Plugin};
-/// struct First;
-/// impl Plugin for First {
-///     fn metadata() -> Metadata { Metadata { name: "first".into(), version: "0.1.0".into(), description: "takes the best candidate".into() } }
-/// }
-/// impl Sampler for First {
-///     fn create(_: SamplingParams, _: &str, _: &[u32]) -> Result<Self, String> { Ok(First) }
-///     fn step(&mut self, c: &[Candidate]) -> Result<Decision, String> {
-///         c.first().map(|c| Decision::Token(c.id)).ok_or("no candidates".into())
-///     }
-/// }
-/// let mut s = First::create(SamplingParams::default(), "", &[]).unwrap();
-/// assert!(matches!(s.step(&[Candidate { id: 3, logit: 0.0 }]), Ok(Decision::Token(3))));
-/// ```
-pub trait Sampler: crate::Plugin + Sized + 'static {
-    /// What the host sends each step. Default: the top 40 candidates.
-    fn capabilities() -> Capabilities {
-        Capabilities { top_k: 40, needs_full_logits: false }
-    }
-
-    /// Starts a session for one sequence. `args` is the request's plugin
-    /// arguments (JSON text, empty if none); `prompt` its token ids.
-    fn create(params: SamplingParams, args: &str, prompt: &[u32]) -> Result<Self, String>;
-
+/// One sequence's sampling state, made by [`Sampler::session`].
+pub trait Session: 'static {
     /// Chooses the next token from the host's best candidates (best first).
     fn step(&mut self, candidates: &[Candidate]) -> Result<Decision, String>;
 
-    /// Chooses from the whole logits row; called instead of [`Sampler::step`]
+    /// Chooses from the whole logits row; called instead of [`Session::step`]
     /// when [`Capabilities::needs_full_logits`] is set.
     fn step_full(&mut self, _logits: &[f32]) -> Result<Decision, String> {
         Err("this sampler does not take full logits".into())
@@ -191,13 +165,52 @@ pub trait Sampler: crate::Plugin + Sized + 'static {
     }
 }
 
-/// Adapts a [`Sampler`] to the generated session resource.
+/// A sampler policy: the plugin value (shared state, such as compiled
+/// constraints) opens a [`Session`] per sequence.
+///
+/// ```
+/// use weft_sdk::sampler::{Candidate, Decision, Sampler, SamplingParams, Session};
+/// use weft_sdk::{Config, Metadata, Plugin};
+/// struct First;
+/// impl Plugin for First {
+///     fn metadata() -> Metadata { Metadata { name: "first".into(), version: "0.1.0".into(), description: "takes the best candidate".into() } }
+///     fn init(_: &Config) -> Result<Self, String> { Ok(First) }
+/// }
+/// struct Take;
+/// impl Session for Take {
+///     fn step(&mut self, c: &[Candidate]) -> Result<Decision, String> {
+///         c.first().map(|c| Decision::Token(c.id)).ok_or("no candidates".into())
+///     }
+/// }
+/// impl Sampler for First {
+///     type Session = Take;
+///     fn session(&mut self, _: SamplingParams, _: &str, _: &[u32]) -> Result<Take, String> { Ok(Take) }
+/// }
+/// let mut s = First.session(SamplingParams::default(), "", &[]).unwrap();
+/// assert!(matches!(s.step(&[Candidate { id: 3, logit: 0.0 }]), Ok(Decision::Token(3))));
+/// ```
+pub trait Sampler: crate::Plugin {
+    /// One sequence's state.
+    type Session: Session;
+
+    /// What the host sends each step. Default: the top 40 candidates.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { top_k: 40, needs_full_logits: false }
+    }
+
+    /// Starts a session for one sequence. `args` is the request's plugin
+    /// arguments (JSON text, empty if none); `prompt` its token ids.
+    fn session(&mut self, params: SamplingParams, args: &str, prompt: &[u32]) -> Result<Self::Session, String>;
+}
+
+/// Adapts a [`Session`] to the generated session resource.
 #[doc(hidden)]
-pub struct SessionResource<T>(RefCell<T>);
+pub struct SessionResource<T: Sampler>(RefCell<T::Session>);
 
 impl<T: Sampler> wit::GuestSession for SessionResource<T> {
     fn create(params: SamplingParams, args: String, prompt: Vec<u32>) -> Result<wit::Session, String> {
-        T::create(params, &args, &prompt).map(|s| wit::Session::new(SessionResource(RefCell::new(s))))
+        crate::instance::with(|p: &mut T| p.session(params, &args, &prompt))
+            .map(|s| wit::Session::new(SessionResource::<T>(RefCell::new(s))))
     }
 
     fn step(&self, candidates: Vec<Candidate>) -> Result<Decision, String> {
@@ -229,14 +242,14 @@ macro_rules! export_sampler {
                 <$t as $crate::Plugin>::metadata()
             }
             fn init(config: $crate::Config) -> ::core::result::Result<(), ::std::string::String> {
-                <$t as $crate::Plugin>::init(&config)
+                $crate::instance::init::<$t>(&config)
             }
         }
 
         impl $crate::sampler::bindings::exports::weft::plugin::sampler::Guest for __WeftSamplerExport {
             type Session = $crate::sampler::SessionResource<$t>;
             fn capabilities() -> $crate::sampler::Capabilities {
-                <$t as $crate::sampler::Sampler>::capabilities()
+                $crate::instance::with(|p: &mut $t| <$t as $crate::sampler::Sampler>::capabilities(p))
             }
         }
 

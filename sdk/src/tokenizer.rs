@@ -48,18 +48,13 @@ pub use wit::GgufTokenizer;
 /// ```
 pub use wit::{SpecialKind, SpecialToken};
 
-/// A tokenizer implementation.
+/// One loaded vocabulary, made by [`Tokenizer::load`].
 ///
 /// ```
-/// use weft_sdk::tokenizer::{SpecialToken, Tokenizer, TokenizerSource};
-/// use weft_sdk::{Metadata, Plugin};
+/// use weft_sdk::tokenizer::{Loaded, SpecialToken};
 /// /// One token per byte.
 /// struct Bytes;
-/// impl Plugin for Bytes {
-///     fn metadata() -> Metadata { Metadata { name: "bytes".into(), version: "0.1.0".into(), description: "".into() } }
-/// }
-/// impl Tokenizer for Bytes {
-///     fn load(_: TokenizerSource) -> Result<Self, String> { Ok(Bytes) }
+/// impl Loaded for Bytes {
 ///     fn encode(&self, text: &str, _: bool) -> Result<Vec<u32>, String> { Ok(text.bytes().map(u32::from).collect()) }
 ///     fn vocab_size(&self) -> u32 { 256 }
 ///     fn special_tokens(&self) -> Vec<SpecialToken> { Vec::new() }
@@ -69,14 +64,11 @@ pub use wit::{SpecialKind, SpecialToken};
 /// let t = Bytes;
 /// assert_eq!(t.decode(&t.encode("hé", false).unwrap(), true).unwrap(), "hé");
 /// ```
-pub trait Tokenizer: crate::Plugin + Sized + 'static {
-    /// Builds the tokenizer from the model's description.
-    fn load(source: TokenizerSource) -> Result<Self, String>;
-
+pub trait Loaded: 'static {
     /// Token ids of `text`. With `add_special`, BOS/EOS are added as the model asks.
     fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, String>;
 
-    /// Text of `ids`. The default concatenates [`Tokenizer::token_bytes`] and
+    /// Text of `ids`. The default concatenates [`Loaded::token_bytes`] and
     /// replaces invalid UTF-8.
     fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String, String> {
         let mut bytes = Vec::new();
@@ -98,6 +90,39 @@ pub trait Tokenizer: crate::Plugin + Sized + 'static {
 
     /// True for control tokens, which `skip_special` drops.
     fn is_special(&self, id: u32) -> bool;
+}
+
+/// A tokenizer plugin: loads a [`Loaded`] vocabulary from a model's description.
+///
+/// ```
+/// use weft_sdk::tokenizer::{Loaded, SpecialToken, Tokenizer, TokenizerSource};
+/// use weft_sdk::{Config, Metadata, Plugin};
+/// struct Bytes;
+/// impl Loaded for Bytes {
+///     fn encode(&self, text: &str, _: bool) -> Result<Vec<u32>, String> { Ok(text.bytes().map(u32::from).collect()) }
+///     fn vocab_size(&self) -> u32 { 256 }
+///     fn special_tokens(&self) -> Vec<SpecialToken> { Vec::new() }
+///     fn token_bytes(&self, id: u32) -> Vec<u8> { vec![id as u8] }
+///     fn is_special(&self, _: u32) -> bool { false }
+/// }
+/// struct ByteTokenizer;
+/// impl Plugin for ByteTokenizer {
+///     fn metadata() -> Metadata { Metadata { name: "bytes".into(), version: "0.1.0".into(), description: "".into() } }
+///     fn init(_: &Config) -> Result<Self, String> { Ok(ByteTokenizer) }
+/// }
+/// impl Tokenizer for ByteTokenizer {
+///     type Loaded = Bytes;
+///     fn load(&mut self, _: TokenizerSource) -> Result<Bytes, String> { Ok(Bytes) }
+/// }
+/// let v = ByteTokenizer.load(TokenizerSource::HfJson("{}".into())).unwrap();
+/// assert_eq!(v.vocab_size(), 256);
+/// ```
+pub trait Tokenizer: crate::Plugin {
+    /// One loaded vocabulary.
+    type Loaded: Loaded;
+
+    /// Builds the tokenizer from the model's description.
+    fn load(&mut self, source: TokenizerSource) -> Result<Self::Loaded, String>;
 }
 
 /// Incremental UTF-8-safe decoding over any byte source.
@@ -156,18 +181,19 @@ impl StreamDecoder {
 }
 
 #[doc(hidden)]
-pub struct TokenizerResource<T>(Rc<T>);
+pub struct TokenizerResource<T: Tokenizer>(Rc<T::Loaded>);
 
 #[doc(hidden)]
-pub struct DecoderResource<T> {
-    tokenizer: Rc<T>,
+pub struct DecoderResource<T: Tokenizer> {
+    tokenizer: Rc<T::Loaded>,
     skip_special: bool,
     inner: std::cell::RefCell<StreamDecoder>,
 }
 
 impl<T: Tokenizer> wit::GuestTokenizer for TokenizerResource<T> {
     fn load(source: TokenizerSource) -> Result<wit::Tokenizer, String> {
-        T::load(source).map(|t| wit::Tokenizer::new(TokenizerResource(Rc::new(t))))
+        crate::instance::with(|p: &mut T| p.load(source))
+            .map(|t| wit::Tokenizer::new(TokenizerResource::<T>(Rc::new(t))))
     }
 
     fn encode(&self, text: String, add_special: bool) -> Result<Vec<u32>, String> {
@@ -224,7 +250,7 @@ macro_rules! export_tokenizer {
                 <$t as $crate::Plugin>::metadata()
             }
             fn init(config: $crate::Config) -> ::core::result::Result<(), ::std::string::String> {
-                <$t as $crate::Plugin>::init(&config)
+                $crate::instance::init::<$t>(&config)
             }
         }
 

@@ -100,36 +100,11 @@ impl Request {
 /// use weft_sdk::transform::ResponseFilter;
 /// struct Upper;
 /// impl ResponseFilter for Upper {
-///     fn new() -> Self { Upper }
 ///     fn on_chunk(&mut self, t: &str) -> String { t.to_uppercase() }
 /// }
 /// assert_eq!(Upper.on_chunk("ab"), "AB");
 /// ```
 pub trait ResponseFilter: 'static {
-    fn new() -> Self;
-
-    /// The filter for a response to `request` (the request as the last
-    /// transform left it). The default ignores it and calls [`new`](Self::new).
-    ///
-    /// ```
-    /// use weft_sdk::transform::{Request, ResponseFilter};
-    /// struct Tagged(bool);
-    /// impl ResponseFilter for Tagged {
-    ///     fn new() -> Self { Tagged(false) }
-    ///     fn for_request(r: &Request) -> Self { Tagged(r.param("tools").is_some()) }
-    /// }
-    /// let r = Request { model: "m".into(), messages: None, prompt: None, params: vec![("tools".into(), "[]".into())],
-    ///     headers: vec![], constraint: None };
-    /// assert!(Tagged::for_request(&r).0);
-    /// ```
-    fn for_request(request: &Request) -> Self
-    where
-        Self: Sized,
-    {
-        let _ = request;
-        Self::new()
-    }
-
     /// Text to send now for this chunk; may hold some back.
     fn on_chunk(&mut self, text: &str) -> String {
         text.to_string()
@@ -146,7 +121,6 @@ pub trait ResponseFilter: 'static {
     /// use weft_sdk::transform::{Output, ResponseFilter, ToolCall};
     /// struct AllCalls;
     /// impl ResponseFilter for AllCalls {
-    ///     fn new() -> Self { AllCalls }
     ///     fn on_chunk_outputs(&mut self, t: &str) -> Vec<Output> {
     ///         vec![Output::ToolCall(ToolCall { id: "call_0".into(), name: "echo".into(), arguments: format!("{{\"text\": {t:?}}}") })]
     ///     }
@@ -169,49 +143,62 @@ pub trait ResponseFilter: 'static {
 ///
 /// ```
 /// use weft_sdk::transform::{Passthrough, ResponseFilter};
-/// assert_eq!(Passthrough::new().on_chunk("x"), "x");
+/// assert_eq!(Passthrough.on_chunk("x"), "x");
 /// ```
 pub struct Passthrough;
 
-impl ResponseFilter for Passthrough {
-    fn new() -> Self {
-        Passthrough
-    }
-}
+impl ResponseFilter for Passthrough {}
 
-/// A request/response transform.
+/// A request/response transform. Its state (parsed configuration, caches,
+/// counters) lives in `self`; each response gets its own [`ResponseFilter`].
 ///
 /// ```
 /// use weft_sdk::transform::{Passthrough, Rejection, Request, Transform};
-/// use weft_sdk::{Metadata, Plugin};
-/// struct NoEmpty;
-/// impl Plugin for NoEmpty {
-///     fn metadata() -> Metadata { Metadata { name: "no-empty".into(), version: "0.1.0".into(), description: "".into() } }
+/// use weft_sdk::{Config, Metadata, Plugin};
+/// struct MaxPrompt {
+///     max: usize,
 /// }
-/// impl Transform for NoEmpty {
+/// impl Plugin for MaxPrompt {
+///     fn metadata() -> Metadata { Metadata { name: "max-prompt".into(), version: "0.1.0".into(), description: "".into() } }
+///     fn init(config: &Config) -> Result<Self, String> {
+///         let max = weft_sdk::config_value(config, "max_chars").unwrap_or("4000");
+///         Ok(MaxPrompt { max: max.parse().map_err(|_| "max_chars is not a number")? })
+///     }
+/// }
+/// impl Transform for MaxPrompt {
 ///     type Filter = Passthrough;
-///     fn on_request(r: Request) -> Result<Request, Rejection> {
-///         if r.prompt.as_deref() == Some("") {
-///             return Err(Rejection { status: 400, message: "empty prompt".into() });
+///     fn on_request(&mut self, r: Request) -> Result<Request, Rejection> {
+///         if r.prompt.as_ref().is_some_and(|p| p.len() > self.max) {
+///             return Err(Rejection { status: 400, message: "prompt too long".into() });
 ///         }
 ///         Ok(r)
 ///     }
+///     fn response_filter(&mut self, _: &Request) -> Passthrough { Passthrough }
 /// }
+/// let mut t = MaxPrompt::init(&vec![("max_chars".into(), "3".into())]).unwrap();
+/// let r = Request { model: "m".into(), messages: None, prompt: Some("long".into()), params: vec![], headers: vec![], constraint: None };
+/// assert_eq!(t.on_request(r).unwrap_err().status, 400);
 /// ```
-pub trait Transform: crate::Plugin + 'static {
+pub trait Transform: crate::Plugin {
     /// The per-response filter.
     type Filter: ResponseFilter;
 
     /// Rewrites the request, or rejects it with an HTTP status and message.
-    fn on_request(request: Request) -> Result<Request, Rejection>;
+    /// The default passes it on unchanged.
+    fn on_request(&mut self, request: Request) -> Result<Request, Rejection> {
+        Ok(request)
+    }
+
+    /// The filter for one response to `request` (as the last transform left it).
+    fn response_filter(&mut self, request: &Request) -> Self::Filter;
 }
 
 #[doc(hidden)]
-pub struct StreamResource<F>(RefCell<F>);
+pub struct StreamResource<T: Transform>(RefCell<T::Filter>);
 
-impl<F: ResponseFilter> wit::GuestResponseStream for StreamResource<F> {
+impl<T: Transform> wit::GuestResponseStream for StreamResource<T> {
     fn new(request: Request) -> Self {
-        StreamResource(RefCell::new(F::for_request(&request)))
+        StreamResource(RefCell::new(crate::instance::with(|p: &mut T| p.response_filter(&request))))
     }
 
     fn on_chunk(&self, text: String) -> Vec<Output> {
@@ -239,16 +226,16 @@ macro_rules! export_transform {
                 <$t as $crate::Plugin>::metadata()
             }
             fn init(config: $crate::Config) -> ::core::result::Result<(), ::std::string::String> {
-                <$t as $crate::Plugin>::init(&config)
+                $crate::instance::init::<$t>(&config)
             }
         }
 
         impl $crate::transform::bindings::exports::weft::plugin::transform::Guest for __WeftTransformExport {
-            type ResponseStream = $crate::transform::StreamResource<<$t as $crate::transform::Transform>::Filter>;
+            type ResponseStream = $crate::transform::StreamResource<$t>;
             fn on_request(
                 request: $crate::transform::Request,
             ) -> ::core::result::Result<$crate::transform::Request, $crate::transform::Rejection> {
-                <$t as $crate::transform::Transform>::on_request(request)
+                $crate::instance::with(|p: &mut $t| <$t as $crate::transform::Transform>::on_request(p, request))
             }
         }
 

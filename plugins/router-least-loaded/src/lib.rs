@@ -4,7 +4,7 @@
 //! backend is healthy.
 
 use weft_sdk::router::{Backend, Rejection, RouteRequest, RouteResult, Router};
-use weft_sdk::{Metadata, Plugin};
+use weft_sdk::{Config, Metadata, Plugin};
 
 struct LeastLoaded;
 
@@ -16,10 +16,14 @@ impl Plugin for LeastLoaded {
             description: env!("CARGO_PKG_DESCRIPTION").into(),
         }
     }
+
+    fn init(_config: &Config) -> Result<Self, String> {
+        Ok(LeastLoaded)
+    }
 }
 
 impl Router for LeastLoaded {
-    fn route(request: &RouteRequest, candidates: &[Backend]) -> RouteResult {
+    fn route(&mut self, request: &RouteRequest, candidates: &[Backend]) -> RouteResult {
         let best = candidates
             .iter()
             .enumerate()

@@ -7,15 +7,15 @@
 //! is nearly full (`min_free_kv`, default 0.05): then the request falls back to
 //! least-loaded. With no cached prefix anywhere it is least-loaded too.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use weft_sdk::router::{Backend, Rejection, RouteRequest, RouteResult, Router};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
-static MAX_EXTRA_LOAD: AtomicU32 = AtomicU32::new(4);
-static MIN_FREE_KV_PERMILLE: AtomicU32 = AtomicU32::new(50);
-
-struct PrefixAffinity;
+struct PrefixAffinity {
+    /// How much busier than the least-loaded backend an affine one may be.
+    max_extra_load: u32,
+    /// Below this free KV fraction an affine backend is passed over.
+    min_free_kv: f32,
+}
 
 impl Plugin for PrefixAffinity {
     fn metadata() -> Metadata {
@@ -26,16 +26,16 @@ impl Plugin for PrefixAffinity {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String> {
+        let mut me = PrefixAffinity { max_extra_load: 4, min_free_kv: 0.05 };
         if let Some(v) = config_value(config, "max_extra_load") {
-            MAX_EXTRA_LOAD
-                .store(v.parse().map_err(|_| format!("max_extra_load `{v}` is not a number"))?, Ordering::Relaxed);
+            me.max_extra_load = v.parse().map_err(|_| format!("max_extra_load `{v}` is not a number"))?;
         }
         if let Some(v) = config_value(config, "min_free_kv") {
             let f: f32 = v.parse().map_err(|_| format!("min_free_kv `{v}` is not a number"))?;
-            MIN_FREE_KV_PERMILLE.store((f.clamp(0.0, 1.0) * 1000.0) as u32, Ordering::Relaxed);
+            me.min_free_kv = f.clamp(0.0, 1.0);
         }
-        Ok(())
+        Ok(me)
     }
 }
 
@@ -44,7 +44,7 @@ fn load(b: &Backend) -> u32 {
 }
 
 impl Router for PrefixAffinity {
-    fn route(request: &RouteRequest, candidates: &[Backend]) -> RouteResult {
+    fn route(&mut self, request: &RouteRequest, candidates: &[Backend]) -> RouteResult {
         let live: Vec<(usize, &Backend)> = candidates
             .iter()
             .enumerate()
@@ -56,8 +56,7 @@ impl Router for PrefixAffinity {
                 reason: format!("no healthy backend serves model `{}`", request.model),
             });
         };
-        let extra = MAX_EXTRA_LOAD.load(Ordering::Relaxed);
-        let min_free = MIN_FREE_KV_PERMILLE.load(Ordering::Relaxed) as f32 / 1000.0;
+        let (extra, min_free) = (self.max_extra_load, self.min_free_kv);
         let affine = live
             .iter()
             .filter(|(_, b)| b.cached_prefix_tokens > 0)

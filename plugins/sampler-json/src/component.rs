@@ -2,36 +2,38 @@
 //! constraints cached by their arguments (instances are reused across
 //! requests, so a schema sent again is not compiled again).
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
-use weft_sdk::sampler::{AcceptOutcome, Candidate, Capabilities, Decision, Plan, Sampler, SamplingParams, vocabulary};
-use weft_sdk::{Metadata, Plugin};
+use weft_sdk::sampler::{
+    AcceptOutcome, Candidate, Capabilities, Decision, Plan, Sampler, SamplingParams, Session, vocabulary,
+};
+use weft_sdk::{Config, Metadata, Plugin};
 
 use crate::{Compiled, Decoder, Mask, Progress, Vocab, constraint_regex};
 
 /// Compiled constraints kept per instance.
 const COMPILED_CACHE: usize = 16;
 
-thread_local! {
-    static VOCAB: RefCell<Option<Rc<Vocab>>> = const { RefCell::new(None) };
-    static COMPILED: RefCell<Vec<(String, Rc<Compiled>)>> = const { RefCell::new(Vec::new()) };
+/// The instance's state: the vocabulary (read on first use: `init` runs
+/// before the host's vocabulary is reachable) and the compiled constraints.
+struct JsonSampler {
+    vocab: Option<Rc<Vocab>>,
+    /// Most recently used last.
+    compiled: Vec<(String, Rc<Compiled>)>,
 }
 
-fn vocab() -> Rc<Vocab> {
-    VOCAB.with(|v| {
-        v.borrow_mut()
+impl JsonSampler {
+    fn vocab(&mut self) -> Rc<Vocab> {
+        self.vocab
             .get_or_insert_with(|| {
                 let n = vocabulary::size();
                 Rc::new(Vocab::new(vocabulary::token_bytes(0, n), vocabulary::eos_tokens()))
             })
             .clone()
-    })
-}
+    }
 
-fn compiled(args: &str) -> Result<Rc<Compiled>, String> {
-    COMPILED.with(|c| {
-        let mut c = c.borrow_mut();
+    fn compiled(&mut self, args: &str) -> Result<Rc<Compiled>, String> {
+        let c = &mut self.compiled;
         if let Some(i) = c.iter().position(|(k, _)| k == args) {
             let hit = c.remove(i);
             c.push(hit.clone());
@@ -45,10 +47,11 @@ fn compiled(args: &str) -> Result<Rc<Compiled>, String> {
         c.push((args.to_string(), new.clone()));
         weft_sdk::host::counter_add("constraints_compiled", 1);
         Ok(new)
-    })
+    }
 }
 
-struct JsonSampler {
+/// One sequence's constraint.
+struct Constrained {
     base: Plan,
     vocab: Rc<Vocab>,
     decoder: Decoder,
@@ -62,32 +65,40 @@ impl Plugin for JsonSampler {
             description: env!("CARGO_PKG_DESCRIPTION").into(),
         }
     }
+
+    fn init(_config: &Config) -> Result<Self, String> {
+        Ok(JsonSampler { vocab: None, compiled: Vec::new() })
+    }
 }
 
 impl Sampler for JsonSampler {
-    fn capabilities() -> Capabilities {
+    type Session = Constrained;
+
+    fn capabilities(&self) -> Capabilities {
         // The mask comes from the automaton, not from the logits.
         Capabilities { top_k: 1, needs_full_logits: false }
     }
 
-    fn create(params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
+    fn session(&mut self, params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Constrained, String> {
         if args.trim().is_empty() {
             return Err(
                 "sampler-json needs arguments: {\"json_schema\": ...}, {\"json_object\": true} or {\"regex\": ...}"
                     .into(),
             );
         }
-        let vocab = vocab();
-        let compiled = compiled(args)?;
+        let vocab = self.vocab();
+        let compiled = self.compiled(args)?;
         let mut decoder = match crate::Trigger::from_args(args)? {
             Some(t) => Decoder::lazy(compiled, params.max_tokens, t),
             None => Decoder::new(compiled, params.max_tokens),
         };
         decoder.check_budget(&vocab)?;
         decoder.cache = crate::mask_cache_enabled(args);
-        Ok(Self { base: Plan::from_params(&params), decoder, vocab })
+        Ok(Constrained { base: Plan::from_params(&params), decoder, vocab })
     }
+}
 
+impl Session for Constrained {
     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {
         let mut plan = self.base.clone();
         if !self.decoder.constrained() {

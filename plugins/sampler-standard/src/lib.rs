@@ -6,10 +6,13 @@
 //! runs natively with the sequence's seeded RNG, so with the same seed it
 //! yields exactly the tokens of the native sampler, at the cost of one call.
 
-use weft_sdk::sampler::{Candidate, Capabilities, Decision, Plan, Sampler, SamplingParams};
-use weft_sdk::{Metadata, Plugin};
+use weft_sdk::sampler::{Candidate, Capabilities, Decision, Plan, Sampler, SamplingParams, Session};
+use weft_sdk::{Config, Metadata, Plugin};
 
-struct Standard {
+struct Standard;
+
+/// One sequence: the plan its parameters and arguments make, every step.
+struct Planned {
     plan: Plan,
 }
 
@@ -21,6 +24,10 @@ impl Plugin for Standard {
             description: env!("CARGO_PKG_DESCRIPTION").into(),
         }
     }
+
+    fn init(_config: &Config) -> Result<Self, String> {
+        Ok(Standard)
+    }
 }
 
 fn override_f32(args: &serde_json::Value, key: &str, slot: &mut f32) -> Result<(), String> {
@@ -31,12 +38,14 @@ fn override_f32(args: &serde_json::Value, key: &str, slot: &mut f32) -> Result<(
 }
 
 impl Sampler for Standard {
-    fn capabilities() -> Capabilities {
+    type Session = Planned;
+
+    fn capabilities(&self) -> Capabilities {
         // The plan needs no candidates; ask for the fewest.
         Capabilities { top_k: 1, needs_full_logits: false }
     }
 
-    fn create(params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
+    fn session(&mut self, params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Planned, String> {
         let mut plan = Plan::from_params(&params);
         if !args.trim().is_empty() {
             let a: serde_json::Value =
@@ -49,9 +58,11 @@ impl Sampler for Standard {
                 plan.top_k = k.as_u64().ok_or("plugin argument `top_k` must be a non-negative integer")? as u32;
             }
         }
-        Ok(Self { plan })
+        Ok(Planned { plan })
     }
+}
 
+impl Session for Planned {
     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {
         Ok(Decision::Plan(self.plan.clone()))
     }

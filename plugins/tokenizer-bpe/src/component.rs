@@ -1,11 +1,13 @@
 //! The plugin export: the native [`Tokenizer`](crate::Tokenizer) behind the SDK's trait.
 
-use weft_sdk::tokenizer::{GgufTokenizer, SpecialKind, SpecialToken, TokenizerSource};
-use weft_sdk::{Metadata, Plugin};
+use weft_sdk::tokenizer::{GgufTokenizer, Loaded, SpecialKind, SpecialToken, TokenizerSource};
+use weft_sdk::{Config, Metadata, Plugin};
+
+struct BpePlugin;
 
 struct Bpe(crate::Tokenizer);
 
-impl Plugin for Bpe {
+impl Plugin for BpePlugin {
     fn metadata() -> Metadata {
         Metadata {
             name: "tokenizer-bpe".into(),
@@ -13,17 +15,25 @@ impl Plugin for Bpe {
             description: env!("CARGO_PKG_DESCRIPTION").into(),
         }
     }
+
+    fn init(_config: &Config) -> Result<Self, String> {
+        Ok(BpePlugin)
+    }
 }
 
-impl weft_sdk::tokenizer::Tokenizer for Bpe {
-    fn load(source: TokenizerSource) -> Result<Self, String> {
+impl weft_sdk::tokenizer::Tokenizer for BpePlugin {
+    type Loaded = Bpe;
+
+    fn load(&mut self, source: TokenizerSource) -> Result<Bpe, String> {
         let t = match source {
             TokenizerSource::HfJson(json) => crate::Tokenizer::from_hf_json(&json)?,
             TokenizerSource::Gguf(g) => crate::Tokenizer::from_gguf(fields(g))?,
         };
         Ok(Bpe(t))
     }
+}
 
+impl Loaded for Bpe {
     fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>, String> {
         self.0.encode(text, add_special)
     }
@@ -86,4 +96,4 @@ fn fields(g: GgufTokenizer) -> crate::GgufFields {
     }
 }
 
-weft_sdk::export_tokenizer!(Bpe);
+weft_sdk::export_tokenizer!(BpePlugin);

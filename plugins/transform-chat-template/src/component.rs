@@ -3,18 +3,14 @@
 //! Configuration (from weft.toml, or filled in by the host from the model):
 //! `chat_template` (required), `bos_token`, `eos_token`, `today` (YYYY-MM-DD).
 
-use std::cell::RefCell;
-
 use weft_sdk::transform::{Passthrough, Rejection, Request, Transform};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
 use crate::{ChatTemplate, Message, ToolCall};
 
-thread_local! {
-    static TEMPLATE: RefCell<Option<ChatTemplate>> = const { RefCell::new(None) };
+struct ChatTemplatePlugin {
+    template: ChatTemplate,
 }
-
-struct ChatTemplatePlugin;
 
 impl Plugin for ChatTemplatePlugin {
     fn metadata() -> weft_sdk::Metadata {
@@ -25,35 +21,36 @@ impl Plugin for ChatTemplatePlugin {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String> {
         let src = config_value(config, "chat_template").ok_or("`chat_template` is not configured")?;
-        let t = ChatTemplate::new(
+        let template = ChatTemplate::new(
             src,
             config_value(config, "bos_token").unwrap_or(""),
             config_value(config, "eos_token").unwrap_or(""),
             config_value(config, "today"),
         )?;
-        TEMPLATE.with(|c| *c.borrow_mut() = Some(t));
-        Ok(())
+        Ok(ChatTemplatePlugin { template })
     }
 }
 
 impl Transform for ChatTemplatePlugin {
     type Filter = Passthrough;
 
-    fn on_request(mut request: Request) -> Result<Request, Rejection> {
+    fn on_request(&mut self, mut request: Request) -> Result<Request, Rejection> {
         let Some(messages) = request.messages.take() else { return Ok(request) };
         let add_generation_prompt = request.param("add_generation_prompt").map(|v| v != "false").unwrap_or(true);
         let msgs: Vec<Message> = messages.into_iter().map(from_wit).collect();
         let tools = crate::tools_param(request.param("tools")).map_err(|e| Rejection { status: 400, message: e })?;
-        let prompt = TEMPLATE.with(|c| match c.borrow().as_ref() {
-            Some(t) => t
-                .render_with_tools(&msgs, tools.as_ref(), add_generation_prompt)
-                .map_err(|e| Rejection { status: 400, message: e }),
-            None => Err(Rejection { status: 500, message: "chat template not initialised".into() }),
-        })?;
+        let prompt = self
+            .template
+            .render_with_tools(&msgs, tools.as_ref(), add_generation_prompt)
+            .map_err(|e| Rejection { status: 400, message: e })?;
         request.prompt = Some(prompt);
         Ok(request)
+    }
+
+    fn response_filter(&mut self, _request: &Request) -> Passthrough {
+        Passthrough
     }
 }
 

@@ -1,24 +1,16 @@
 //! The plugin export. Configuration: `rules` (JSON list), `redact_requests`
 //! and `redact_responses` (`true` by default).
 
-use std::cell::RefCell;
-
 use weft_sdk::transform::{Rejection, Request, ResponseFilter, Transform};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
 use crate::{Redactor, StreamRedactor};
 
-thread_local! {
-    static STATE: RefCell<Option<(Redactor, bool, bool)>> = const { RefCell::new(None) };
+struct Redact {
+    redactor: Redactor,
+    requests: bool,
+    responses: bool,
 }
-
-fn state() -> (Redactor, bool, bool) {
-    STATE
-        .with(|s| s.borrow().clone())
-        .unwrap_or_else(|| (Redactor::from_config(None).expect("default rules compile"), true, true))
-}
-
-struct Redact;
 
 impl Plugin for Redact {
     fn metadata() -> Metadata {
@@ -29,11 +21,10 @@ impl Plugin for Redact {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
-        let r = Redactor::from_config(config_value(config, "rules"))?;
+    fn init(config: &Config) -> Result<Self, String> {
+        let redactor = Redactor::from_config(config_value(config, "rules"))?;
         let flag = |k: &str| config_value(config, k).map(|v| v != "false").unwrap_or(true);
-        STATE.with(|s| *s.borrow_mut() = Some((r, flag("redact_requests"), flag("redact_responses"))));
-        Ok(())
+        Ok(Redact { redactor, requests: flag("redact_requests"), responses: flag("redact_responses") })
     }
 }
 
@@ -42,11 +33,6 @@ struct Filter {
 }
 
 impl ResponseFilter for Filter {
-    fn new() -> Self {
-        let (r, _, responses) = state();
-        Filter { inner: responses.then(|| StreamRedactor::new(r)) }
-    }
-
     fn on_chunk(&mut self, text: &str) -> String {
         match &mut self.inner {
             Some(s) => s.push(text),
@@ -62,9 +48,9 @@ impl ResponseFilter for Filter {
 impl Transform for Redact {
     type Filter = Filter;
 
-    fn on_request(mut request: Request) -> Result<Request, Rejection> {
-        let (r, requests, _) = state();
-        if requests {
+    fn on_request(&mut self, mut request: Request) -> Result<Request, Rejection> {
+        let r = &self.redactor;
+        if self.requests {
             if let Some(p) = &mut request.prompt {
                 *p = r.redact(p);
             }
@@ -73,6 +59,10 @@ impl Transform for Redact {
             }
         }
         Ok(request)
+    }
+
+    fn response_filter(&mut self, _request: &Request) -> Filter {
+        Filter { inner: self.responses.then(|| StreamRedactor::new(self.redactor.clone())) }
     }
 }
 

@@ -3,29 +3,11 @@
 //! and `render_tools` (default `true`; `false` when the model's chat template
 //! renders the `tools` it receives itself).
 
-use std::cell::RefCell;
-
 use weft_sdk::transform::{Message, Output, Rejection, Request, ResponseFilter, ToolCall, Transform};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
 use crate::format::{self, Format, Parser};
 use crate::{Call, Piece, Tools, call_id, constraint, fnv};
-
-struct Settings {
-    format: String,
-    render_tools: bool,
-}
-
-thread_local! {
-    static SETTINGS: RefCell<Settings> = RefCell::new(Settings { format: "hermes".into(), render_tools: true });
-}
-
-fn current() -> (Box<dyn Format>, bool) {
-    SETTINGS.with(|s| {
-        let s = s.borrow();
-        (format::by_name(&s.format).expect("checked in init"), s.render_tools)
-    })
-}
 
 fn tools_of(r: &Request) -> Result<Option<Tools>, String> {
     Tools::from_params(r.param("tools"), r.param("tool_choice"), r.param("parallel_tool_calls"))
@@ -43,7 +25,10 @@ fn seed(r: &Request) -> u64 {
     h ^ fnv(r.prompt.as_deref().unwrap_or_default().as_bytes())
 }
 
-struct ToolsTransform;
+struct ToolsTransform {
+    format: Box<dyn Format>,
+    render_tools: bool,
+}
 
 impl Plugin for ToolsTransform {
     fn metadata() -> Metadata {
@@ -54,28 +39,26 @@ impl Plugin for ToolsTransform {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
-        let format = config_value(config, "format").unwrap_or("hermes").to_string();
-        if format::by_name(&format).is_none() {
-            return Err(format!("unknown tool format `{format}` (one of {})", format::NAMES.join(", ")));
-        }
+    fn init(config: &Config) -> Result<Self, String> {
+        let name = config_value(config, "format").unwrap_or("hermes");
+        let format = format::by_name(name)
+            .ok_or_else(|| format!("unknown tool format `{name}` (one of {})", format::NAMES.join(", ")))?;
         let render_tools = match config_value(config, "render_tools").unwrap_or("true") {
             "true" => true,
             "false" => false,
             other => return Err(format!("`render_tools` must be true or false, not `{other}`")),
         };
-        SETTINGS.with(|s| *s.borrow_mut() = Settings { format, render_tools });
-        Ok(())
+        Ok(ToolsTransform { format, render_tools })
     }
 }
 
 impl Transform for ToolsTransform {
     type Filter = CallFilter;
 
-    fn on_request(mut request: Request) -> Result<Request, Rejection> {
+    fn on_request(&mut self, mut request: Request) -> Result<Request, Rejection> {
         let bad = |message: String| Rejection { status: 400, message };
         let Some(tools) = tools_of(&request).map_err(bad)? else { return Ok(request) };
-        let (fmt, render) = current();
+        let (fmt, render) = (&self.format, self.render_tools);
         request.set_param("tool_format", &serde_json::Value::String(fmt.name().into()).to_string());
         if tools.choice == crate::Choice::None {
             return Ok(request);
@@ -109,6 +92,12 @@ impl Transform for ToolsTransform {
             request.constraint = Some(args.to_string());
         }
         Ok(request)
+    }
+
+    fn response_filter(&mut self, r: &Request) -> CallFilter {
+        let tools = tools_of(r).ok().flatten().filter(|t| t.choice != crate::Choice::None);
+        let parser = tools.as_ref().map(|_| self.format.parser());
+        CallFilter { parser, tools, seed: seed(r), calls: 0 }
     }
 }
 
@@ -145,16 +134,6 @@ impl CallFilter {
 }
 
 impl ResponseFilter for CallFilter {
-    fn new() -> Self {
-        CallFilter { parser: None, tools: None, seed: 0, calls: 0 }
-    }
-
-    fn for_request(r: &Request) -> Self {
-        let tools = tools_of(r).ok().flatten().filter(|t| t.choice != crate::Choice::None);
-        let parser = tools.as_ref().map(|_| current().0.parser());
-        CallFilter { parser, tools, seed: seed(r), calls: 0 }
-    }
-
     fn on_chunk_outputs(&mut self, text: &str) -> Vec<Output> {
         match self.parser.as_mut() {
             None => vec![Output::Text(text.into())],

@@ -6,9 +6,11 @@
 //! given the text so far, then lets the host sample natively with the
 //! request's own parameters. Configuration: `words = "paris,london"`.
 
-use std::cell::RefCell;
+use std::rc::Rc;
 
-use weft_sdk::sampler::{AcceptOutcome, Candidate, Capabilities, Decision, Plan, Sampler, SamplingParams, vocabulary};
+use weft_sdk::sampler::{
+    AcceptOutcome, Candidate, Capabilities, Decision, Plan, Sampler, SamplingParams, Session, vocabulary,
+};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
 /// The vocabulary, lower-cased, sorted by bytes so the tokens starting with
@@ -18,26 +20,15 @@ struct Vocab {
     bytes: Vec<Vec<u8>>,
 }
 
-thread_local! {
-    static WORDS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-    static VOCAB: RefCell<Option<std::rc::Rc<Vocab>>> = const { RefCell::new(None) };
-}
-
-fn vocab() -> std::rc::Rc<Vocab> {
-    VOCAB.with(|v| {
-        v.borrow_mut()
-            .get_or_insert_with(|| {
-                let bytes: Vec<Vec<u8>> = vocabulary::token_bytes(0, vocabulary::size())
-                    .into_iter()
-                    .map(|b| b.to_ascii_lowercase())
-                    .collect();
-                let mut sorted: Vec<(Vec<u8>, u32)> =
-                    bytes.iter().cloned().zip(0..).filter(|(b, _)| !b.is_empty()).collect();
-                sorted.sort();
-                std::rc::Rc::new(Vocab { sorted, bytes })
-            })
-            .clone()
-    })
+impl Vocab {
+    /// The host's vocabulary, lower-cased: read once per instance.
+    fn read() -> Self {
+        let bytes: Vec<Vec<u8>> =
+            vocabulary::token_bytes(0, vocabulary::size()).into_iter().map(|b| b.to_ascii_lowercase()).collect();
+        let mut sorted: Vec<(Vec<u8>, u32)> = bytes.iter().cloned().zip(0..).filter(|(b, _)| !b.is_empty()).collect();
+        sorted.sort();
+        Vocab { sorted, bytes }
+    }
 }
 
 impl Vocab {
@@ -48,13 +39,22 @@ impl Vocab {
     }
 }
 
+/// The instance: the configured words, and what the vocabulary makes of them
+/// (worked out on the first sequence: the vocabulary is not reachable in `init`).
 struct BannedWords {
+    words: Rc<Vec<Vec<u8>>>,
+    known: Option<(Rc<Vocab>, Rc<Vec<u32>>)>,
+}
+
+/// One sequence.
+struct Banning {
     base: Plan,
-    vocab: std::rc::Rc<Vocab>,
+    words: Rc<Vec<Vec<u8>>>,
+    vocab: Rc<Vocab>,
     /// The output so far (lower-cased); only its tail matters.
     text: Vec<u8>,
     /// Tokens that contain a banned word outright: banned at every step.
-    always: Vec<u32>,
+    always: Rc<Vec<u32>>,
 }
 
 impl Plugin for BannedWords {
@@ -66,7 +66,7 @@ impl Plugin for BannedWords {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String> {
         let words: Vec<Vec<u8>> = config_value(config, "words")
             .ok_or("set `words`, a comma-separated list")?
             .split(',')
@@ -76,43 +76,46 @@ impl Plugin for BannedWords {
         if words.is_empty() {
             return Err("`words` lists no word".into());
         }
-        WORDS.with(|w| *w.borrow_mut() = words);
-        Ok(())
+        Ok(BannedWords { words: Rc::new(words), known: None })
     }
 }
 
 impl Sampler for BannedWords {
-    fn capabilities() -> Capabilities {
+    type Session = Banning;
+
+    fn capabilities(&self) -> Capabilities {
         Capabilities { top_k: 1, needs_full_logits: false }
     }
 
-    fn create(params: SamplingParams, _args: &str, _prompt: &[u32]) -> Result<Self, String> {
-        let vocab = vocab();
-        let always = WORDS.with(|w| {
-            let w = w.borrow();
-            let mut ids: Vec<u32> = (0..vocab.bytes.len() as u32)
-                .filter(|&t| {
-                    w.iter().any(|word| vocab.bytes[t as usize].windows(word.len()).any(|x| x == word.as_slice()))
-                })
-                .collect();
-            ids.sort_unstable();
-            ids
-        });
-        Ok(Self { base: Plan::from_params(&params), vocab, text: Vec::new(), always })
+    fn session(&mut self, params: SamplingParams, _args: &str, _prompt: &[u32]) -> Result<Banning, String> {
+        let words = self.words.clone();
+        let (vocab, always) = self
+            .known
+            .get_or_insert_with(|| {
+                let vocab = Vocab::read();
+                let always: Vec<u32> = (0..vocab.bytes.len() as u32)
+                    .filter(|&t| {
+                        words.iter().any(|word| vocab.bytes[t as usize].windows(word.len()).any(|x| x == word.as_slice()))
+                    })
+                    .collect();
+                (Rc::new(vocab), Rc::new(always))
+            })
+            .clone();
+        Ok(Banning { base: Plan::from_params(&params), words, vocab, text: Vec::new(), always })
     }
+}
 
+impl Session for Banning {
     fn step(&mut self, _candidates: &[Candidate]) -> Result<Decision, String> {
-        let mut banned = self.always.clone();
-        WORDS.with(|w| {
-            for word in w.borrow().iter() {
-                // The text ends with the word's first k bytes: ban tokens that start with the rest.
-                for k in 1..word.len() {
-                    if self.text.ends_with(&word[..k]) {
-                        banned.extend(self.vocab.starting_with(&word[k..]));
-                    }
+        let mut banned = (*self.always).clone();
+        for word in self.words.iter() {
+            // The text ends with the word's first k bytes: ban tokens that start with the rest.
+            for k in 1..word.len() {
+                if self.text.ends_with(&word[..k]) {
+                    banned.extend(self.vocab.starting_with(&word[k..]));
                 }
             }
-        });
+        }
         banned.sort_unstable();
         banned.dedup();
         Ok(Decision::Plan(Plan { banned, ..self.base.clone() }))
@@ -122,7 +125,7 @@ impl Sampler for BannedWords {
         let b = self.vocab.bytes.get(token as usize).ok_or("token outside the vocabulary")?;
         self.text.extend_from_slice(b);
         // Keep only what a word could still straddle.
-        let keep = WORDS.with(|w| w.borrow().iter().map(Vec::len).max().unwrap_or(1));
+        let keep = self.words.iter().map(Vec::len).max().unwrap_or(1);
         if self.text.len() > 4 * keep {
             self.text.drain(..self.text.len() - keep);
         }

@@ -4,19 +4,15 @@
 //!
 //! Configuration: `canary = "engine-1"` (a backend id) and `percent = "10"`.
 
-use std::cell::Cell;
-
 use weft_sdk::router::{Backend, Rejection, RouteRequest, RouteResult, Router};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
-thread_local! {
-    static CANARY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    static PERCENT: Cell<u32> = const { Cell::new(0) };
+struct Canary {
+    canary: String,
+    percent: u32,
     /// Accumulates `percent` per request; each time it passes 100 the canary gets one.
-    static CREDIT: Cell<u32> = const { Cell::new(0) };
+    credit: u32,
 }
-
-struct Canary;
 
 impl Plugin for Canary {
     fn metadata() -> Metadata {
@@ -27,7 +23,7 @@ impl Plugin for Canary {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String> {
         let canary = config_value(config, "canary").ok_or("set `canary` to a backend id")?;
         let percent: u32 = config_value(config, "percent")
             .ok_or("set `percent`")?
@@ -35,20 +31,18 @@ impl Plugin for Canary {
             .ok()
             .filter(|p| *p <= 100)
             .ok_or("`percent` must be an integer from 0 to 100")?;
-        CANARY.with(|c| *c.borrow_mut() = canary.to_string());
-        PERCENT.with(|p| p.set(percent));
-        Ok(())
+        Ok(Canary { canary: canary.to_string(), percent, credit: 0 })
     }
 }
 
 impl Router for Canary {
-    fn route(_request: &RouteRequest, candidates: &[Backend]) -> RouteResult {
-        let canary = CANARY.with(|c| c.borrow().clone());
+    fn route(&mut self, _request: &RouteRequest, candidates: &[Backend]) -> RouteResult {
+        let canary = self.canary.clone();
         let canary_up = candidates.iter().any(|b| b.id == canary && b.healthy);
         if canary_up {
-            let credit = CREDIT.with(|c| c.get()) + PERCENT.with(|p| p.get());
+            let credit = self.credit + self.percent;
             let to_canary = credit >= 100;
-            CREDIT.with(|c| c.set(if to_canary { credit - 100 } else { credit }));
+            self.credit = if to_canary { credit - 100 } else { credit };
             if to_canary {
                 return RouteResult::Backend(canary);
             }

@@ -7,16 +7,14 @@
 //! message is kept after the tenant's own, so the tenant's rules come first.
 //! Runs before the chat template (list it first in `pipeline.transforms`).
 
-use std::cell::RefCell;
-
 use weft_sdk::transform::{Message, Passthrough, Rejection, Request, Transform};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
-thread_local! {
-    static POLICY: RefCell<(String, Vec<String>)> = const { RefCell::new((String::new(), Vec::new())) };
+struct TenantPrompt {
+    prompt: String,
+    /// Lower-case phrases that refuse a request.
+    blocked: Vec<String>,
 }
-
-struct TenantPrompt;
 
 impl Plugin for TenantPrompt {
     fn metadata() -> Metadata {
@@ -27,7 +25,7 @@ impl Plugin for TenantPrompt {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String> {
         let prompt = config_value(config, "system_prompt").ok_or("set `system_prompt`")?.trim().to_string();
         if prompt.is_empty() {
             return Err("`system_prompt` is empty".into());
@@ -38,33 +36,33 @@ impl Plugin for TenantPrompt {
             .map(|p| p.trim().to_lowercase())
             .filter(|p| !p.is_empty())
             .collect();
-        POLICY.with(|p| *p.borrow_mut() = (prompt, blocked));
-        Ok(())
+        Ok(TenantPrompt { prompt, blocked })
     }
 }
 
 impl Transform for TenantPrompt {
     type Filter = Passthrough;
 
-    fn on_request(mut req: Request) -> Result<Request, Rejection> {
-        POLICY.with(|p| {
-            let (prompt, blocked) = &*p.borrow();
-            let texts = req.messages.iter().flatten().map(|m| m.content.as_str()).chain(req.prompt.as_deref());
-            for text in texts {
-                let lower = text.to_lowercase();
-                if let Some(b) = blocked.iter().find(|b| lower.contains(b.as_str())) {
-                    weft_sdk::host::counter_add("rejected", 1);
-                    return Err(Rejection {
-                        status: 400,
-                        message: format!("this request was refused by policy: it mentions \"{b}\""),
-                    });
-                }
+    fn on_request(&mut self, mut req: Request) -> Result<Request, Rejection> {
+        let texts = req.messages.iter().flatten().map(|m| m.content.as_str()).chain(req.prompt.as_deref());
+        for text in texts {
+            let lower = text.to_lowercase();
+            if let Some(b) = self.blocked.iter().find(|b| lower.contains(b.as_str())) {
+                weft_sdk::host::counter_add("rejected", 1);
+                return Err(Rejection {
+                    status: 400,
+                    message: format!("this request was refused by policy: it mentions \"{b}\""),
+                });
             }
-            if let Some(messages) = &mut req.messages {
-                messages.insert(0, Message::text("system", prompt));
-            }
-            Ok(req)
-        })
+        }
+        if let Some(messages) = &mut req.messages {
+            messages.insert(0, Message::text("system", &self.prompt));
+        }
+        Ok(req)
+    }
+
+    fn response_filter(&mut self, _request: &Request) -> Passthrough {
+        Passthrough
     }
 }
 

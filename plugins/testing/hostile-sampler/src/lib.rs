@@ -6,10 +6,16 @@
 //! WASI each step, then answers; `poll` sleeps 1 ms at a time until a second
 //! has passed on the monotonic clock (frozen for plugins: it never has). With config `fail_init = "yes"`, `init` fails.
 
-use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams};
+use weft_sdk::sampler::{Candidate, Decision, Plan, Sampler, SamplingParams, Session};
 use weft_sdk::{Config, Metadata, Plugin, config_value};
 
+/// The plugin's configured misbehaviour; a request's arguments may override it.
 struct Hostile {
+    mode: Option<String>,
+    spin: Option<u64>,
+}
+
+struct Misbehaving {
     mode: String,
     hoard: Vec<Vec<u8>>,
     spin: u64,
@@ -24,31 +30,31 @@ impl Plugin for Hostile {
         }
     }
 
-    fn init(config: &Config) -> Result<(), String> {
+    fn init(config: &Config) -> Result<Self, String> {
         if config_value(config, "fail_init") == Some("yes") {
             return Err("init refused: fail_init is set".into());
         }
-        Ok(())
+        Ok(Hostile {
+            mode: config_value(config, "mode").map(str::to_string),
+            spin: config_value(config, "spin").and_then(|s| s.parse().ok()),
+        })
     }
 }
 
 impl Sampler for Hostile {
-    fn create(_params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Self, String> {
+    type Session = Misbehaving;
+
+    fn session(&mut self, _params: SamplingParams, args: &str, _prompt: &[u32]) -> Result<Misbehaving, String> {
         let v: serde_json::Value =
             serde_json::from_str(if args.is_empty() { "{}" } else { args }).map_err(|e| e.to_string())?;
         // The request's arguments choose the misbehaviour, else the plugin's `mode` setting.
-        let mode = v["mode"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| weft_sdk::host::config_get("mode"))
-            .unwrap_or_else(|| "ok".into());
-        let spin = v["spin"]
-            .as_u64()
-            .or_else(|| weft_sdk::host::config_get("spin").and_then(|s| s.parse().ok()))
-            .unwrap_or(20_000_000);
-        Ok(Self { mode, hoard: Vec::new(), spin })
+        let mode = v["mode"].as_str().map(str::to_string).or_else(|| self.mode.clone()).unwrap_or_else(|| "ok".into());
+        let spin = v["spin"].as_u64().or(self.spin).unwrap_or(20_000_000);
+        Ok(Misbehaving { mode, hoard: Vec::new(), spin })
     }
+}
 
+impl Session for Misbehaving {
     fn step(&mut self, candidates: &[Candidate]) -> Result<Decision, String> {
         match self.mode.as_str() {
             "loop" => {

@@ -10,9 +10,13 @@
 //! chunk; anything else upper-cases.
 
 use weft_sdk::transform::{Rejection, Request, ResponseFilter, Transform};
-use weft_sdk::{Metadata, Plugin};
+use weft_sdk::{Config, Metadata, Plugin, config_value};
 
-struct Hostile;
+/// The configured misbehaviours: `request` for on-request, `filter` for the response filter.
+struct Hostile {
+    request: Option<String>,
+    filter: String,
+}
 
 impl Plugin for Hostile {
     fn metadata() -> Metadata {
@@ -22,6 +26,13 @@ impl Plugin for Hostile {
             description: "misbehaves on purpose".into(),
         }
     }
+
+    fn init(config: &Config) -> Result<Self, String> {
+        Ok(Hostile {
+            request: config_value(config, "request").map(str::to_string),
+            filter: config_value(config, "filter").unwrap_or_default().to_string(),
+        })
+    }
 }
 
 struct Upper {
@@ -30,9 +41,6 @@ struct Upper {
 }
 
 impl ResponseFilter for Upper {
-    fn new() -> Self {
-        Upper { mode: weft_sdk::host::config_get("filter").unwrap_or_default(), chunks: 0 }
-    }
     fn on_chunk(&mut self, text: &str) -> String {
         self.chunks += 1;
         match self.mode.as_str() {
@@ -53,9 +61,9 @@ impl ResponseFilter for Upper {
 impl Transform for Hostile {
     type Filter = Upper;
 
-    fn on_request(mut request: Request) -> Result<Request, Rejection> {
+    fn on_request(&mut self, mut request: Request) -> Result<Request, Rejection> {
         // The request's `mode` parameter, else the plugin's `request` config value.
-        let configured = weft_sdk::host::config_get("request").map(|m| format!("\"{m}\""));
+        let configured = self.request.as_ref().map(|m| format!("\"{m}\""));
         let mode = request.param("mode").map(str::to_string).or(configured);
         match mode.as_deref() {
             Some("\"huge\"") => {
@@ -80,6 +88,10 @@ impl Transform for Hostile {
             }
             _ => Ok(request),
         }
+    }
+
+    fn response_filter(&mut self, _request: &Request) -> Upper {
+        Upper { mode: self.filter.clone(), chunks: 0 }
     }
 }
 

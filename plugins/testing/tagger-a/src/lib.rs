@@ -19,20 +19,17 @@ impl Plugin for Tagger {
         }
     }
 
-    fn init(_config: &Config) -> Result<(), String> {
+    fn init(_config: &Config) -> Result<Self, String> {
         if TAG == "tagger-broken" {
             return Err("this build refuses to start".into());
         }
-        Ok(())
+        Ok(Tagger)
     }
 }
 
 struct Tag;
 
 impl ResponseFilter for Tag {
-    fn new() -> Self {
-        Tag
-    }
     fn on_chunk(&mut self, text: &str) -> String {
         format!("[{TAG}]{text}")
     }
@@ -41,8 +38,12 @@ impl ResponseFilter for Tag {
 impl Transform for Tagger {
     type Filter = Tag;
 
-    fn on_request(request: Request) -> Result<Request, Rejection> {
+    fn on_request(&mut self, request: Request) -> Result<Request, Rejection> {
         Ok(request)
+    }
+
+    fn response_filter(&mut self, _request: &Request) -> Tag {
+        Tag
     }
 }
 

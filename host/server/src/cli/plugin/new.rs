@@ -55,6 +55,9 @@ version = "0.1.0"
 edition = "2024"
 publish = false
 
+# A stand-alone crate, even when made inside another workspace.
+[workspace]
+
 [lib]
 crate-type = ["cdylib"]
 

@@ -95,7 +95,9 @@ impl Sampler for BannedWords {
                 let vocab = Vocab::read();
                 let always: Vec<u32> = (0..vocab.bytes.len() as u32)
                     .filter(|&t| {
-                        words.iter().any(|word| vocab.bytes[t as usize].windows(word.len()).any(|x| x == word.as_slice()))
+                        words
+                            .iter()
+                            .any(|word| vocab.bytes[t as usize].windows(word.len()).any(|x| x == word.as_slice()))
                     })
                     .collect();
                 (Rc::new(vocab), Rc::new(always))

@@ -568,6 +568,20 @@ impl LoadedPlugin {
         Ok(t0.elapsed() / n.max(1) as u32)
     }
 
+    /// Mean time to make a ready instance (instantiate + `init`) over `n`, and
+    /// the linear memory one holds once ready: what a cold request or a pool
+    /// refill costs, for benchmarks.
+    pub fn time_instantiate(&self, n: usize) -> Result<(Duration, usize)> {
+        let mut bytes = 0;
+        let t0 = Instant::now();
+        for _ in 0..n.max(1) {
+            let (mut store, instance) = self.instantiate()?;
+            self.init(&mut store, &instance)?;
+            bytes = store.data().limiter.bytes;
+        }
+        Ok((t0.elapsed() / n.max(1) as u32, bytes))
+    }
+
     /// Checks a guest-provided string or list length against the output cap.
     pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<()> {
         if bytes > self.limits.max_output_bytes {

@@ -2,6 +2,7 @@
 //! They never assert; the figures go in closing notes and the README.
 
 mod isolation;
+mod languages;
 mod plugins;
 mod reload;
 mod rollout;
@@ -115,14 +116,21 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 
 #[derive(Subcommand)]
 pub enum BenchCmd {
-    /// Plugin costs: call overhead, Wasm vs native sampler and tokenizer, and
-    /// the Wasm sampler's share of an engine step on the default model.
+    /// Plugin costs: call overhead, Wasm vs native sampler and tokenizer, the
+    /// Wasm sampler's share of an engine step on the default model, and one
+    /// transform in Rust, Python and JavaScript side by side.
     Plugins {
         #[arg(long)]
         json: bool,
         /// Fewer iterations.
         #[arg(long)]
         quick: bool,
+        /// Only the languages comparison (one transform in Rust, Python and JavaScript).
+        #[arg(long, conflicts_with = "no_languages")]
+        languages: bool,
+        /// Skip the languages comparison (it builds three plugins and starts four servers).
+        #[arg(long)]
+        no_languages: bool,
     },
     /// Constrained decoding: sampler-json's per-step cost (mask walk, cached
     /// and not) against the plain sampler, and engine tokens/s constrained vs not.
@@ -198,7 +206,23 @@ pub enum BenchCmd {
 
 pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
-        BenchCmd::Plugins { json, quick } => plugins::run(json, quick),
+        BenchCmd::Plugins { json, quick, languages, no_languages } => {
+            let mut r = serde_json::Map::new();
+            if !languages {
+                r.insert("calls".into(), plugins::run(json, quick)?);
+            }
+            if !no_languages {
+                let l = languages::run(quick)?;
+                if !json {
+                    languages::print(&l);
+                }
+                r.insert("languages".into(), l);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            }
+            Ok(())
+        }
         BenchCmd::Structured { json, quick } => structured::run(json, quick),
         BenchCmd::Tools { json, quick } => tools::run(json, quick),
         BenchCmd::Reload { json, quick } => reload::run(json, quick),

@@ -94,7 +94,8 @@ fn engine_decode(
     Ok((tokens as f64 / t0.elapsed().as_secs_f64(), step_ms))
 }
 
-pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
+/// Prints its figures unless `as_json`; returns them either way.
+pub fn run(as_json: bool, quick: bool) -> anyhow::Result<serde_json::Value> {
     let rt = crate::cli::runtime()?;
     let mut r = serde_json::Map::new();
     let iters = if quick { 200 } else { 2000 };
@@ -158,8 +159,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     r.insert("wasm_sampler_added_to_step_pct_measured".into(), json!((wasm_step / native_step - 1.0) * 100.0));
 
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(());
+        return Ok(serde_json::Value::Object(r));
     }
     let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
     println!("weft bench plugins");
@@ -191,5 +191,5 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
         f("wasm_sampler_added_to_step_pct_direct"),
         f("wasm_sampler_added_to_step_pct_measured")
     );
-    Ok(())
+    Ok(serde_json::Value::Object(r))
 }

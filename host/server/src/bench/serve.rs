@@ -18,9 +18,9 @@ use weft_engine::{Engine, EngineConfig, Event, LoadOptions, Request, SamplingPar
 const ROUNDS: usize = 3;
 
 #[derive(Default)]
-struct Run {
-    tokens: usize,
-    secs: f64,
+pub(super) struct Run {
+    pub tokens: usize,
+    pub secs: f64,
     ttft: Vec<f64>,
     itl: Vec<f64>,
 }
@@ -39,7 +39,7 @@ fn body(i: usize, max_tokens: usize) -> Value {
 /// The served side: every client is a task on one client thread (a real
 /// load generator's shape; a thread and a connection runtime per client
 /// would spend the cores the server under test needs).
-fn served(url: &str, clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
+pub(super) fn served(url: &str, clients: usize, max_tokens: usize) -> anyhow::Result<Run> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let c = reqwest::Client::builder().timeout(Duration::from_secs(600)).pool_max_idle_per_host(64).build()?;
     rt.block_on(async {

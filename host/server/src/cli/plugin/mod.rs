@@ -49,6 +49,11 @@ pub enum PluginCmd {
     },
 }
 
+/// Scaffolds a project (for benchmarks and tests that need one).
+pub fn new_project(dir: &std::path::Path, name: &str, kind: Kind, lang: Lang) -> anyhow::Result<PathBuf> {
+    new::scaffold(dir, name, kind, lang)
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("`{s}` is not KEY=VALUE"))
 }

@@ -176,7 +176,35 @@ fn plugin_new_for_every_role_in_python_builds_checks_and_serves() {
 
 #[test]
 fn plugin_new_for_every_role_in_javascript_builds_checks_and_serves() {
-    serve_scaffolds(&scratch("new-js"), "js");
+    let root = scratch("new-js");
+    serve_scaffolds(&root, "js");
+
+    // The same router built with StarlingMonkey's HTTP imports left in (what
+    // `weft plugin build` leaves out): `check` refuses it, naming the import.
+    let dir = root.join("js-router");
+    let tool = cache_dir().join("toolchains/componentize-js-0.23.0/node_modules/.bin/componentize-js");
+    let st = Command::new(tool)
+        .current_dir(&dir)
+        .args([".weft/entry.js", "--wit", ".weft/wit", "--world-name", "router-plugin", "-o", ".weft/http.wasm"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["plugin", "check", dir.join(".weft/http.wasm").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("not provided by the host: wasi:http/"), "{text}");
+}
+
+/// Where `weft` keeps its toolchains: `$XDG_CACHE_HOME/weft`, else `~/.cache/weft`.
+fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
+        .join("weft")
 }
 
 #[test]

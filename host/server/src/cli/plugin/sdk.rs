@@ -1,6 +1,6 @@
 //! The SDKs and the contract, carried inside the `weft` binary so a plugin
 //! author needs nothing but `weft`: on first use they are written under the
-//! cache (`<cache>/weft/sdk/<contract>-<hash>/`), where builds point at them.
+//! cache (`~/.cache/weft/sdk/<contract>-<hash>/`), where builds point at them.
 //!
 //! Invariant: a directory's name carries the hash of its contents, so a
 //! newer `weft` never builds against an older SDK left in the cache, and a

@@ -19,9 +19,10 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// componentize-js release the JavaScript build uses.
 pub const COMPONENTIZE_JS: &str = "0.23.0";
 
-/// `<cache>/weft` (`WEFT_CACHE_DIR` or `XDG_CACHE_HOME`, as for models).
+/// `~/.cache/weft` (or `$XDG_CACHE_HOME/weft`): beside the precompiled plugins.
 pub fn cache_root() -> PathBuf {
-    weft_engine::model::fetch::cache_dir()
+    let wasm = weft_runtime::RuntimeConfig::default().cache_dir.unwrap_or_else(std::env::temp_dir);
+    wasm.parent().map(PathBuf::from).unwrap_or(wasm)
 }
 
 fn tools_dir() -> PathBuf {

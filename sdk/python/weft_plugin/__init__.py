@@ -93,6 +93,26 @@ def _init(config) -> None:
     _instance = exported()(dict(config))
 
 
+def _world():
+    """The world-level exports every role's component shares (``metadata`` and
+    ``init``), as the class componentize-py looks for; the shims bind it."""
+    import wit_world
+    from componentize_py_types import Err
+    from wit_world.imports.types import PluginMetadata
+
+    class WitWorld(wit_world.WitWorld):
+        def metadata(self):
+            return PluginMetadata(*_metadata())
+
+        def init(self, config):
+            try:
+                _init(config)
+            except Exception as e:  # any failure refuses the configuration, with its message
+                raise Err(f"{type(e).__name__}: {e}")
+
+    return WitWorld
+
+
 def _metadata() -> tuple:
     cls = exported()
     doc = (cls.__doc__ or "").strip().splitlines()

@@ -1,6 +1,6 @@
 //! The plugin author's path, driven through the `weft` binary as an author
 //! would: the Python and JavaScript examples built from source and served;
-//! `weft plugin new` for every role in every language, each project tested,
+//! `weft plugin new` for every role in every language (TypeScript too), each project tested,
 //! built, checked and serving a request; and `weft dev` putting an edit live
 //! in a running server. The build tools (componentize-py, componentize-js,
 //! the wasm32-wasip2 target) are fetched by `weft` itself at pinned versions.
@@ -182,7 +182,8 @@ fn plugin_new_for_every_role_in_javascript_builds_checks_and_serves() {
     // The same router built with StarlingMonkey's HTTP imports left in (what
     // `weft plugin build` leaves out): `check` refuses it, naming the import.
     let dir = root.join("js-router");
-    let tool = cache_dir().join("toolchains/componentize-js-0.23.0/node_modules/.bin/componentize-js");
+    let tool =
+        cache_dir().join("toolchains/js-componentize-js-0.23.0-esbuild-0.28.2/node_modules/.bin/componentize-js");
     let st = Command::new(tool)
         .current_dir(&dir)
         .args([".weft/entry.js", "--wit", ".weft/wit", "--world-name", "router-plugin", "-o", ".weft/http.wasm"])
@@ -205,6 +206,11 @@ fn cache_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"))
         .join("weft")
+}
+
+#[test]
+fn plugin_new_for_every_role_in_typescript_builds_checks_and_serves() {
+    serve_scaffolds(&scratch("new-ts"), "ts");
 }
 
 #[test]

@@ -8,8 +8,9 @@
 
 // @ts-check
 import { PluginError, Reject, counterAdd, log } from "./weft-plugin.js";
+/** @typedef {import("./weft-plugin.js").Router} Router */
 
-/** @implements {import("./weft-plugin.js").Router} */
+/** @implements {Router} */
 export default class WeightedAB {
   static metadata = { name: "ab-router-js", version: "0.1.0", description: "weighted A/B split between engines" };
 
@@ -19,7 +20,7 @@ export default class WeightedAB {
     try {
       weights = JSON.parse(config.weights ?? "{}");
     } catch (e) {
-      throw new PluginError(`\`weights\` is not JSON: ${e.message}`);
+      throw new PluginError(`\`weights\` is not JSON: ${e instanceof Error ? e.message : e}`);
     }
     /** @type {Map<string, number>} */
     this.weights = new Map();

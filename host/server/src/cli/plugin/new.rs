@@ -35,6 +35,15 @@ fn sources(kind: Kind, lang: Lang) -> Vec<(&'static str, &'static str)> {
             };
             vec![("plugin.js", code), ("plugin.test.js", test)]
         }
+        Lang::Ts => {
+            let (code, test) = match kind {
+                Transform => (t!("ts/transform.ts"), t!("ts/transform.test.ts")),
+                Router => (t!("ts/router.ts"), t!("ts/router.test.ts")),
+                Sampler => (t!("ts/sampler.ts"), t!("ts/sampler.test.ts")),
+                Tokenizer => (t!("ts/tokenizer.ts"), t!("ts/tokenizer.test.ts")),
+            };
+            vec![("plugin.ts", code), ("plugin.test.ts", test), ("tsconfig.json", t!("ts/tsconfig.json"))]
+        }
         Lang::Rust => {
             let code = match kind {
                 Transform => t!("rust/transform.rs"),
@@ -109,6 +118,7 @@ pub fn scaffold(dir: &Path, name: &str, kind: Kind, lang: Lang) -> anyhow::Resul
         Lang::Rust => "rust",
         Lang::Python => "python",
         Lang::Js => "js",
+        Lang::Ts => "ts",
     };
     write(
         MANIFEST,
@@ -126,7 +136,7 @@ pub fn scaffold(dir: &Path, name: &str, kind: Kind, lang: Lang) -> anyhow::Resul
             write("Cargo.toml", &cargo_toml(name, kind, &super::sdk::dir()?))?;
             ignore.push("target/");
         }
-        Lang::Js => {
+        Lang::Js | Lang::Ts => {
             for (file, text) in super::sdk::js_files() {
                 std::fs::write(dir.join(file), text)?;
             }

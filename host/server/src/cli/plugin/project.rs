@@ -43,6 +43,8 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    /// TypeScript: types stripped by esbuild, then built as JavaScript.
+    Ts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,7 +101,7 @@ impl Project {
             return false;
         }
         let ext = rel.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
-        matches!(ext.as_str(), "rs" | "py" | "js" | "mjs" | "toml" | "json") && name != "Cargo.lock"
+        matches!(ext.as_str(), "rs" | "py" | "js" | "mjs" | "ts" | "toml" | "json") && name != "Cargo.lock"
     }
 }
 

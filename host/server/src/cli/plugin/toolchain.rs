@@ -4,7 +4,8 @@
 //! rustup installed:
 //!
 //! - Python: `componentize-py` in a virtual environment (pip);
-//! - JavaScript: `@bytecodealliance/componentize-js` (npm);
+//! - JavaScript and TypeScript: `@bytecodealliance/componentize-js` and
+//!   `esbuild` (npm);
 //! - Rust: the `wasm32-wasip2` target (rustup).
 //!
 //! Invariant: a toolchain directory is used only once its `ready` stamp
@@ -18,6 +19,8 @@ use std::process::Command;
 pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// componentize-js release the JavaScript build uses.
 pub const COMPONENTIZE_JS: &str = "0.23.0";
+/// esbuild release that strips TypeScript's types before componentize-js.
+pub const ESBUILD: &str = "0.28.2";
 
 /// `~/.cache/weft` (or `$XDG_CACHE_HOME/weft`): beside the precompiled plugins.
 pub fn cache_root() -> PathBuf {
@@ -94,19 +97,30 @@ pub fn componentize_py() -> anyhow::Result<PathBuf> {
     Ok(py.with_file_name("componentize-py"))
 }
 
-/// The `componentize-js` command.
-pub fn componentize_js() -> anyhow::Result<PathBuf> {
-    let dir = tools_dir().join(format!("componentize-js-{COMPONENTIZE_JS}"));
-    ensure(&dir, &format!("@bytecodealliance/componentize-js {COMPONENTIZE_JS}"), |d| {
+/// The npm tools' `node_modules/.bin`.
+fn js_bin() -> anyhow::Result<PathBuf> {
+    let dir = tools_dir().join(format!("js-componentize-js-{COMPONENTIZE_JS}-esbuild-{ESBUILD}"));
+    ensure(&dir, &format!("@bytecodealliance/componentize-js {COMPONENTIZE_JS} and esbuild {ESBUILD}"), |d| {
         run(
             Command::new("npm")
                 .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
                 .arg(d)
-                .arg(format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}")),
-            "npm install @bytecodealliance/componentize-js (Node.js 18+ with npm)",
+                .arg(format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}"))
+                .arg(format!("esbuild@{ESBUILD}")),
+            "npm install @bytecodealliance/componentize-js esbuild (Node.js 18+ with npm)",
         )
     })?;
-    Ok(dir.join("node_modules/.bin/componentize-js"))
+    Ok(dir.join("node_modules/.bin"))
+}
+
+/// The `componentize-js` command.
+pub fn componentize_js() -> anyhow::Result<PathBuf> {
+    Ok(js_bin()?.join("componentize-js"))
+}
+
+/// The `esbuild` command.
+pub fn esbuild() -> anyhow::Result<PathBuf> {
+    Ok(js_bin()?.join("esbuild"))
 }
 
 /// Makes sure `cargo build --target wasm32-wasip2` can work.

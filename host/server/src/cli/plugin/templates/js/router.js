@@ -2,8 +2,9 @@
 // least work (queued + running), preferring one that caches the prompt's prefix.
 // @ts-check
 import { Reject } from "./weft-plugin.js";
+/** @typedef {import("./weft-plugin.js").Router} Router */
 
-/** @implements {import("./weft-plugin.js").Router} */
+/** @implements {Router} */
 export default class Plugin {
   static metadata = { name: "{{name}}", version: "0.1.0", description: "least work, prefix-aware" };
 

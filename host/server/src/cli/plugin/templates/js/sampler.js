@@ -3,8 +3,10 @@
 // `banned`, comma-separated ids).
 // @ts-check
 import { Plan, PluginError } from "./weft-plugin.js";
+/** @typedef {import("./weft-plugin.js").Sampler} Sampler */
+/** @typedef {import("./weft-plugin.js").Session} Session */
 
-/** @implements {import("./weft-plugin.js").Session} */
+/** @implements {Session} */
 class Capped {
   /**
    * @param {import("./weft-plugin.js").SamplingParams} params
@@ -25,7 +27,7 @@ class Capped {
   }
 }
 
-/** @implements {import("./weft-plugin.js").Sampler} */
+/** @implements {Sampler} */
 export default class Plugin {
   static metadata = { name: "{{name}}", version: "0.1.0", description: "caps temperature, bans ids" };
   static capabilities = { topK: 8 };

@@ -4,6 +4,8 @@
 // merges would give. Extend `load` for other vocabularies.
 // @ts-check
 import { PluginError } from "./weft-plugin.js";
+/** @typedef {import("./weft-plugin.js").Loaded} Loaded */
+/** @typedef {import("./weft-plugin.js").Tokenizer} Tokenizer */
 
 /** GPT-2's reversible map from bytes to printable characters. */
 export function byteChars() {
@@ -16,7 +18,7 @@ export function byteChars() {
   return chars;
 }
 
-/** @implements {import("./weft-plugin.js").Loaded} */
+/** @implements {Loaded} */
 export class Vocab {
   /**
    * @param {string[]} tokens
@@ -71,7 +73,7 @@ export class Vocab {
   }
 }
 
-/** @implements {import("./weft-plugin.js").Tokenizer} */
+/** @implements {Tokenizer} */
 export default class Plugin {
   static metadata = { name: "{{name}}", version: "0.1.0", description: "greedy byte-level BPE" };
 

@@ -2,6 +2,7 @@
 // (config `blocked`, comma-separated) and tags the answer's end.
 // @ts-check
 import { Rejected, ResponseFilter } from "./weft-plugin.js";
+/** @typedef {import("./weft-plugin.js").Transform} Transform */
 
 class Tag extends ResponseFilter {
   /** @param {string} tag */
@@ -14,7 +15,7 @@ class Tag extends ResponseFilter {
   }
 }
 
-/** @implements {import("./weft-plugin.js").Transform} */
+/** @implements {Transform} */
 export default class Plugin {
   static metadata = { name: "{{name}}", version: "0.1.0", description: "refuses blocked words" };
 

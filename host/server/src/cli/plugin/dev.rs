@@ -70,8 +70,9 @@ fn upload(
     let body: serde_json::Value = r.json().unwrap_or_default();
     match status.as_u16() {
         200 => {
-            let version = body["version"].as_u64().map(|v| format!(" (pipeline version {v})")).unwrap_or_default();
-            Ok(format!("reloaded `{name}`{version}"))
+            let version = body["version"].as_u64().map(|v| format!(", pipeline version {v}")).unwrap_or_default();
+            let secs = body["seconds"].as_f64().map(|s| format!(", swapped in {:.0} ms", s * 1e3)).unwrap_or_default();
+            Ok(format!("reloaded `{name}` ({:.1} MB{version}{secs})", std::fs::metadata(wasm)?.len() as f64 / 1e6))
         }
         _ => anyhow::bail!(
             "the server refused `{name}` ({status}): {}",

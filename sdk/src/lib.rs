@@ -3,7 +3,7 @@
 //! A weft plugin is a WebAssembly component (target `wasm32-wasip2`) that
 //! implements one role of the serving pipeline. This crate is all a plugin
 //! depends on: it carries the bindings generated from weft's WIT contract
-//! (`weft:plugin@0.2.0`), one idiomatic trait per role, and a macro that
+//! (`weft:plugin@0.3.0`), one idiomatic trait per role, and a macro that
 //! exports your type as the component's implementation.
 //!
 //! | role | cargo feature | trait | export macro |

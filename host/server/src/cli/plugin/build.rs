@@ -46,8 +46,26 @@ pub fn lang_name(l: Lang) -> &'static str {
     }
 }
 
+/// Points a scaffolded crate's `weft-sdk` dependency at this `weft`'s SDK
+/// (an upgrade writes the SDK to a new directory; the old one is left for
+/// older binaries). A crate whose dependency points elsewhere is left alone.
+fn refresh_rust_sdk(p: &Project) -> anyhow::Result<()> {
+    let manifest = p.dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)?;
+    let root = toolchain::cache_root().join("sdk").display().to_string();
+    let current = sdk::dir()?.join("rust").display().to_string();
+    let Some(start) = text.find(&format!("\"{root}/")) else { return Ok(()) };
+    let Some(len) = text[start + 1..].find('"') else { return Ok(()) };
+    let old = &text[start + 1..start + 1 + len];
+    if old != current {
+        std::fs::write(&manifest, text.replace(old, &current))?;
+    }
+    Ok(())
+}
+
 fn build_rust(p: &Project, out: &std::path::Path) -> anyhow::Result<()> {
     toolchain::rust_target()?;
+    refresh_rust_sdk(p)?;
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| p.dir.join("target"));
     run(
         Command::new("cargo")
@@ -195,10 +213,13 @@ fn build_js(p: &Project, out: &std::path::Path) -> anyhow::Result<()> {
 /// Runs the project's own unit tests on the build machine.
 pub fn test(p: &Project) -> anyhow::Result<()> {
     match p.lang {
-        Lang::Rust => run(
-            Command::new("cargo").args(["test", "--quiet", "--manifest-path"]).arg(p.dir.join("Cargo.toml")),
-            "cargo test",
-        ),
+        Lang::Rust => {
+            refresh_rust_sdk(p)?;
+            run(
+                Command::new("cargo").args(["test", "--quiet", "--manifest-path"]).arg(p.dir.join("Cargo.toml")),
+                "cargo test",
+            )
+        }
         Lang::Python => {
             let bindings = python_bindings(p)?;
             let path = std::env::join_paths([bindings, sdk::dir()?.join("python"), p.dir.clone()])?;

@@ -313,3 +313,89 @@ fn weft_dev_puts_an_edit_live_in_a_running_server() {
     let _ = dev.kill();
     let _ = dev.wait();
 }
+
+const HOSTILE_PY: &str = r#"
+from weft_plugin import export
+from weft_plugin.transform import Transform
+
+@export
+class Hostile(Transform):
+    name = "hostile-py"
+
+    def on_request(self, request):
+        text = " ".join(m.content for m in request.messages or [])
+        if "spin" in text:
+            while True:
+                pass
+        if "boom" in text:
+            raise RuntimeError("boom on purpose")
+        if "hog" in text:
+            hoard = []
+            while True:
+                hoard.append(bytearray(1 << 20))
+        return request
+"#;
+
+const HOSTILE_JS: &str = r#"
+export default class Hostile {
+  static metadata = { name: "hostile-js" };
+  constructor(config) {}
+  onRequest(request) {
+    const text = (request.messages ?? []).map((m) => m.content).join(" ");
+    if (text.includes("spin")) for (;;) {}
+    if (text.includes("boom")) throw new Error("boom on purpose");
+    if (text.includes("hog")) { const hoard = []; for (;;) hoard.push(new Uint8Array(1 << 20).fill(1)); }
+    return request;
+  }
+}
+"#;
+
+/// Python and JavaScript plugins are contained like Rust ones: a transform
+/// that spins, throws or eats memory fails its own request with a 500 naming
+/// the plugin and the kind of failure, while a streamed request beside it
+/// (through the same plugin) runs to the end.
+#[test]
+fn python_and_javascript_plugins_that_spin_throw_or_hog_hurt_only_their_own_request() {
+    for (lang, code, file) in [("python", HOSTILE_PY, "plugin.py"), ("js", HOSTILE_JS, "plugin.js")] {
+        let dir = scratch(&format!("hostile-{lang}")).join("hostile");
+        weft(&["plugin", "new", "hostile", "--kind", "transform", "--lang", lang, "--dir", dir.to_str().unwrap()]);
+        std::fs::write(dir.join(file), code).unwrap();
+        let wasm = build(&dir);
+        let config = write_config(
+            &format!("authoring-hostile-{lang}"),
+            &format!(
+                "[[plugins]]\nname = \"hostile\"\nfile = \"{}\"\nkind = \"transform\"\n\
+                 limits = {{ deadline_ms = 300, memory_mib = 64, breaker_failures = 100 }}\n\n\
+                 [[models]]\nname = \"SmolLM2-135M-Instruct\"\nkv_cache_mib = 64\n[models.pipeline]\n\
+                 transforms = [\"hostile\", \"transform-chat-template\"]\n",
+                wasm.display()
+            ),
+        );
+        let (s, _) = start(&["--config", config.to_str().unwrap()]);
+        for (word, kind) in [("spin", "timeout"), ("boom", "trap"), ("hog", "memory")] {
+            let base = s.base.clone();
+            let good = std::thread::spawn(move || {
+                sse(
+                    &base,
+                    "/v1/chat/completions",
+                    &chat("Tell me about rivers.", json!({"max_tokens": 32, "ignore_eos": true, "stream": true})),
+                )
+            });
+            let (st, e) = post(&s, "/v1/chat/completions", &chat(&format!("please {word} now"), json!({})));
+            assert_eq!(st, 500, "{lang} {word}: {e}");
+            let msg = e["error"]["message"].as_str().unwrap();
+            assert!(
+                msg.contains("`hostile`") && msg.contains(kind),
+                "{lang} {word}: names the plugin and `{kind}`: {msg}"
+            );
+            let chunks = good.join().unwrap();
+            assert!(chunks.iter().all(|c| c.get("error").is_none()), "{lang} {word}: the good stream has no error");
+            assert!(
+                chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "length"),
+                "{lang} {word}: ran to the end"
+            );
+        }
+        let (st, r) = post(&s, "/v1/chat/completions", &chat("Say hi.", json!({"max_tokens": 4})));
+        assert_eq!(st, 200, "{lang}: the plugin still serves after its faults: {r}");
+    }
+}

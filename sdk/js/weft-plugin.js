@@ -109,6 +109,17 @@ export function header(request, name) {
   return h && h[1];
 }
 
+/**
+ * What to throw from an export whose result has an error case, for an
+ * exception that is a fault of the plugin rather than its answer: a value the
+ * component cannot pass back as that error, so the call traps (as an uncaught
+ * exception does in Python and a panic in Rust) and the host counts a fault.
+ */
+function fault(e) {
+  console.error(e instanceof Error ? (e.stack ?? `${e.name}: ${e.message}`) : String(e));
+  return { status: Symbol("fault"), message: Symbol("fault"), reason: Symbol("fault") };
+}
+
 function fail(e) {
   // The contract's `result<_, string>`: the message reaches the operator.
   return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
@@ -168,7 +179,7 @@ export function exportTransform(Plugin) {
           return state.instance.onRequest ? state.instance.onRequest(request) : request;
         } catch (e) {
           if (e instanceof Rejected) throw { status: e.status, message: e.message };
-          throw e;
+          throw fault(e);
         }
       },
       ResponseStream,
@@ -198,12 +209,13 @@ function decision(d) {
   throw new TypeError(`a session step returned ${typeof d}, not a token id or Plan`);
 }
 
+/** Runs a sampler or tokenizer method: a PluginError is the call's error, anything else a fault. */
 function call(f) {
   try {
     return f();
   } catch (e) {
     if (e instanceof PluginError) throw e.message;
-    throw e;
+    throw fault(e);
   }
 }
 

@@ -152,7 +152,7 @@ fn hostile_plugins_hurt_only_their_own_requests() {
     let (st, v, _) = beside(&base, move || post_as(&b, "slow", &ask("hi", 16)));
     assert_eq!(st, 200, "{v}");
 
-    // Response filters that panic or return 200 MB: an error event naming it, then [DONE].
+    // Response filters that panic or return 40 MB (over the 16 MB output cap): an error event naming it, then [DONE].
     let b = base.clone();
     let (st, events) = beside(&base, move || stream_as(&b, "panicky", &ask("Count to ten.", 16)));
     assert_eq!(st, 200);

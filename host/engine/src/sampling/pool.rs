@@ -55,6 +55,7 @@ enum Work {
 
 /// Threads that run external samplers; results come back on [`SamplingPool::results`].
 pub struct SamplingPool {
+    per_lane: usize,
     fast: Option<Sender<Work>>,
     slow: Option<Sender<Work>>,
     results: Receiver<SampleDone>,
@@ -92,7 +93,12 @@ impl SamplingPool {
         };
         let fast = lane("fast", FAST_NICE);
         let slow = lane("slow", SLOW_NICE);
-        Self { fast: Some(fast), slow: Some(slow), results, threads }
+        Self { per_lane: n.max(1), fast: Some(fast), slow: Some(slow), results, threads }
+    }
+
+    /// Threads in each lane: how many jobs run at once.
+    pub fn threads_per_lane(&self) -> usize {
+        self.per_lane
     }
 
     /// Starts a job on the fast lane, or the slow one for a sequence known to

@@ -45,7 +45,7 @@ impl ResponseFilter for Upper {
         self.chunks += 1;
         match self.mode.as_str() {
             "panic" if self.chunks == 3 => panic!("hostile filter panics on purpose at chunk {}", self.chunks),
-            "huge" if self.chunks == 3 => "y".repeat(200 << 20),
+            "huge" if self.chunks == 3 => "y".repeat(40 << 20),
             "spin" if self.chunks == 3 => loop {
                 std::hint::black_box(&self.chunks);
             },

@@ -15,7 +15,6 @@
 //! priority: they stand for clients on other machines, and their own CPU use
 //! here is not the server's to isolate.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -153,21 +152,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let spin = calibrate(Duration::from_millis(DEADLINE_MS * 8 / 10))?;
     let cfg_path = std::env::temp_dir().join(format!("weft-bench-isolation-{}.toml", std::process::id()));
     std::fs::write(&cfg_path, config(spin, free_port()?)?)?;
-    let port = free_port()?;
-    let url = format!("http://127.0.0.1:{port}");
-    let _server = Spawned(
-        Command::new(std::env::current_exe()?)
-            .args(["serve", "--port", &port.to_string(), "--config"])
-            .arg(&cfg_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    let t0 = Instant::now();
-    while reqwest::blocking::get(format!("{url}/ready")).map(|r| r.status() != 200).unwrap_or(true) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "the server did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_server, url) = Spawned::serve(Some(&cfg_path))?;
     let requests = if quick { 3 } else { 8 };
     let max_tokens = 48;
     // Warm-up: instances, caches, the first prefill.

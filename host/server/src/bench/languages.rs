@@ -7,8 +7,7 @@
 //! pipeline against the same server without it.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 use weft_runtime::{ChatMessage, Limits, PluginRuntime, RuntimeConfig, TransformRequest, WasmTransform};
@@ -25,41 +24,23 @@ fn config() -> Vec<(String, String)> {
     CONFIG.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    super::pct(v, p)
-}
-
-/// Served tokens/s at `clients` streaming clients, through a server started with `pipeline_extra`.
+/// Served tokens/s at `clients` streaming clients (median of 3 runs), through a server with `plugins` and `transforms`.
 fn served(plugins: &str, transforms: &str, clients: usize, max_tokens: usize) -> anyhow::Result<f64> {
-    let port = super::free_port()?;
-    let config = std::env::temp_dir().join(format!("weft-bench-languages-{}-{port}.toml", std::process::id()));
+    let config = std::env::temp_dir().join(format!("weft-bench-languages-{}.toml", std::process::id()));
     std::fs::write(
         &config,
         format!(
-            "[server]\nport = {port}\n\n{plugins}\n[[models]]\nname = \"{}\"\n[models.pipeline]\ntransforms = [{transforms}]\n",
+            "{plugins}\n[[models]]\nname = \"{}\"\n[models.pipeline]\ntransforms = [{transforms}]\n",
             weft_engine::DefaultModel::NAME
         ),
     )?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let _server = super::Spawned(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let c = reqwest::blocking::Client::new();
-    let t0 = Instant::now();
-    while c.get(format!("{url}/ready")).send().map(|r| r.status() != 200).unwrap_or(true) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "server not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_server, url) = super::Spawned::serve(Some(&config))?;
     let _ = super::serve::served(&url, 2, 8)?;
     let mut runs: Vec<f64> = (0..3)
         .map(|_| super::serve::served(&url, clients, max_tokens).map(|r| r.tokens as f64 / r.secs))
         .collect::<anyhow::Result<_>>()?;
     let _ = std::fs::remove_file(&config);
-    Ok(pct(&mut runs, 0.5))
+    Ok(super::pct(&mut runs, 0.5))
 }
 
 pub fn run(quick: bool) -> anyhow::Result<Value> {
@@ -119,8 +100,8 @@ pub fn run(quick: bool) -> anyhow::Result<Value> {
                 "cached_load_s": cached_s,
                 "instantiate_ms": inst.as_secs_f64() * 1e3,
                 "instance_memory_bytes": mem,
-                "on_request_p50_us": pct(&mut lat, 0.5),
-                "on_request_p99_us": pct(&mut lat, 0.99),
+                "on_request_p50_us": super::pct(&mut lat, 0.5),
+                "on_request_p99_us": super::pct(&mut lat, 0.99),
             }),
         );
         plugin_entries.push((key, wasm));

@@ -11,7 +11,8 @@ mod structured;
 mod tenants;
 mod tools;
 
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use clap::Subcommand;
 
@@ -23,6 +24,34 @@ impl Drop for Spawned {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+impl Spawned {
+    /// Starts `weft serve` on a free port (with `config`, if any), waits until
+    /// it is ready, and returns it with its URL.
+    fn serve(config: Option<&std::path::Path>) -> anyhow::Result<(Self, String)> {
+        let port = free_port()?;
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["serve", "--port", &port.to_string()]);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let server = Spawned(cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_ready(&url)?;
+        Ok((server, url))
+    }
+}
+
+/// Waits (up to 5 minutes: the first start may fetch the model) until `url/ready` answers 200.
+fn wait_ready(url: &str) -> anyhow::Result<()> {
+    let c = reqwest::blocking::Client::new();
+    let t0 = Instant::now();
+    while c.get(format!("{url}/ready")).send().map(|r| r.status() != 200).unwrap_or(true) {
+        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "the server at {url} did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }
 
 fn free_port() -> anyhow::Result<u16> {

@@ -6,7 +6,6 @@
 //! reloads, in the same run.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -89,7 +88,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
     let b = std::fs::read(plugins.join("tagger_b.wasm"))?;
     let file = dir.join("tagger.wasm");
     std::fs::write(&file, &a)?;
-    let (port, admin_port) = (free_port()?, free_port()?);
+    let admin_port = free_port()?;
     let config = dir.join("weft.toml");
     std::fs::write(
         &config,
@@ -100,20 +99,9 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
             weft_engine::DefaultModel::NAME
         ),
     )?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--port", &port.to_string(), "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let _server = Spawned(child);
-    let (url, admin) = (format!("http://127.0.0.1:{port}"), format!("http://127.0.0.1:{admin_port}"));
+    let (_server, url) = Spawned::serve(Some(&config))?;
+    let admin = format!("http://127.0.0.1:{admin_port}");
     let c = reqwest::blocking::Client::builder().timeout(Duration::from_secs(120)).build()?;
-    let t0 = Instant::now();
-    while c.get(format!("{url}/ready")).send().map(|r| r.status() != 200).unwrap_or(true) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "server not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let n = if quick { 10 } else { 40 };
     // A nonce per run: a rerun must not find last run's "cold" versions in the disk cache.
     let mut seq = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;

@@ -8,7 +8,6 @@
 //! [`ROUNDS`] times, served and engine alternating, and the median round is
 //! reported: this machine's VMs drift by 10% between runs a minute apart.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -126,24 +125,16 @@ fn summary(mut r: Run) -> Value {
 pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Result<()> {
     let mut _spawned = None;
     let url = match url {
-        Some(u) => u,
+        Some(u) => {
+            super::wait_ready(&u)?;
+            u
+        }
         None => {
-            let port = super::free_port()?;
-            let child = Command::new(std::env::current_exe()?)
-                .args(["serve", "--port", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            _spawned = Some(super::Spawned(child));
-            format!("http://127.0.0.1:{port}")
+            let (server, url) = super::Spawned::serve(None)?;
+            _spawned = Some(server);
+            url
         }
     };
-    let c = reqwest::blocking::Client::new();
-    let t0 = Instant::now();
-    while c.get(format!("{url}/ready")).send().map(|r| r.status() != 200).unwrap_or(true) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "server at {url} not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 
     // The engine alone, in this process, on the same rendered prompts.
     let path = crate::model_source::resolve(None)?;

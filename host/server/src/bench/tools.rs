@@ -9,7 +9,6 @@
 //! `auto` at temperature 0.7, every call's arguments checked against its
 //! function's schema by the `jsonschema` crate.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -126,21 +125,7 @@ pub fn run(as_json: bool, quick: bool) -> anyhow::Result<()> {
             weft_engine::DefaultModel::NAME
         ),
     )?;
-    let port = super::free_port()?;
-    let child = Command::new(std::env::current_exe()?)
-        .args(["serve", "--port", &port.to_string(), "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let _server = super::Spawned(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let http = reqwest::blocking::Client::new();
-    let t0 = Instant::now();
-    while http.get(format!("{url}/ready")).send().map(|r| r.status() != 200).unwrap_or(true) {
-        anyhow::ensure!(t0.elapsed() < Duration::from_secs(300), "server at {url} not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_server, url) = super::Spawned::serve(Some(&cfg))?;
     let requests = if quick { 10 } else { 50 };
     for choice in ["required", "auto"] {
         let (n, with, calls, valid) = validity(&url, choice, requests)?;

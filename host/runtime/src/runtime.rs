@@ -555,33 +555,6 @@ impl LoadedPlugin {
         PluginError::new(&*self.name, kind, detail)
     }
 
-    /// Mean duration of `n` calls of `metadata` on one warm instance: the cost
-    /// of a typed component call with a small result, for benchmarks.
-    pub fn time_metadata_calls(&self, n: usize) -> Result<Duration> {
-        let (mut store, instance) = self.instantiate()?;
-        let f = self.world_func::<(), (bindings::Metadata,)>(&mut store, &instance, "metadata")?;
-        let _ = self.call(&mut store, "metadata", |s| f.call(&mut *s, ()))?;
-        let t0 = Instant::now();
-        for _ in 0..n {
-            let _ = self.call(&mut store, "metadata", |s| f.call(&mut *s, ()))?;
-        }
-        Ok(t0.elapsed() / n.max(1) as u32)
-    }
-
-    /// Mean time to make a ready instance (instantiate + `init`) over `n`, and
-    /// the linear memory one holds once ready: what a cold request or a pool
-    /// refill costs, for benchmarks.
-    pub fn time_instantiate(&self, n: usize) -> Result<(Duration, usize)> {
-        let mut bytes = 0;
-        let t0 = Instant::now();
-        for _ in 0..n.max(1) {
-            let (mut store, instance) = self.instantiate()?;
-            self.init(&mut store, &instance)?;
-            bytes = store.data().limiter.bytes;
-        }
-        Ok((t0.elapsed() / n.max(1) as u32, bytes))
-    }
-
     /// Checks a guest-provided string or list length against the output cap.
     pub(crate) fn check_size(&self, what: &str, bytes: usize) -> Result<()> {
         if bytes > self.limits.max_output_bytes {
@@ -624,5 +597,6 @@ fn first_lines(s: &str, n: usize) -> String {
     s.lines().take(n).collect::<Vec<_>>().join(" | ")
 }
 
+mod measure;
 #[cfg(test)]
 mod tests;

@@ -113,6 +113,17 @@ def _world():
     return WitWorld
 
 
+def _call(f, *args):
+    """Runs an author's sampler or tokenizer method for a shim: a
+    :class:`PluginError` becomes the call's error; anything else traps."""
+    from componentize_py_types import Err
+
+    try:
+        return f(*args)
+    except PluginError as e:
+        raise Err(str(e))
+
+
 def _metadata() -> tuple:
     cls = exported()
     doc = (cls.__doc__ or "").strip().splitlines()

@@ -1,15 +1,8 @@
 # The sampler interface's resource: one session per sequence.
 import weft_plugin
-from componentize_py_types import Err
+from weft_plugin import _call
 from weft_plugin.sampler import _lower_decision
 from wit_world.exports import sampler as ws
-
-
-def _call(f, *args):
-    try:
-        return f(*args)
-    except weft_plugin.PluginError as e:
-        raise Err(str(e))
 
 
 class Session(ws.Session):

@@ -1,14 +1,7 @@
 # The tokenizer interface's resources: a loaded vocabulary and a streaming decoder.
 import weft_plugin
-from componentize_py_types import Err
+from weft_plugin import _call
 from wit_world.exports import tokenizer as wt
-
-
-def _call(f, *args):
-    try:
-        return f(*args)
-    except weft_plugin.PluginError as e:
-        raise Err(str(e))
 
 
 class Tokenizer(wt.Tokenizer):

@@ -28,6 +28,7 @@ pub mod native;
 pub mod registry;
 pub mod runtime;
 pub mod state;
+mod ticker;
 mod wasi;
 mod world;
 

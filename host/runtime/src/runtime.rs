@@ -18,13 +18,14 @@ use crate::deadline::CallClock;
 use crate::error::{ErrorKind, PluginError, Result};
 use crate::metrics::PluginMetrics;
 use crate::state::HostState;
+use crate::ticker::Ticker;
 pub use crate::world::World;
 
 /// The contract version this host serves.
 pub const CONTRACT_VERSION: &str = "0.3.0";
 
 /// Epoch ticks per second: deadlines have millisecond resolution.
-const TICKS_PER_SEC: u64 = 1000;
+const TICKS_PER_SEC: u64 = (Duration::from_secs(1).as_nanos() / crate::ticker::TICK.as_nanos()) as u64;
 
 /// Per-plugin resource limits.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,6 +121,8 @@ pub struct LoadedPlugin {
     /// Whether compiling was skipped thanks to the precompiled cache.
     pub cache_hit: bool,
     pub(crate) engine: Engine,
+    /// Advances the epoch while this plugin's calls (or any other's) run.
+    ticker: Arc<Ticker>,
     pub(crate) pre: InstancePre<HostState>,
     fuel_metering: bool,
     /// The runtime's budget for idle instances, shared by every adapter's pool.
@@ -143,18 +146,8 @@ pub struct PluginRuntime {
     engine: Engine,
     linkers: Vec<(World, Linker<HostState>)>,
     cfg: RuntimeConfig,
-    _ticker: Arc<Ticker>,
+    ticker: Arc<Ticker>,
     idle: Arc<crate::adapters::idle::IdleBudget>,
-}
-
-struct Ticker {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
 }
 
 impl PluginRuntime {
@@ -197,19 +190,10 @@ impl PluginRuntime {
             linkers.push((world, l));
         }
 
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (e, s) = (engine.clone(), stop.clone());
-        std::thread::Builder::new()
-            .name("weft-epoch".into())
-            .spawn(move || {
-                while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_micros(1_000_000 / TICKS_PER_SEC));
-                    e.increment_epoch();
-                }
-            })
+        let ticker = Ticker::start(engine.clone())
             .map_err(|e| PluginError::new("<runtime>", ErrorKind::Load, format!("cannot start epoch ticker: {e}")))?;
         let idle = crate::adapters::idle::IdleBudget::new(cfg.idle_memory_bytes, cfg.idle_ttl);
-        Ok(Self { engine, linkers, cfg, _ticker: Arc::new(Ticker { stop }), idle })
+        Ok(Self { engine, linkers, cfg, ticker, idle })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -267,6 +251,7 @@ impl PluginRuntime {
             loaded_at: SystemTime::now(),
             cache_hit,
             engine: self.engine.clone(),
+            ticker: self.ticker.clone(),
             pre,
             fuel_metering: self.cfg.fuel_metering,
             idle: self.idle.clone(),
@@ -433,6 +418,7 @@ impl LoadedPlugin {
         // Past the first deadline, each tick asks the call's clock: CPU budget left, or time up.
         store.epoch_deadline_callback(|ctx| ctx.data().clock.on_epoch(TICKS_PER_SEC));
         self.arm(&mut store);
+        let _running = self.ticker.enter();
         let instance = self.pre.instantiate(&mut store).map_err(|e| self.classify(&store, e, "instantiate"))?;
         Ok((store, instance))
     }
@@ -507,7 +493,9 @@ impl LoadedPlugin {
         self.arm(store);
         let t0 = Instant::now();
         store.data().clear_stderr_tail();
+        let running = self.ticker.enter();
         let r = f(store);
+        drop(running);
         self.metrics.record_call(t0.elapsed().as_secs_f64());
         self.breaker.record(r.is_err());
         r.map_err(|e| {

@@ -22,7 +22,6 @@
 //! machine has one to spare.
 
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
 
 use super::{History, Sampled, SamplerError, SequenceSampler, TokenLogprob, logprobs};
 
@@ -56,8 +55,8 @@ enum Work {
 /// Threads that run external samplers; results come back on [`SamplingPool::results`].
 pub struct SamplingPool {
     per_lane: usize,
-    fast: Option<Sender<Work>>,
-    slow: Option<Sender<Work>>,
+    fast: Option<crossbeam_channel::Sender<Work>>,
+    slow: Option<crossbeam_channel::Sender<Work>>,
     results: Receiver<SampleDone>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -78,8 +77,9 @@ impl SamplingPool {
         let (done_tx, results) = mpsc::channel();
         let mut threads = Vec::new();
         let mut lane = |name: &str, nice: i32| {
-            let (tx, rx) = mpsc::channel::<Work>();
-            let rx = Arc::new(Mutex::new(rx));
+            // Many receivers, and a job wakes exactly one of them (a receiver
+            // shared behind a mutex woke two: the taker, then the next waiter).
+            let (tx, rx) = crossbeam_channel::unbounded::<Work>();
             for i in 0..n.max(1) {
                 let (rx, done_tx) = (rx.clone(), done_tx.clone());
                 threads.push(
@@ -144,14 +144,10 @@ pub fn lower_thread_priority(nice: i32) {
     let _ = nice;
 }
 
-fn worker(rx: &Mutex<Receiver<Work>>, done: &Sender<SampleDone>, nice: i32) {
+fn worker(rx: &crossbeam_channel::Receiver<Work>, done: &Sender<SampleDone>, nice: i32) {
     lower_thread_priority(nice);
     loop {
-        let work = match rx.lock() {
-            Ok(r) => r.recv(),
-            Err(_) => return,
-        };
-        match work {
+        match rx.recv() {
             Ok(Work::Sample(job)) => {
                 let _ = done.send(run(job));
             }

@@ -49,6 +49,11 @@ pub fn top_n(row: &[f32], n: usize) -> Vec<(u32, f32)> {
     if n == 0 {
         return Vec::new();
     }
+    if n == 1
+        && let Some(top) = top_one(row)
+    {
+        return vec![top];
+    }
     let cmp = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if n * 4 >= row.len() {
         let mut all: Vec<(u32, f32)> = row.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
@@ -78,6 +83,19 @@ pub fn top_n(row: &[f32], n: usize) -> Vec<(u32, f32)> {
     buf
 }
 
+/// The largest entry, lowest id first, in two vectorized passes (a sampler
+/// that asks for one candidate pays for this every step). `None` when the
+/// row holds a NaN or its maximum is a zero, whose `total_cmp` order (NaNs
+/// and -0 < +0) plain comparisons do not see: the general path handles those.
+fn top_one(row: &[f32]) -> Option<(u32, f32)> {
+    let m = super::native::row_max(row);
+    let nan = row.iter().fold(false, |a, v| a | v.is_nan());
+    if nan || m == 0.0 {
+        return None;
+    }
+    row.iter().position(|&v| v == m).map(|i| (i as u32, m))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +108,12 @@ mod tests {
             all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             all.truncate(n);
             assert_eq!(top_n(&row, n), all, "n={n}");
+        }
+        for row in [vec![0.0, -0.0, 0.0], vec![-0.0, 0.0], vec![1.0, f32::NAN, 2.0], vec![f32::NEG_INFINITY; 3]] {
+            let mut all: Vec<(u32, f32)> = row.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            let (got, want) = (top_n(&row, 1), &all[..1]);
+            assert!(got[0].0 == want[0].0 && got[0].1.to_bits() == want[0].1.to_bits(), "{row:?}: {got:?} vs {want:?}");
         }
     }
 }

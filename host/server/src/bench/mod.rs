@@ -230,6 +230,12 @@ pub enum BenchCmd {
         /// Generated tokens per request.
         #[arg(long, default_value_t = 128)]
         max_tokens: usize,
+        /// Client counts to run, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
+        clients: Vec<usize>,
+        /// Rounds per client count (served and engine alternating); the median is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
     },
 }
 
@@ -257,7 +263,9 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Reload { json, quick } => reload::run(json, quick),
         BenchCmd::Tenants { json, quick } => tenants::run(json, quick),
         BenchCmd::Isolation { json, quick } => isolation::run(json, quick),
-        BenchCmd::Serve { url, json, max_tokens } => serve::run(url, json, max_tokens),
+        BenchCmd::Serve { url, json, max_tokens, clients, rounds } => {
+            serve::run(url, json, max_tokens, &clients, rounds.max(1))
+        }
         BenchCmd::Rollout { json, check, replicas, clients, max_tokens } => {
             rollout::run(json, check, replicas, clients, max_tokens)
         }

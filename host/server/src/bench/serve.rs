@@ -5,16 +5,13 @@
 //! Fairness between the two sides: both share the machine's cores with
 //! their readers, so the served side's clients are tasks on one thread (as
 //! in vLLM's `benchmark_serving`), not a thread and a runtime each. Each client count runs
-//! [`ROUNDS`] times, served and engine alternating, and the median round is
+//! `--rounds` times (3 by default), served and engine alternating, and the median round is
 //! reported: this machine's VMs drift by 10% between runs a minute apart.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use weft_engine::{Engine, EngineConfig, Event, LoadOptions, Request, SamplingParams};
-
-/// Rounds per client count; the median is reported.
-const ROUNDS: usize = 3;
 
 #[derive(Default)]
 pub(super) struct Run {
@@ -122,7 +119,13 @@ fn summary(mut r: Run) -> Value {
     })
 }
 
-pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Result<()> {
+pub fn run(
+    url: Option<String>,
+    as_json: bool,
+    max_tokens: usize,
+    counts: &[usize],
+    rounds_per: usize,
+) -> anyhow::Result<()> {
     let mut _spawned = None;
     let url = match url {
         Some(u) => {
@@ -155,9 +158,9 @@ pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Res
 
     let mut report = serde_json::Map::new();
     let _ = served(&url, 2, 8)?;
-    for clients in [1, 8, 32] {
+    for &clients in counts {
         let mut rounds = Vec::new();
-        for _ in 0..ROUNDS {
+        for _ in 0..rounds_per {
             let s = summary(served(&url, clients, max_tokens)?);
             let e = summary(engine_alone(&h, &prompts, clients, max_tokens)?);
             let ratio = s["output_tok_s"].as_f64().unwrap_or(0.0) / e["output_tok_s"].as_f64().unwrap_or(1.0);
@@ -170,7 +173,7 @@ pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Res
                 .partial_cmp(&b["served_over_engine"].as_f64())
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        let mut median = rounds.swap_remove(ROUNDS / 2);
+        let mut median = rounds.swap_remove(rounds_per / 2);
         median["rounds"] = json!(all);
         report.insert(format!("c{clients}"), median);
     }
@@ -178,9 +181,9 @@ pub fn run(url: Option<String>, as_json: bool, max_tokens: usize) -> anyhow::Res
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("weft bench serve ({url}, {max_tokens} tokens per request, streaming, median of {ROUNDS} rounds)");
+    println!("weft bench serve ({url}, {max_tokens} tokens per request, streaming, median of {rounds_per} rounds)");
     println!("  clients   path     tok/s   TTFT p50   TTFT p99   ITL p50   ITL p99");
-    for clients in [1, 8, 32] {
+    for &clients in counts {
         let r = &report[&format!("c{clients}")];
         for which in ["served", "engine"] {
             let x = &r[which];

@@ -24,7 +24,7 @@ pub struct RawLogprobs {
 
 impl RawLogprobs {
     pub fn new(row: &[f32]) -> Self {
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = super::native::row_max(row);
         let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
         Self { norm: max + sum.ln(), raw: row.to_vec() }
     }

@@ -199,11 +199,7 @@ fn draw(row: &[f32], w: &mut Vec<f32>, blocks: &mut Vec<f32>, floor: f32, max: f
     }));
     let total: f32 = blocks.iter().sum();
     let mut target = u * total;
-    let mut last_block = 0;
     for (bi, &bs) in blocks.iter().enumerate() {
-        if bs > 0.0 {
-            last_block = bi;
-        }
         if target < bs {
             let start = bi * BLOCK;
             let mut last = None;
@@ -224,9 +220,7 @@ fn draw(row: &[f32], w: &mut Vec<f32>, blocks: &mut Vec<f32>, floor: f32, max: f
         target -= bs;
     }
     // Rounding at the very end: the last kept entry.
-    let start = last_block * BLOCK;
-    let end = (start + BLOCK).min(w.len());
-    (start..end).rev().find(|&i| w[i] > 0.0).unwrap_or_else(|| argmax(row) as usize) as u32
+    w.iter().rposition(|&x| x > 0.0).unwrap_or_else(|| argmax(row) as usize) as u32
 }
 
 /// Samples from `row` (already divided by temperature) with top-k/min-p/top-p.

@@ -302,7 +302,7 @@ impl ServerMetrics {
         self.e2e.render(&mut out, "weft_e2e_request_latency_seconds", "Time from admission to the last token.");
         // One series per engine of the model, labelled with its id.
         type Get = fn(&weft_engine::EngineMetrics, usize) -> f64;
-        let families: [(&str, &str, &str, Get); 17] = [
+        let families: [(&str, &str, &str, Get); 19] = [
             (
                 "weft_engine_sequences_finished_total",
                 "counter",
@@ -343,6 +343,13 @@ impl ServerMetrics {
                 |m, _| m.fair_preemptions as f64,
             ),
             ("weft_engine_steps_total", "counter", "Engine steps run.", |m, _| m.steps as f64),
+            ("weft_engine_step_seconds_total", "counter", "Time spent in engine steps.", |m, _| m.total_step_secs),
+            (
+                "weft_engine_forward_seconds_total",
+                "counter",
+                "Of the step time, time in the model's forward pass (the rest: scheduling, sampling, events).",
+                |m, _| m.forward_secs,
+            ),
             ("weft_engine_generation_tokens_total", "counter", "Tokens sampled by the engine.", |m, _| {
                 m.generation_tokens as f64
             }),

@@ -5,8 +5,17 @@
 //! Fairness between the two sides: both share the machine's cores with
 //! their readers, so the served side's clients are tasks on one thread (as
 //! in vLLM's `benchmark_serving`), not a thread and a runtime each. Each client count runs
-//! `--rounds` times (3 by default), served and engine alternating, and the median round is
-//! reported: this machine's VMs drift by 10% between runs a minute apart.
+//! `--rounds` times (3 by default), served and engine alternating (and which
+//! goes first alternating too: the side that runs first in a pair measured a
+//! few percent slower), and the median round is reported: this machine's VMs
+//! drift by 10% between runs a minute apart. Both sides are warmed on the same
+//! prompts first, so both serve them from their prefix caches.
+//!
+//! Each side also reports where its time went per engine step, from the
+//! engine's own counters (the served engine's through `/metrics`): the forward
+//! pass, the rest of the step (sampling, events), and the time between steps
+//! (the engine waiting for work). The served side's extra cost shows up in
+//! one of the three.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +28,47 @@ pub(super) struct Run {
     pub secs: f64,
     ttft: Vec<f64>,
     itl: Vec<f64>,
+    /// The engine's step counters over the run.
+    steps: Steps,
+}
+
+/// Engine step counters (cumulative, or a difference of two readings).
+#[derive(Default, Clone, Copy)]
+struct Steps {
+    steps: f64,
+    step_secs: f64,
+    forward_secs: f64,
+}
+
+impl Steps {
+    fn since(self, before: Steps) -> Steps {
+        Steps {
+            steps: self.steps - before.steps,
+            step_secs: self.step_secs - before.step_secs,
+            forward_secs: self.forward_secs - before.forward_secs,
+        }
+    }
+
+    fn of_engine(h: &weft_engine::EngineHandle) -> Steps {
+        let m = h.metrics();
+        Steps { steps: m.steps as f64, step_secs: m.total_step_secs, forward_secs: m.forward_secs }
+    }
+
+    /// The served engines' counters, summed, from the server's `/metrics`.
+    fn scrape(c: &reqwest::blocking::Client, url: &str) -> anyhow::Result<Steps> {
+        let text = c.get(format!("{url}/metrics")).send()?.error_for_status()?.text()?;
+        let sum = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.strip_prefix(name).is_some_and(|r| r.starts_with('{') || r.starts_with(' ')))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Ok(Steps {
+            steps: sum("weft_engine_steps_total"),
+            step_secs: sum("weft_engine_step_seconds_total"),
+            forward_secs: sum("weft_engine_forward_seconds_total"),
+        })
+    }
 }
 
 const TOPICS: [&str; 8] = ["the sea", "a robot", "winter", "a lost key", "bees", "a city", "trains", "the moon"];
@@ -111,8 +161,14 @@ fn engine_alone(
 }
 
 fn summary(mut r: Run) -> Value {
+    let st = r.steps;
+    let per_step = |x: f64| if st.steps > 0.0 { x / st.steps * 1e3 } else { f64::NAN };
     json!({
         "output_tok_s": r.tokens as f64 / r.secs,
+        "steps": st.steps,
+        "forward_ms_per_step": per_step(st.forward_secs),
+        "rest_of_step_ms_per_step": per_step(st.step_secs - st.forward_secs),
+        "between_steps_ms_per_step": per_step(r.secs - st.step_secs),
         "ttft_p50_s": super::pct(&mut r.ttft, 0.5), "ttft_p99_s": super::pct(&mut r.ttft, 0.99),
         "itl_p50_s": super::pct(&mut r.itl, 0.5), "itl_p99_s": super::pct(&mut r.itl, 0.99),
         "tokens": r.tokens,
@@ -155,14 +211,35 @@ pub fn run(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let h = Engine::start(model, EngineConfig::default())?;
+    let metrics = reqwest::blocking::Client::new();
+    let served_round = |clients: usize| -> anyhow::Result<Run> {
+        let before = Steps::scrape(&metrics, &url)?;
+        let mut r = served(&url, clients, max_tokens)?;
+        r.steps = Steps::scrape(&metrics, &url)?.since(before);
+        Ok(r)
+    };
+    let engine_round = |clients: usize| -> anyhow::Result<Run> {
+        let before = Steps::of_engine(&h);
+        let mut r = engine_alone(&h, &prompts, clients, max_tokens)?;
+        r.steps = Steps::of_engine(&h).since(before);
+        Ok(r)
+    };
 
     let mut report = serde_json::Map::new();
-    let _ = served(&url, 2, 8)?;
+    let warm = counts.iter().copied().max().unwrap_or(1).min(TOPICS.len());
+    let _ = served(&url, warm, 8)?;
+    let _ = engine_alone(&h, &prompts, warm, 8)?;
     for &clients in counts {
         let mut rounds = Vec::new();
-        for _ in 0..rounds_per {
-            let s = summary(served(&url, clients, max_tokens)?);
-            let e = summary(engine_alone(&h, &prompts, clients, max_tokens)?);
+        for round in 0..rounds_per {
+            let (s, e) = if round % 2 == 0 {
+                let s = served_round(clients)?;
+                (s, engine_round(clients)?)
+            } else {
+                let e = engine_round(clients)?;
+                (served_round(clients)?, e)
+            };
+            let (s, e) = (summary(s), summary(e));
             let ratio = s["output_tok_s"].as_f64().unwrap_or(0.0) / e["output_tok_s"].as_f64().unwrap_or(1.0);
             rounds.push(json!({"served": s, "engine": e, "served_over_engine": ratio}));
         }
@@ -195,6 +272,18 @@ pub fn run(
                 f("ttft_p99_s"),
                 f("itl_p50_s") * 1e3,
                 f("itl_p99_s") * 1e3
+            );
+        }
+        println!("            per engine step (ms): forward / rest of step / between steps");
+        for which in ["served", "engine"] {
+            let x = &r[which];
+            let f = |k: &str| x[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "                     {which:<6} {:6.2} / {:6.2} / {:6.2}   ({} steps)",
+                f("forward_ms_per_step"),
+                f("rest_of_step_ms_per_step"),
+                f("between_steps_ms_per_step"),
+                f("steps")
             );
         }
         let all: Vec<String> = r["rounds"]

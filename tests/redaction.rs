@@ -44,6 +44,19 @@ fn sensitive_text_split_across_streamed_tokens_never_reaches_the_client() {
         let whole = r["choices"][0]["message"]["content"].as_str().unwrap();
         assert_eq!(whole, text, "streamed and whole responses agree");
     }
+    // The chat template declares it filters nothing (`Passthrough`): it is
+    // called for the request, never per streamed chunk; the redact filter is
+    // called for every chunk.
+    let (template0, redact0) = (calls(&s, "transform-chat-template"), calls(&s, "transform-redact"));
+    let body = json!({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": "Tell a story."}],
+                      "max_tokens": 40, "ignore_eos": true, "stream": true});
+    let chunks = sse(&s.base, "/v1/chat/completions", &body);
+    let pieces = chunks.iter().filter(|c| c["choices"][0]["delta"]["content"].is_string()).count();
+    let (template, redact) =
+        (calls(&s, "transform-chat-template") - template0, calls(&s, "transform-redact") - redact0);
+    assert!(template <= 2.0, "chat template called {template} times for one streamed request");
+    assert!(redact >= pieces as f64, "redact called {redact} times for {pieces} streamed chunks");
+
     // The prompt's address is masked before the model sees it: the model
     // echoes what it was given, and what it was given is the mask.
     let (st, r) = post(
@@ -55,4 +68,19 @@ fn sensitive_text_split_across_streamed_tokens_never_reaches_the_client() {
     assert_eq!(st, 200, "{r}");
     let text = r["choices"][0]["text"].as_str().unwrap();
     assert!(!text.contains("bob@") && !text.contains("corp.example"), "{text:?}");
+}
+
+/// Calls into `plugin` so far, over every tenant.
+fn calls(s: &Server, plugin: &str) -> f64 {
+    let text = client().get(format!("{}/metrics", s.base)).send().unwrap().text().unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    scrape
+        .samples
+        .iter()
+        .filter(|x| x.metric == "weft_plugin_call_duration_seconds_count" && x.labels.get("plugin") == Some(plugin))
+        .map(|x| match x.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
 }

@@ -137,9 +137,18 @@ pub trait ResponseFilter: 'static {
         let t = self.on_end();
         if t.is_empty() { Vec::new() } else { vec![Output::Text(t)] }
     }
+
+    /// Set by [`Passthrough`] only: [`export_transform!`](crate::export_transform)
+    /// then declares in the component that it filters no responses, and the
+    /// host skips the response stream (a call per chunk) altogether.
+    #[doc(hidden)]
+    const PASSES_THROUGH: bool = false;
 }
 
-/// A response filter that changes nothing.
+/// A response filter that changes nothing. A transform whose `Filter` is
+/// `Passthrough` costs nothing per response: the component says so (a custom
+/// section [`export_transform!`](crate::export_transform) writes) and the
+/// host never opens a response stream for it.
 ///
 /// ```
 /// use weft_sdk::transform::{Passthrough, ResponseFilter};
@@ -147,7 +156,29 @@ pub trait ResponseFilter: 'static {
 /// ```
 pub struct Passthrough;
 
-impl ResponseFilter for Passthrough {}
+impl ResponseFilter for Passthrough {
+    const PASSES_THROUGH: bool = true;
+}
+
+/// The custom section a transform component carries to say whether it filters
+/// responses: one byte, 1 when its filter is [`Passthrough`] (the host then
+/// opens no response stream), 0 otherwise. A component without it (any other
+/// toolchain) is filtered chunk by chunk.
+///
+/// ```
+/// assert_eq!(weft_sdk::transform::RESPONSE_FILTER_SECTION, "weft:response-filter");
+/// ```
+pub const RESPONSE_FILTER_SECTION: &str = "weft:response-filter";
+
+/// The section's content for filter type `F`.
+///
+/// ```
+/// use weft_sdk::transform::{response_filter_section, Passthrough};
+/// assert_eq!(response_filter_section::<Passthrough>(), [1]);
+/// ```
+pub const fn response_filter_section<F: ResponseFilter>() -> [u8; 1] {
+    [F::PASSES_THROUGH as u8]
+}
 
 /// A request/response transform. Its state (parsed configuration, caches,
 /// counters) lives in `self`; each response gets its own [`ResponseFilter`].
@@ -240,5 +271,13 @@ macro_rules! export_transform {
         }
 
         $crate::transform::bindings::__export_transform_world!(__WeftTransformExport with_types_in $crate::transform::bindings);
+
+        // Must match `RESPONSE_FILTER_SECTION` (an attribute takes a literal).
+        #[cfg(target_family = "wasm")]
+        #[doc(hidden)]
+        #[used]
+        #[unsafe(link_section = "weft:response-filter")]
+        static __WEFT_RESPONSE_FILTER: [u8; 1] =
+            $crate::transform::response_filter_section::<<$t as $crate::transform::Transform>::Filter>();
     };
 }

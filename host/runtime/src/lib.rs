@@ -9,6 +9,8 @@
 //!   never block).
 //! - [`executor`], [`breaker`]: where the request path's plugin calls run, and
 //!   what stops a plugin that keeps faulting.
+//! - [`sections`]: what a component declares in custom sections (a transform
+//!   that filters no responses).
 //! - [`adapters`]: tokenizer, sampler, router and transform plugins as host
 //!   types; the sampler adapter implements the engine's sampling seam.
 //!
@@ -27,6 +29,7 @@ pub mod metrics;
 pub mod native;
 pub mod registry;
 pub mod runtime;
+pub mod sections;
 pub mod state;
 mod ticker;
 mod wasi;

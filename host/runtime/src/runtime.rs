@@ -120,6 +120,9 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// Whether compiling was skipped thanks to the precompiled cache.
     pub cache_hit: bool,
+    /// A transform that declared it filters no responses (see [`crate::sections`]):
+    /// the host opens no response stream for it.
+    pub passes_responses_through: bool,
     pub(crate) engine: Engine,
     /// Advances the epoch while this plugin's calls (or any other's) run.
     ticker: Arc<Ticker>,
@@ -250,6 +253,7 @@ impl PluginRuntime {
             breaker: crate::breaker::Breaker::new(limits.breaker),
             loaded_at: SystemTime::now(),
             cache_hit,
+            passes_responses_through: world == World::Transform && crate::sections::passes_responses_through(bytes),
             engine: self.engine.clone(),
             ticker: self.ticker.clone(),
             pre,

@@ -163,6 +163,12 @@ impl WasmTransform {
         &self.pool.plugin
     }
 
+    /// False when the plugin declared its responses pass through unchanged:
+    /// callers then open no [`response_stream`](Self::response_stream).
+    pub fn filters_responses(&self) -> bool {
+        !self.pool.plugin.passes_responses_through
+    }
+
     /// Rewrites the request (`Ok(Ok(..))`) or rejects it (`Ok(Err(..))`); `Err` if the plugin failed.
     pub fn on_request(&self, req: &TransformRequest) -> Result<std::result::Result<TransformRequest, Rejection>> {
         let p = self.pool.plugin.clone();

@@ -202,8 +202,10 @@ pub fn start(
                 r.sampler = Some(s);
             }
         }
+        // A transform that declared it filters nothing (the chat template)
+        // gets no stream: no guest call and no executor hop per chunk.
         let mut filters = Vec::with_capacity(svc.filters.len());
-        for t in &svc.filters {
+        for t in svc.filters.iter().filter(|t| t.filters_responses()) {
             filters.push(t.response_stream(&treq).map_err(|e| PipelineError::plugin(Stage::ResponseFilter, e))?);
         }
         let stream = backend.engine.submit(r)?;

@@ -8,19 +8,21 @@
 //! stalls both of them for its length (measured at one stream on 2 cores:
 //! ~860 wake-ups a second, each preempting a compute thread).
 //!
-//! States: idle (parked, no call running), armed (a call started; the first
-//! tick is due a [`TICK`] later), ticking. A call's entry wakes an idle
-//! ticker. The last call's exit wakes an armed one, so a call shorter than a
-//! tick (a sampler's step, usually tens of microseconds) costs two wake-ups
-//! while the engine waits for it, not a timer firing later in the middle of
-//! the next forward pass. A ticking ticker is not woken by exits (at 32
-//! streams the sampling pool's calls follow each other closely): it parks at
-//! its next tick if no call is running then.
+//! States: dormant (parked, nothing called lately), polling (looks every
+//! [`POLL`]), ticking (advances the epoch every [`TICK`]). The first call
+//! after a quiet spell wakes a dormant ticker; every other entry and exit is
+//! two atomic operations and wakes nothing. A polling ticker that finds a call
+//! running starts ticking; one that finds no call started since its last look
+//! goes dormant. A ticking ticker goes back to polling at a tick with no call
+//! running. At one stream a sampler makes two short calls per token: woken on
+//! every entry and exit, the ticker cost four wake-ups per token, each taking
+//! the core from the sampling thread (which runs at a lower priority) or from
+//! the compute team; polling costs one per [`POLL`].
 //!
-//! Invariant: while a call runs the epoch advances at most once per [`TICK`]
-//! and at least once per [`TICK`] of the ticker's thread getting a core, so a
-//! call's deadline in ticks stays a deadline in milliseconds, as it was with a
-//! free-running ticker.
+//! Invariant: while a call runs the epoch advances at most once per [`TICK`],
+//! and once the call has run [`POLL`] at least once per [`TICK`] of the
+//! ticker's thread getting a core. A call's deadline in ticks is a deadline in
+//! milliseconds plus at most [`POLL`], far below any deadline worth setting.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
@@ -32,18 +34,26 @@ use wasmtime::Engine;
 /// One epoch.
 pub const TICK: Duration = Duration::from_millis(1);
 
-const IDLE: u8 = 0;
-const ARMED: u8 = 1;
+/// How often a ticker that is not ticking looks for a running call while
+/// calls are being made.
+pub const POLL: Duration = Duration::from_millis(5);
+
+const DORMANT: u8 = 0;
+const POLLING: u8 = 1;
 const TICKING: u8 = 2;
 
 struct Shared {
     /// Guest calls running now.
     running: AtomicUsize,
-    /// IDLE, ARMED or TICKING (see the module docs).
+    /// Guest calls started so far.
+    entries: AtomicU64,
+    /// DORMANT, POLLING or TICKING (see the module docs).
     state: AtomicU8,
     stop: AtomicBool,
     /// Epochs advanced so far (for tests and diagnostics).
     ticks: AtomicU64,
+    /// Times the ticker thread woke (for tests and diagnostics).
+    wakes: AtomicU64,
 }
 
 /// Owns the ticker thread; dropping it stops the thread.
@@ -56,9 +66,11 @@ impl Ticker {
     pub fn start(engine: Engine) -> std::io::Result<Arc<Self>> {
         let shared = Arc::new(Shared {
             running: AtomicUsize::new(0),
-            state: AtomicU8::new(IDLE),
+            entries: AtomicU64::new(0),
+            state: AtomicU8::new(DORMANT),
             stop: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
+            wakes: AtomicU64::new(0),
         });
         let s = shared.clone();
         let handle = std::thread::Builder::new().name("weft-epoch".into()).spawn(move || run(&s, &engine))?;
@@ -68,8 +80,10 @@ impl Ticker {
     /// Marks a guest call as running until the guard drops.
     pub fn enter(&self) -> Running<'_> {
         let s = &self.shared;
-        if s.running.fetch_add(1, Ordering::AcqRel) == 0
-            && s.state.compare_exchange(IDLE, ARMED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        s.running.fetch_add(1, Ordering::SeqCst);
+        s.entries.fetch_add(1, Ordering::SeqCst);
+        if s.state.load(Ordering::SeqCst) == DORMANT
+            && s.state.compare_exchange(DORMANT, POLLING, Ordering::SeqCst, Ordering::SeqCst).is_ok()
         {
             self.thread.unpark();
         }
@@ -82,12 +96,7 @@ pub struct Running<'a>(&'a Ticker);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        let s = &self.0.shared;
-        if s.running.fetch_sub(1, Ordering::AcqRel) == 1 && s.state.load(Ordering::Acquire) == ARMED {
-            // Parks the ticker now rather than at its first tick, which would
-            // land in the middle of the engine's next forward pass.
-            self.0.thread.unpark();
-        }
+        self.0.shared.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -99,34 +108,51 @@ impl Drop for Ticker {
 }
 
 fn run(s: &Shared, engine: &Engine) {
+    let mut seen = s.entries.load(Ordering::SeqCst);
     let mut due: Option<Instant> = None;
     while !s.stop.load(Ordering::Acquire) {
-        if s.running.load(Ordering::Acquire) == 0 {
-            due = None;
-            s.state.store(IDLE, Ordering::Release);
-            // An entry between the check above and this store found the state
-            // not yet idle and did not wake this thread: look again.
-            if s.running.load(Ordering::Acquire) == 0 {
-                std::thread::park();
+        if s.running.load(Ordering::SeqCst) > 0 {
+            let now = Instant::now();
+            match due {
+                None => {
+                    s.state.store(TICKING, Ordering::SeqCst);
+                    due = Some(now + TICK);
+                }
+                Some(at) if now >= at => {
+                    engine.increment_epoch();
+                    s.ticks.fetch_add(1, Ordering::Relaxed);
+                    // Ticks lost to a starved ticker are not made up in a burst.
+                    due = Some((at + TICK).max(now));
+                }
+                Some(_) => {}
             }
+            park_timeout(s, due.map_or(TICK, |at| at.saturating_duration_since(Instant::now())));
             continue;
         }
-        let now = Instant::now();
-        let at = *due.get_or_insert_with(|| {
-            s.state.store(ARMED, Ordering::Release);
-            now + TICK
-        });
-        if now >= at {
-            engine.increment_epoch();
-            s.ticks.fetch_add(1, Ordering::Relaxed);
-            s.state.store(TICKING, Ordering::Release);
-            // Ticks lost to a starved ticker are not made up in a burst.
-            due = Some((at + TICK).max(now));
-        } else {
-            // An entry or exit may wake this early: the loop looks again.
-            std::thread::park_timeout(at - now);
+        due = None;
+        let entries = s.entries.load(Ordering::SeqCst);
+        if entries != seen {
+            // Calls are being made, none is running now: look again later.
+            seen = entries;
+            s.state.store(POLLING, Ordering::SeqCst);
+            park_timeout(s, POLL);
+            continue;
+        }
+        s.state.store(DORMANT, Ordering::SeqCst);
+        // An entry between the check above and this store saw the state not
+        // yet dormant and did not wake this thread: look again. (SeqCst on
+        // both sides: the entry's count before its state check, this store
+        // before this load.)
+        if s.entries.load(Ordering::SeqCst) == seen {
+            std::thread::park();
+            s.wakes.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+fn park_timeout(s: &Shared, d: Duration) {
+    std::thread::park_timeout(d);
+    s.wakes.fetch_add(1, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -141,14 +167,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ticks_while_a_call_runs_and_not_otherwise() {
+    fn ticker() -> Arc<Ticker> {
         let mut cfg = wasmtime::Config::new();
         cfg.epoch_interruption(true);
-        let t = Ticker::start(Engine::new(&cfg).unwrap()).unwrap();
+        Ticker::start(Engine::new(&cfg).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn ticks_while_a_call_runs_and_not_otherwise() {
+        let t = ticker();
         let ticks = || t.shared.ticks.load(Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(30));
         assert_eq!(ticks(), 0, "no call ran");
+        assert_eq!(t.shared.wakes.load(Ordering::Relaxed), 0, "dormant while nothing is called");
         {
             let _a = t.enter();
             let _b = t.enter();
@@ -158,8 +189,28 @@ mod tests {
         let after = ticks();
         std::thread::sleep(Duration::from_millis(30));
         assert!(ticks() <= after + 1, "ticked on with no call running");
+        wait_for("dormant again", || t.shared.state.load(Ordering::SeqCst) == DORMANT);
         let before = ticks();
         let _c = t.enter();
         wait_for("ticks again for a new call", || ticks() >= before + 3);
+    }
+
+    #[test]
+    fn short_calls_wake_the_ticker_once_per_poll_not_per_call() {
+        let t = ticker();
+        let t0 = Instant::now();
+        let mut calls = 0;
+        while t0.elapsed() < POLL * 10 {
+            drop(t.enter());
+            calls += 1;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let polls = (t0.elapsed().as_secs_f64() / POLL.as_secs_f64()).ceil() as u64;
+        let wakes = t.shared.wakes.load(Ordering::Relaxed);
+        assert!(calls > 40, "{calls}");
+        // Park timeouts never fire early; a few spare for spurious wake-ups
+        // and a tick taken when a poll found a call running.
+        assert!(wakes <= polls + 5, "{wakes} wake-ups for {calls} calls over {polls} polls");
+        wait_for("dormant once calls stop", || t.shared.state.load(Ordering::SeqCst) == DORMANT);
     }
 }

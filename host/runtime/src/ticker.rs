@@ -25,7 +25,7 @@
 //! milliseconds plus at most [`POLL`], far below any deadline worth setting.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -38,17 +38,14 @@ pub const TICK: Duration = Duration::from_millis(1);
 /// calls are being made.
 pub const POLL: Duration = Duration::from_millis(5);
 
-const DORMANT: u8 = 0;
-const POLLING: u8 = 1;
-const TICKING: u8 = 2;
-
 struct Shared {
     /// Guest calls running now.
     running: AtomicUsize,
     /// Guest calls started so far.
     entries: AtomicU64,
-    /// DORMANT, POLLING or TICKING (see the module docs).
-    state: AtomicU8,
+    /// Parked until the next entry wakes it (polling and ticking need no
+    /// flag: entries never wake a ticker in either).
+    dormant: AtomicBool,
     stop: AtomicBool,
     /// Epochs advanced so far (for tests and diagnostics).
     ticks: AtomicU64,
@@ -67,7 +64,7 @@ impl Ticker {
         let shared = Arc::new(Shared {
             running: AtomicUsize::new(0),
             entries: AtomicU64::new(0),
-            state: AtomicU8::new(DORMANT),
+            dormant: AtomicBool::new(true),
             stop: AtomicBool::new(false),
             ticks: AtomicU64::new(0),
             wakes: AtomicU64::new(0),
@@ -82,9 +79,7 @@ impl Ticker {
         let s = &self.shared;
         s.running.fetch_add(1, Ordering::SeqCst);
         s.entries.fetch_add(1, Ordering::SeqCst);
-        if s.state.load(Ordering::SeqCst) == DORMANT
-            && s.state.compare_exchange(DORMANT, POLLING, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
+        if s.dormant.load(Ordering::SeqCst) && s.dormant.swap(false, Ordering::SeqCst) {
             self.thread.unpark();
         }
         Running(self)
@@ -114,10 +109,7 @@ fn run(s: &Shared, engine: &Engine) {
         if s.running.load(Ordering::SeqCst) > 0 {
             let now = Instant::now();
             match due {
-                None => {
-                    s.state.store(TICKING, Ordering::SeqCst);
-                    due = Some(now + TICK);
-                }
+                None => due = Some(now + TICK),
                 Some(at) if now >= at => {
                     engine.increment_epoch();
                     s.ticks.fetch_add(1, Ordering::Relaxed);
@@ -134,15 +126,14 @@ fn run(s: &Shared, engine: &Engine) {
         if entries != seen {
             // Calls are being made, none is running now: look again later.
             seen = entries;
-            s.state.store(POLLING, Ordering::SeqCst);
             park_timeout(s, POLL);
             continue;
         }
-        s.state.store(DORMANT, Ordering::SeqCst);
-        // An entry between the check above and this store saw the state not
-        // yet dormant and did not wake this thread: look again. (SeqCst on
-        // both sides: the entry's count before its state check, this store
-        // before this load.)
+        s.dormant.store(true, Ordering::SeqCst);
+        // An entry between the check above and this store saw the flag not
+        // yet set and did not wake this thread: look again. (SeqCst on both
+        // sides: the entry's count before its flag check, this store before
+        // this load.) An entry that did wake it only costs a spare wake-up.
         if s.entries.load(Ordering::SeqCst) == seen {
             std::thread::park();
             s.wakes.fetch_add(1, Ordering::Relaxed);
@@ -189,7 +180,7 @@ mod tests {
         let after = ticks();
         std::thread::sleep(Duration::from_millis(30));
         assert!(ticks() <= after + 1, "ticked on with no call running");
-        wait_for("dormant again", || t.shared.state.load(Ordering::SeqCst) == DORMANT);
+        wait_for("dormant again", || t.shared.dormant.load(Ordering::SeqCst));
         let before = ticks();
         let _c = t.enter();
         wait_for("ticks again for a new call", || ticks() >= before + 3);
@@ -211,6 +202,6 @@ mod tests {
         // Park timeouts never fire early; a few spare for spurious wake-ups
         // and a tick taken when a poll found a call running.
         assert!(wakes <= polls + 5, "{wakes} wake-ups for {calls} calls over {polls} polls");
-        wait_for("dormant once calls stop", || t.shared.state.load(Ordering::SeqCst) == DORMANT);
+        wait_for("dormant once calls stop", || t.shared.dormant.load(Ordering::SeqCst));
     }
 }

@@ -41,6 +41,8 @@ struct Steps {
 }
 
 impl Steps {
+    const UNKNOWN: Steps = Steps { steps: f64::NAN, step_secs: f64::NAN, forward_secs: f64::NAN };
+
     fn since(self, before: Steps) -> Steps {
         Steps {
             steps: self.steps - before.steps,
@@ -162,6 +164,7 @@ fn engine_alone(
 
 fn summary(mut r: Run) -> Value {
     let st = r.steps;
+    // NaN when the counters were unknown or no step ran.
     let per_step = |x: f64| if st.steps > 0.0 { x / st.steps * 1e3 } else { f64::NAN };
     json!({
         "output_tok_s": r.tokens as f64 / r.secs,
@@ -212,10 +215,13 @@ pub fn run(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let h = Engine::start(model, EngineConfig::default())?;
     let metrics = reqwest::blocking::Client::new();
+    // A server with tenants shows `/metrics` only to its admin key: then the
+    // served side's split is unknown (NaN), the throughput still measured.
+    let scrape = || Steps::scrape(&metrics, &url).unwrap_or(Steps::UNKNOWN);
     let served_round = |clients: usize| -> anyhow::Result<Run> {
-        let before = Steps::scrape(&metrics, &url)?;
+        let before = scrape();
         let mut r = served(&url, clients, max_tokens)?;
-        r.steps = Steps::scrape(&metrics, &url)?.since(before);
+        r.steps = scrape().since(before);
         Ok(r)
     };
     let engine_round = |clients: usize| -> anyhow::Result<Run> {
